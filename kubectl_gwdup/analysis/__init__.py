@@ -1,0 +1,1 @@
+"""Analysis: pure rules over an Inventory. No I/O, no globals."""

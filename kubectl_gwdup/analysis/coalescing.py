@@ -1,0 +1,183 @@
+"""tls.Coalescing: requests a browser can send on another server's TLS connection.
+
+A browser reuses a connection for host h when the certificate on it is valid for h (and h
+resolves to the same address: same workload, same listener). Envoy chose that connection's
+filter chain, hence its route table, at the handshake; the request for h is routed there,
+not in the table of the chain h's own SNI would have picked.
+
+Cost is kept near-linear by grouping: servers presenting the same certificate coverage on one
+listener form one `from` group; the hosts at risk are found by walking the certificate's SANs
+through the listener's chain index, never by pairing servers.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
+from ..hosts import best_domain, cert_covers, is_wildcard, sorted_hosts
+from ..model import Finding, Input, Listener, Outcome, Placement, RouteSource, TlsMode
+from .chains import ChainIndex
+from .rule import InventoryView, Metadata, Settings
+
+META = Metadata(
+    "tls.Coalescing",
+    "A certificate on one TLS server is valid for hosts that another server's filter chain serves",
+    inputs=frozenset({Input.GATEWAYS, Input.WORKLOADS}),
+    optional=frozenset({Input.CERTIFICATES, Input.VIRTUAL_SERVICES}))
+
+Hosts = Dict[str, Placement]  # host or cert pattern -> the chain its SNI selects
+
+
+def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
+    for listener, placements in view.listeners():
+        live = [p for p in placements if p.server.sni_chain and p.dropped_for is None]
+        if len(live) < 2:
+            continue
+        chains = ChainIndex(live)
+        groups: Dict[Tuple[Tuple[str, ...], bool], List[Placement]] = {}
+        for p in live:
+            if p.server.http_routed and view.certificates_of(p).coverage:
+                mode = p.server.tls_mode
+                # Chrome does not pool a connection on which it sent a client certificate
+                key = (p.coverage, bool(mode and mode.client_cert))
+                groups.setdefault(key, []).append(p)
+        for (coverage, mtls), members in groups.items():
+            yield from _group_findings(view, listener, chains, coverage, mtls, members)
+
+
+def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:
+    """Every host (or ``*.x`` pattern) the certificate is valid for, with the chain it reaches."""
+    out: Hosts = {}
+    for san in coverage:
+        if san.startswith("*."):
+            base = san[2:]
+            for name in chains.children.get(base, ()):
+                out.setdefault(name, chains.exact[name])
+            t = chains.default_child(base)
+            if t is not None:
+                out.setdefault(san, t)
+        else:
+            t = chains.lookup(san)
+            if t is not None:
+                out.setdefault(san, t)
+    return out
+
+
+def answers_foreign_hosts(p: Placement, chains: ChainIndex) -> bool:
+    """Whether p's route table can match a host whose SNI picks another chain."""
+    return any(is_wildcard(v.domain) or chains.lookup(v.domain) is not p for v in p.vhosts)
+
+
+def _wildcard_route(p: Placement, base: str) -> Optional[RouteSource]:
+    """The route p's table gives every generic child ``x.base`` (longest covering wildcard)."""
+    best, best_len = None, -1
+    for v in p.vhosts:
+        d = v.domain
+        if d == "*" and best_len < 0:
+            best, best_len = v.source, 0
+        elif d.startswith("*.") and (base == d[2:] or base.endswith(d[1:])) and len(d) > best_len:
+            best, best_len = v.source, len(d)
+    return best
+
+
+def _route(p: Placement, host: str) -> Optional[RouteSource]:
+    hit = best_domain([(v.domain, v.source) for v in p.vhosts], host)
+    return hit[1] if hit else None
+
+
+def outcomes(p: Placement, host: str, t: Placement,
+             chains: ChainIndex) -> Iterator[Tuple[str, Placement, Outcome]]:
+    """What happens to requests for `host` (a name or ``*.x``) sent on p's connection.
+
+    Yields nothing where p's table routes the host exactly as t's does (same configuration).
+    """
+    if host.startswith("*."):
+        base = host[2:]
+        for v in p.vhosts:  # exact domains inside the pattern are answered on their own
+            d = v.domain
+            if not is_wildcard(d) and cert_covers(host, d) and d not in chains.exact:
+                yield from _compare(p, d, t, v.source, _route(t, d))
+        mine, theirs = _wildcard_route(p, base), _wildcard_route(t, base)
+    else:
+        mine, theirs = _route(p, host), _route(t, host)
+    yield from _compare(p, host, t, mine, theirs)
+
+
+def _compare(p: Placement, host: str, t: Placement, mine: Optional[RouteSource],
+             theirs: Optional[RouteSource]) -> Iterator[Tuple[str, Placement, Outcome]]:
+    if mine is None:
+        yield host, t, Outcome.NOT_FOUND
+    elif mine != theirs:
+        yield host, t, Outcome.MISROUTED
+
+
+def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
+                    coverage: Tuple[str, ...], mtls: bool,
+                    members: List[Placement]) -> Iterator[Finding]:
+    at_risk = covered_chains(chains, coverage)
+    if not at_risk:
+        return
+    results: Dict[Tuple[Outcome, Tuple[Tuple[str, Tuple], ...]], Tuple[List[Placement], Hosts]] = {}
+
+    def add(outcome: Outcome, sources: List[Placement], hosts: Hosts) -> None:
+        key = (outcome, tuple(sorted((h, t.server.ref) for h, t in hosts.items())))
+        results.setdefault(key, ([], hosts))[0].extend(sources)
+
+    plain: List[Placement] = []
+    for p in members:
+        if not answers_foreign_hosts(view.routes_of(p), chains):
+            plain.append(p)
+            continue
+        per: Dict[Outcome, Hosts] = {}
+        for h, t in at_risk.items():
+            if t is not p:
+                for host, target, outcome in outcomes(p, h, t, chains):
+                    per.setdefault(outcome, {})[host] = target
+        for outcome, hosts in per.items():
+            add(outcome, [p], hosts)
+    if plain:
+        # a plain table only holds its own chain's names: every foreign host is a 404
+        hosts = at_risk if len(plain) > 1 else {h: t for h, t in at_risk.items() if t is not plain[0]}
+        if hosts:
+            add(Outcome.NOT_FOUND, plain, hosts)
+
+    for (outcome, _), (sources, hosts) in sorted(results.items(), key=lambda kv: kv[0][0].value):
+        yield _finding(listener, coverage, mtls, outcome, sources, hosts)
+
+
+def _names(refs: Sequence[str], limit: int = 2) -> str:
+    shown = ", ".join(refs[:limit])
+    return shown + (f" (+{len(refs) - limit} more)" if len(refs) > limit else "")
+
+
+def _finding(listener: Listener, coverage: Tuple[str, ...], mtls: bool, outcome: Outcome,
+             sources: List[Placement], hosts: Hosts) -> Finding:
+    sources = sorted(sources, key=lambda p: p.server.ref)
+    targets = sorted({t.server.ref: t for t in hosts.values()}.values(), key=lambda p: p.server.ref)
+    host_list = sorted_hosts(hosts)
+    kind = COALESCED_MISROUTED if outcome is Outcome.MISROUTED else COALESCED_NOT_FOUND
+    creds = sorted({str(c) for p in sources for c in p.credentials})
+    detail = {
+        "outcome": outcome.value,
+        "mtls": mtls,
+        "workload": listener.workload.key,
+        "workloadVia": listener.workload.via.value,
+        "listenerPort": listener.port,
+        "from": [p.server.ref.to_dict() for p in sources],
+        "to": [t.server.ref.to_dict() for t in targets],
+        "hosts": host_list,
+        "certificate": {
+            "credentials": creds,
+            "sha256": sorted({c.fingerprint for p in sources for c in p.certificates}),
+            "dnsNames": list(coverage),
+            "inspected": not any(p.coverage_inferred for p in sources),
+        },
+        "passthroughTargets": [str(t.server.ref) for t in targets
+                               if t.server.tls_mode in (TlsMode.PASSTHROUGH, TlsMode.AUTO_PASSTHROUGH)],
+    }
+    level = kind.level.lowered() if mtls else kind.level
+    return kind.finding(
+        sources[0].server.ref.gateway, level=level, detail=detail,
+        hosts=_names(host_list, 3),
+        to=_names(sorted({t.server.ref.gateway.key for t in targets})),
+        from_=_names(sorted({p.server.ref.gateway.key for p in sources})))

@@ -1,0 +1,1 @@
+"""Command line: the declarative spec, shared flags, and the one error boundary."""

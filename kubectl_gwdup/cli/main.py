@@ -1,0 +1,104 @@
+"""Parse, dispatch, and the one error boundary that maps errors to exit statuses."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
+
+from .. import __version__
+from ..env import Env, program_name
+from ..errors import ExitStatus, GwdupError, UsageError
+from . import spec
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors become UsageError (one `error:` line, status 2), as kubectl."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}\nSee '{self.prog} -h' for help and examples")
+
+
+def _add_group(parser: argparse.ArgumentParser, group: spec.FlagGroup) -> None:
+    g = parser.add_argument_group(group.title)
+    for flag in group.flags:
+        kwargs = dict(flag.kwargs)
+        kwargs.pop("default", None)
+        kwargs["dest"] = flag.dest
+        # SUPPRESS lets a flag stand before or after the subcommand, as with kubectl
+        g.add_argument(*flag.names, help=flag.help, default=argparse.SUPPRESS, **kwargs)
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    common = (spec.GENERAL, spec.KUBE, spec.OUTPUT)
+    parser = _Parser(prog=prog, description=spec.DESCRIPTION, epilog=spec.EXIT_STATUSES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kubectl-gwdup {__version__}")
+    for group in common:
+        _add_group(parser, group)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for cmd in spec.COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description,
+                           epilog=cmd.examples + "\n\n" + spec.EXIT_STATUSES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        for group in cmd.groups + common:
+            _add_group(p, group)
+    return parser
+
+
+def _defaults() -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for group in (spec.GENERAL, spec.KUBE, spec.OUTPUT):
+        for flag in group.flags:
+            out[flag.dest] = flag.default
+    for cmd in spec.COMMANDS:
+        for group in cmd.groups:
+            for flag in group.flags:
+                out.setdefault(flag.dest, flag.default)
+    return out
+
+
+def parse(argv: Sequence[str], prog: str) -> argparse.Namespace:
+    parser = build_parser(prog)
+    args = parser.parse_args(list(argv))
+    for key, value in _defaults().items():
+        if not hasattr(args, key):
+            setattr(args, key, list(value) if isinstance(value, list) else value)
+    if not args.command:
+        parser.print_help()
+        raise SystemExit(ExitStatus.USAGE)
+    return args
+
+
+def run(args: argparse.Namespace, env: Env) -> int:
+    cmd = next(c for c in spec.COMMANDS if c.name == args.command)
+    module = importlib.import_module(cmd.module)
+    return int(module.main(args, env))
+
+
+def main(argv: Optional[List[str]] = None, env: Optional[Env] = None) -> int:
+    env = env or Env(prog=program_name(sys.argv[0]))
+    argv = sys.argv[1:] if argv is None else argv
+    traceback = "--traceback" in argv
+    try:
+        return run(parse(argv, env.prog), env)
+    except GwdupError as exc:
+        if traceback:
+            raise
+        env.stderr.write(exc.render() + "\n")
+        return int(exc.status)
+    except KeyboardInterrupt:
+        if traceback:
+            raise
+        env.stderr.write("error: interrupted\n")
+        return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitStatus.OK)  # `| head` closed the pipe: not our failure
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else 0
+    except Exception as exc:  # the boundary: anything else is a bug in kubectl-gwdup
+        if traceback:
+            raise
+        env.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} "
+                         "(run again with --traceback and report it)\n")
+        return int(ExitStatus.INTERNAL)

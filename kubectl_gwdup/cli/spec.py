@@ -1,0 +1,120 @@
+"""The command line as data: subcommands, flag groups, help and examples. No logic."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Tuple
+
+
+@dataclass(frozen=True)
+class Flag:
+    names: Tuple[str, ...]
+    help: str
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.kwargs.get("dest") or self.names[-1].lstrip("-").replace("-", "_")
+
+    @property
+    def default(self) -> Any:
+        if "default" in self.kwargs:
+            return self.kwargs["default"]
+        action = self.kwargs.get("action")
+        if action == "store_true":
+            return False
+        if action == "append":
+            return []
+        return None
+
+
+@dataclass(frozen=True)
+class FlagGroup:
+    title: str
+    flags: Tuple[Flag, ...]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    description: str
+    examples: str
+    groups: Tuple[FlagGroup, ...]
+    module: str  # imported only when the command runs
+
+
+GENERAL = FlagGroup("General flags", (
+    Flag(("-v", "--v"), "log level; 6 shows every API request on stderr",
+         {"type": int, "default": 0, "metavar": "LEVEL", "dest": "verbosity"}),
+    Flag(("--traceback",), "show the Python traceback of an error (for bug reports)",
+         {"action": "store_true"}),
+))
+
+KUBE = FlagGroup("Cluster flags (as kubectl)", (
+    Flag(("--kubeconfig",), "path to the kubeconfig file to use", {"metavar": "PATH"}),
+    Flag(("--context",), "the kubeconfig context to use", {"metavar": "NAME"}),
+    Flag(("--cluster",), "the kubeconfig cluster to use", {"metavar": "NAME"}),
+    Flag(("--user",), "the kubeconfig user to use", {"metavar": "NAME"}),
+    Flag(("-n", "--namespace"), "only report findings that involve this namespace "
+         "(the analysis still reads every Gateway)", {"metavar": "NS"}),
+    Flag(("-A", "--all-namespaces"), "report findings in every namespace (the default)",
+         {"action": "store_true"}),
+    Flag(("--request-timeout",), "timeout of one API request, e.g. 30s, 1m, 0 for none",
+         {"metavar": "DURATION", "default": "0"}),
+    Flag(("--as",), "username to impersonate", {"metavar": "USER", "dest": "as_user"}),
+    Flag(("--as-group",), "group to impersonate", {"metavar": "GROUP", "action": "append"}),
+    Flag(("--chunk-size",), "objects per page of a LIST (0 disables paging)",
+         {"type": int, "default": 500, "metavar": "N"}),
+))
+
+OUTPUT = FlagGroup("Output flags", (
+    Flag(("-o", "--output"), "output format: wide, json or yaml (default: a table)",
+         {"metavar": "FORMAT", "default": ""}),
+    Flag(("--no-headers",), "print tables without the header row", {"action": "store_true"}),
+))
+
+SOURCE = FlagGroup("Source flags", (
+    Flag(("-f", "--filename"), "read manifests from FILE, DIR or - instead of the cluster "
+         "(repeatable)", {"action": "append", "metavar": "PATH", "dest": "filenames"}),
+    Flag(("-R", "--recursive"), "read directories given with -f recursively", {"action": "store_true"}),
+    Flag(("-l", "--selector"), "only report findings that involve Gateways with these labels "
+         "(key=value,key!=value,key)", {"metavar": "SELECTOR", "default": ""}),
+    Flag(("--scope-gateway-to-namespace",), "a Gateway selects gateway pods in its own namespace "
+         "only (istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE)", {"action": "store_true"}),
+))
+
+CHECK = FlagGroup("Check flags", (
+    Flag(("--fail-level",), "lowest finding level that makes the exit status 3: info, warning, "
+         "error or never", {"metavar": "LEVEL", "default": "warning"}),
+))
+
+EXIT_STATUSES = """\
+exit status:
+  0    no finding at or above --fail-level
+  1    the command failed (error from the server, unreadable manifest or kubeconfig)
+  2    bad flags
+  3    hazards found (findings at or above --fail-level)
+  70   internal error (run again with --traceback and report it)
+  130  interrupted"""
+
+COMMANDS: Tuple[Command, ...] = (
+    Command(
+        "check", "find HTTP/2 connection-coalescing hazards",
+        "List every place where a browser can reuse a TLS connection opened for one host to "
+        "send a request for another host, and what the gateway does with it: NotFound (404 "
+        "from the wrong route table) or Misrouted (200 from the wrong backend).",
+        """examples:
+  # check the whole mesh of the current context
+  kubectl gwdup check
+
+  # only findings involving namespace shop, as JSON
+  kubectl gwdup check -n shop -o json
+
+  # check manifests before they are applied (no cluster needed)
+  kubectl gwdup check -f examples/ -o wide""",
+        (SOURCE, CHECK), "kubectl_gwdup.commands.check"),
+)
+
+DESCRIPTION = ("Find and fix HTTP/2 connection-coalescing outages of Istio ingress gateways: "
+               "404s and wrong backends for browsers that reuse one TLS connection for "
+               "several hosts.")

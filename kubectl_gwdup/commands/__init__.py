@@ -1,0 +1,1 @@
+"""Commands: Options -> complete -> validate -> run. Wiring only; the stages do the work."""

@@ -1,0 +1,149 @@
+"""`kubectl gwdup check`: sources -> inventory -> analysis -> printer."""
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, List, Mapping, Optional, Set
+
+from ..analysis import registry
+from ..cli.flags import KubeFlags, OutputFlags
+from ..env import Env
+from ..errors import ExitStatus, UsageError
+from ..inventory import RawObjects, Settings, build_inventory
+from ..model import Finding, Inventory, Level, Report
+from ..objects import labels_of, object_ref
+from ..selectors import Selector, parse_selector
+
+FAIL_LEVELS = {"info": Level.INFO, "warning": Level.WARNING, "error": Level.ERROR, "never": None}
+
+
+@dataclass
+class Options:
+    kube: KubeFlags
+    output: OutputFlags
+    filenames: List[str] = field(default_factory=list)
+    recursive: bool = False
+    selector: str = ""
+    fail_level: str = "warning"
+    scope_gateway_to_namespace: bool = False
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
+        return cls(kube=KubeFlags.from_args(args, env.environ, env.stderr),
+                   output=OutputFlags.from_args(args), filenames=list(args.filenames or []),
+                   recursive=args.recursive, selector=args.selector, fail_level=args.fail_level,
+                   scope_gateway_to_namespace=args.scope_gateway_to_namespace)
+
+    def validate(self) -> None:
+        self.kube.validate()
+        self.output.validate()
+        if self.fail_level not in FAIL_LEVELS:
+            raise UsageError(f'invalid --fail-level "{self.fail_level}": one of {", ".join(FAIL_LEVELS)}')
+        if self.recursive and not self.filenames:
+            raise UsageError("-R/--recursive needs -f")
+        parse_selector(self.selector)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(scope_gateway_to_namespace=self.scope_gateway_to_namespace)
+
+
+def load(opts: Options, env: Env) -> RawObjects:
+    """The one place that decides between manifests and the cluster."""
+    if opts.filenames:
+        from ..sources.files import load_files
+
+        return load_files(opts.filenames, opts.recursive, opts.kube.namespace or "default", env.stdin)
+    from ..sources.live import load_cluster
+
+    progress = _progress(env)
+    raw = load_cluster(opts.kube.cluster, chunk_size=opts.kube.chunk_size, settings=opts.settings,
+                       progress=progress)
+    progress("")
+    return raw
+
+
+def _progress(env: Env) -> Any:
+    """A single rewritten stderr line, on a terminal only."""
+    if not env.stderr_tty:
+        return lambda _msg: None
+    state = {"shown": False}
+
+    def show(msg: str) -> None:
+        if msg or state["shown"]:
+            env.stderr.write("\r\x1b[K" + (msg + "..." if msg else ""))
+            env.stderr.flush()
+            state["shown"] = bool(msg)
+    return show
+
+
+def _gateways_of(f: Finding) -> Set[str]:
+    d = f.detail
+    refs = {f.resource.key}
+    for key in ("from", "to"):
+        refs.update(r["gateway"] for r in d.get(key, ()))
+    for key in ("server", "keptServer"):
+        if key in d:
+            refs.add(d[key]["gateway"])
+    return refs
+
+
+def scope(report: Report, raw: RawObjects, namespace: Optional[str], selector: Selector) -> Report:
+    """Keep findings that involve the namespace and a Gateway the selector picks."""
+    if namespace is None and not selector.terms:
+        return report
+    labels = {}
+    for gw in raw.gateways:
+        try:
+            labels[object_ref(gw, raw.default_namespace).key] = labels_of(gw)
+        except ValueError:
+            continue
+    keep = []
+    for f in report.findings:
+        gws = _gateways_of(f)
+        if namespace is not None and not any(g.split("/", 1)[0] == namespace for g in gws):
+            continue
+        if selector.terms and not any(selector.matches(labels.get(g, {})) for g in gws):
+            continue
+        keep.append(f)
+    return replace(report, findings=tuple(keep))
+
+
+def summary(report: Report, inventory: Inventory) -> str:
+    outcomes = Counter(f.detail["outcome"] for f in report.findings if "outcome" in f.detail)
+    others = Counter(f.type.name for f in report.findings if "outcome" not in f.detail)
+    gateways = len({s.ref.gateway for s in inventory.servers})
+    scope_text = f"{gateways} Gateway(s), {len(inventory.servers)} server(s)"
+    if not report.findings:
+        return f"no hazards found in {scope_text}"
+    parts = []
+    if outcomes:
+        parts.append(f"{sum(outcomes.values())} hazard(s) ("
+                     + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) + ")")
+    parts += [f"{n} {name}" for name, n in sorted(others.items())]
+    return "found " + ", ".join(parts) + f" in {scope_text}"
+
+
+def run(opts: Options, env: Env) -> ExitStatus:
+    printer = opts.output.printer(env.color)
+    raw = load(opts, env)
+    inventory = build_inventory(raw, opts.settings)
+    report = registry.run(inventory)
+    report = scope(report, raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    printer.print(report, env.stdout)
+    for note in report.notes:
+        env.stderr.write(f"note: {note}\n")
+    for skipped in report.skipped:
+        env.stderr.write(f"note: rule {skipped.name} skipped (no {', '.join(skipped.missing)})\n")
+    env.stderr.write(summary(report, inventory) + "\n")
+    threshold = FAIL_LEVELS[opts.fail_level]
+    if threshold is not None and any(f.level >= threshold for f in report.findings):
+        return ExitStatus.FINDINGS
+    return ExitStatus.OK
+
+
+def main(args: argparse.Namespace, env: Env) -> int:
+    opts = Options.from_args(args, env)
+    opts.validate()
+    return int(run(opts, env))

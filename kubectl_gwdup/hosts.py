@@ -1,0 +1,125 @@
+"""Host-name patterns as each party reads them. Pure functions, no I/O.
+
+Three different wildcard dialects meet at a gateway, and the hazard lives in their differences:
+- a certificate's ``*.x`` covers exactly one extra label (RFC 6125 as browsers apply it);
+- Envoy's SNI server names and virtual-host domains treat ``*.x`` as a suffix, so it also
+  matches ``a.b.x``; istiod compares VirtualService hosts with the same suffix rule, but
+  case-sensitively, while Envoy lower-cases everything;
+- ``*`` alone is "anything" for Envoy and istiod, and never valid in a certificate.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence, Tuple, TypeVar
+
+T = TypeVar("T")
+
+
+def strip_namespace(host: str) -> str:
+    """``ns/host`` -> ``host``: istiod matches SNI on the bare host."""
+    return host.split("/", 1)[1] if "/" in host else host
+
+
+def bare_host(host: str) -> str:
+    """The name Envoy matches: namespace stripped, lower-case."""
+    return strip_namespace(host).lower()
+
+
+def parent(name: str) -> str:
+    """``a.b.c`` -> ``b.c``; a single label has the empty parent."""
+    return name.split(".", 1)[1] if "." in name else ""
+
+
+def is_wildcard(pattern: str) -> bool:
+    return pattern == "*" or pattern.startswith("*.")
+
+
+def cert_covers(san: str, name: str) -> bool:
+    """A certificate SAN pattern is valid for a concrete name (one label per ``*``)."""
+    san, name = san.lower(), name.lower()
+    if san.startswith("*."):
+        head, dot, rest = name.partition(".")
+        return bool(head) and bool(dot) and rest == san[2:] and head != "*"
+    return san == name
+
+
+def suffix_match(pattern: str, name: str) -> bool:
+    """Envoy's reading of a server name or virtual-host domain: ``*.x`` matches any ``?.x``."""
+    pattern, name = pattern.lower(), name.lower()
+    if pattern == "*":
+        return True
+    if pattern.startswith("*"):
+        return len(name) > len(pattern) - 1 and name.endswith(pattern[1:])
+    return pattern == name
+
+
+def istio_matches(a: str, b: str) -> bool:
+    """istiod's host.Name.Matches: do the two patterns share a name? Case-sensitive."""
+    if a == "*" or b == "*":
+        return True
+    aw, bw = a.startswith("*"), b.startswith("*")
+    if aw and bw:
+        return a[1:].endswith(b[1:]) or b[1:].endswith(a[1:])
+    if aw:
+        return b.endswith(a[1:])
+    if bw:
+        return a.endswith(b[1:])
+    return a == b
+
+
+def more_specific(a: str, b: str) -> str:
+    """The narrower of two matching istiod patterns (the one whose names the other contains)."""
+    if a == b:
+        return a
+    if not is_wildcard(a):
+        return a
+    if not is_wildcard(b):
+        return b
+    # both wildcards that match: the longer suffix is the narrower
+    return a if len(a) >= len(b) else b
+
+
+def cert_sni_intersection(san: str, sni: str) -> Optional[str]:
+    """Names a certificate SAN covers that an Envoy server-name pattern also matches.
+
+    Returned in certificate syntax (a concrete name or ``*.x``, one label), or None when the
+    two share no name. Example: ``*.example.com`` and ``*.b.example.com`` share nothing.
+    """
+    san, sni = san.lower(), sni.lower()
+    if not san.startswith("*."):
+        return san if suffix_match(sni, san) else None
+    base = san[2:]
+    if sni == "*":
+        return san
+    if sni.startswith("*."):
+        t = sni[2:]
+        if base == t or base.endswith("." + t):
+            return san
+        return None
+    return sni if cert_covers(san, sni) else None
+
+
+def best_domain(domains: Sequence[Tuple[str, T]], host: str) -> Optional[Tuple[str, T]]:
+    """Envoy's virtual-host choice: exact, then longest ``*`` suffix, then prefix, then ``*``."""
+    host = host.lower()
+    best: Optional[Tuple[str, T]] = None
+    rank = (-1, -1)
+    for entry in domains:
+        d = entry[0]
+        if d == host:
+            return entry
+        if d == "*":
+            r = (0, 0)
+        elif d.startswith("*") and len(host) > len(d) - 1 and host.endswith(d[1:]):
+            r = (2, len(d))
+        elif d.endswith("*") and len(host) > len(d) - 1 and host.startswith(d[:-1]):
+            r = (1, len(d))
+        else:
+            continue
+        if r > rank:
+            best, rank = entry, r
+    return best
+
+
+def sorted_hosts(hosts: Iterable[str]) -> list:
+    """Stable display order: concrete names before patterns, then alphabetical."""
+    return sorted(set(hosts), key=lambda h: (h.startswith("*"), h))

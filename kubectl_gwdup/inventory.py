@@ -1,0 +1,389 @@
+"""Inventory: raw objects -> normalized servers, listeners, certificates, routes. No I/O.
+
+This stage re-does, for our purpose, what istiod does when it merges Gateways for a proxy:
+- servers are placed on the workloads their Gateway's selector picks, and on the port Envoy
+  binds (the Service targetPort), because servers share a listener per workload and port;
+- Gateways are taken in istiod's order (creationTimestamp, name, namespace) and a TLS server
+  repeating a host already on that listener is dropped whole, as istiod drops it;
+- certificates come from the Secret named by credentialName in the *workload's* namespace;
+- each HTTPS server's route table holds the VirtualService hosts bound to its Gateway.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from . import certs as certs_mod
+from .errors import InputError
+from .hosts import bare_host, istio_matches, more_specific, strip_namespace
+from .model import (CertStatus, Certificate, Credential, Input, Inventory, Listener, Placement,
+                    Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload,
+                    WorkloadVia)
+from .objects import (ShapeError, gateway_servers, labels_of, object_ref, sanitized_hosts,
+                      selector_matches, virtual_service)
+
+CERT_KEYS = ("tls.crt", "cert")  # istio reads kubernetes.io/tls Secrets and generic ones
+GATEWAY_SECRET_PREFIX = "kubernetes-gateway://"
+
+
+@dataclass
+class RawObjects:
+    """What a source read, as plain dicts. Secrets hold certificate bytes only, never keys."""
+
+    gateways: List[Mapping[str, Any]] = field(default_factory=list)
+    virtual_services: List[Mapping[str, Any]] = field(default_factory=list)
+    pods: List[Mapping[str, Any]] = field(default_factory=list)
+    deployments: List[Mapping[str, Any]] = field(default_factory=list)
+    services: List[Mapping[str, Any]] = field(default_factory=list)
+    envoy_filters: List[Mapping[str, Any]] = field(default_factory=list)
+    secrets: Dict[Tuple[str, str], bytes] = field(default_factory=dict)  # (ns, name) -> PEM
+    secret_status: Dict[Tuple[str, str], CertStatus] = field(default_factory=dict)
+    available: Set[Input] = field(default_factory=set)
+    origin: Dict[int, str] = field(default_factory=dict)  # id(obj) -> file, for error lines
+    secrets_complete: bool = False  # True: a Secret absent from `secrets` does not exist
+    default_namespace: str = "default"
+    notes: List[str] = field(default_factory=list)
+    source: str = ""
+    strict: bool = True  # files: a bad object is an error; cluster: a note, object skipped
+
+
+@dataclass(frozen=True)
+class Settings:
+    scope_gateway_to_namespace: bool = False
+
+
+def secret_from_manifest(obj: Mapping[str, Any]) -> Optional[bytes]:
+    """The certificate bytes of a Secret manifest (data is base64, stringData plain)."""
+    data = obj.get("data") or {}
+    string_data = obj.get("stringData") or {}
+    if not isinstance(data, dict) or not isinstance(string_data, dict):
+        raise ShapeError("data: must be a mapping")
+    for key in CERT_KEYS:
+        if isinstance(string_data.get(key), str):
+            return string_data[key].encode()
+        if isinstance(data.get(key), str):
+            try:
+                return base64.b64decode(data[key], validate=True)
+            except (binascii.Error, ValueError):
+                raise ShapeError(f"data.{key}: not valid base64") from None
+    return None
+
+
+# --- workloads -------------------------------------------------------------------------------
+
+def _pod_workload_name(pod: Mapping[str, Any]) -> str:
+    m = pod.get("metadata") or {}
+    owners = m.get("ownerReferences") or []
+    labels = m.get("labels") or {}
+    if owners:
+        owner = owners[0]
+        name = str(owner.get("name", ""))
+        h = labels.get("pod-template-hash")
+        if owner.get("kind") == "ReplicaSet" and h and name.endswith("-" + h):
+            return name[: -len(h) - 1]  # the Deployment
+        return name
+    return str(m.get("name", ""))
+
+
+def _selector_workload(selector: Tuple[Tuple[str, str], ...]) -> Workload:
+    text = ",".join(f"{k}={v}" for k, v in selector) or "<all>"
+    return Workload("", f"selector {text}", WorkloadVia.SELECTOR, selector)
+
+
+class WorkloadIndex:
+    """Which workloads a selector picks, with the most precise evidence available."""
+
+    def __init__(self, raw: RawObjects, settings: Settings) -> None:
+        self.settings = settings
+        self.candidates: List[Tuple[Workload, Dict[str, str]]] = []
+        if raw.pods:
+            self.via = WorkloadVia.PODS
+            seen: Dict[Tuple[str, str, Tuple[Tuple[str, str], ...]], Workload] = {}
+            for pod in raw.pods:
+                labels = {k: v for k, v in labels_of(pod).items() if k != "pod-template-hash"}
+                ns = str((pod.get("metadata") or {}).get("namespace") or raw.default_namespace)
+                key = (ns, _pod_workload_name(pod), tuple(sorted(labels.items())))
+                if key not in seen:
+                    seen[key] = Workload(ns, key[1], WorkloadVia.PODS, key[2])
+                    self.candidates.append((seen[key], labels))
+        elif raw.deployments:
+            self.via = WorkloadVia.DEPLOYMENTS
+            for d in raw.deployments:
+                tmpl = ((d.get("spec") or {}).get("template") or {})
+                labels = labels_of(tmpl)
+                ref = object_ref(d, raw.default_namespace)
+                self.candidates.append(
+                    (Workload(ref.namespace, ref.name, WorkloadVia.DEPLOYMENTS,
+                              tuple(sorted(labels.items()))), labels))
+        else:
+            self.via = WorkloadVia.SELECTOR
+        self._cache: Dict[Tuple[Any, ...], Tuple[Workload, ...]] = {}
+
+    def select(self, selector: Tuple[Tuple[str, str], ...], namespace: str) -> Tuple[Workload, ...]:
+        scope = namespace if self.settings.scope_gateway_to_namespace else None
+        key = (selector, scope)
+        if key not in self._cache:
+            if self.via is WorkloadVia.SELECTOR:
+                found: Tuple[Workload, ...] = (_selector_workload(selector),)
+            else:
+                found = tuple(sorted({w for w, labels in self.candidates
+                                      if selector_matches(selector, labels)
+                                      and (scope is None or w.namespace == scope)}))
+            self._cache[key] = found
+        return self._cache[key]
+
+
+class PortIndex:
+    """Gateway server port -> the port Envoy binds, through the workload's Service."""
+
+    def __init__(self, services: Sequence[Mapping[str, Any]], default_namespace: str) -> None:
+        self.by_ns: Dict[str, List[Tuple[Dict[str, str], List[Mapping[str, Any]]]]] = defaultdict(list)
+        for svc in services:
+            m = svc.get("metadata") or {}
+            spec = svc.get("spec") or {}
+            sel = spec.get("selector") or {}
+            if not sel:
+                continue
+            self.by_ns[str(m.get("namespace") or default_namespace)].append(
+                ({str(k): str(v) for k, v in sel.items()}, list(spec.get("ports") or [])))
+        self.unresolved: Set[str] = set()
+
+    def resolve(self, workload: Workload, port: int) -> int:
+        labels = dict(workload.labels)
+        spaces = [workload.namespace] if workload.namespace else list(self.by_ns)
+        for ns in spaces:
+            for sel, ports in self.by_ns.get(ns, ()):
+                if not all(labels.get(k) == v for k, v in sel.items()):
+                    continue
+                for p in ports:
+                    if p.get("port") == port:
+                        target = p.get("targetPort", port)
+                        if isinstance(target, int) and not isinstance(target, bool):
+                            return target
+                        self.unresolved.add(f"{workload.key}:{port}->{target}")
+                        return port
+        return port
+
+
+# --- the build -------------------------------------------------------------------------------
+
+def _gateway_order(server: Server) -> Tuple[str, str, str]:
+    gw = server.ref.gateway
+    return (server.created, gw.name, gw.namespace)
+
+
+def parse_servers(raw: RawObjects) -> List[Server]:
+    servers: List[Server] = []
+    for obj in raw.gateways:
+        try:
+            servers.extend(gateway_servers(obj, raw.default_namespace))
+        except ShapeError as exc:
+            _shape_problem(raw, obj, "Gateway", exc)
+    # istiod merges Gateways oldest first; within one Gateway it keeps spec order
+    servers.sort(key=lambda s: (_gateway_order(s), s.ref.index))
+    return servers
+
+
+def parse_virtual_services(raw: RawObjects) -> List[VirtualService]:
+    out = []
+    for obj in raw.virtual_services:
+        try:
+            out.append(virtual_service(obj, raw.default_namespace))
+        except ShapeError as exc:
+            _shape_problem(raw, obj, "VirtualService", exc)
+    out.sort(key=lambda v: (v.created, v.ref.name, v.ref.namespace))
+    return out
+
+
+def _shape_problem(raw: RawObjects, obj: Mapping[str, Any], kind: str, exc: ShapeError) -> None:
+    m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name = f"{m.get('namespace') or raw.default_namespace}/{m.get('name', '?')}"
+    where = raw.origin.get(id(obj))
+    if raw.strict:
+        prefix = f"{where}: " if where else ""
+        raise InputError(f"{prefix}{kind} {name}: {exc}")
+    raw.notes.append(f"skipped {kind} {name}: {exc}")
+
+
+def credentials_for(server: Server, workload: Workload) -> Tuple[Credential, ...]:
+    if server.tls_mode is None or not server.tls_mode.terminates:
+        return ()
+    if server.credential_names:
+        out = []
+        for name in server.credential_names:
+            ns = workload.namespace
+            if name.startswith(GATEWAY_SECRET_PREFIX):
+                ref = name[len(GATEWAY_SECRET_PREFIX):]
+                ns, _, name = ref.rpartition("/")
+                ns = ns or workload.namespace
+            out.append(Credential("secret", ns, name))
+        return tuple(out)
+    if server.server_certificate:
+        return (Credential("file", workload.key, server.server_certificate),)
+    return ()
+
+
+def referenced_secrets(raw: RawObjects, settings: Settings = Settings()) -> Set[Tuple[str, str]]:
+    """(namespace, name) of every Secret a terminating server reads, for fetching."""
+    workloads = WorkloadIndex(raw, settings)
+    out: Set[Tuple[str, str]] = set()
+    for server in parse_servers(raw):
+        for w in workloads.select(server.selector, server.ref.gateway.namespace):
+            for c in credentials_for(server, w):
+                if c.kind == "secret" and c.namespace:
+                    out.add((c.namespace, c.name))
+    return out
+
+
+class _CertLookup:
+    def __init__(self, raw: RawObjects) -> None:
+        self.raw = raw
+        self.by_name: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
+        for key in raw.secrets:
+            self.by_name[key[1]].append(key)
+
+    def get(self, cred: Credential) -> Tuple[Optional[Certificate], CertStatus]:
+        if cred.kind == "file":
+            return None, CertStatus.FILE
+        key = (cred.namespace, cred.name)
+        if not cred.namespace:  # workload namespace unknown: accept a unique Secret of that name
+            keys = self.by_name.get(cred.name, [])
+            if len(keys) != 1:
+                return None, CertStatus.NOT_SUPPLIED
+            key = keys[0]
+        if key in self.raw.secret_status:
+            return None, self.raw.secret_status[key]
+        pem = self.raw.secrets.get(key)
+        if pem is None:
+            if Input.CERTIFICATES not in self.raw.available:
+                return None, CertStatus.FORBIDDEN if self.raw.secrets_complete else CertStatus.NOT_SUPPLIED
+            return None, CertStatus.MISSING if self.raw.secrets_complete else CertStatus.NOT_SUPPLIED
+        try:
+            return certs_mod.parse_pem(pem), CertStatus.LOADED
+        except certs_mod.CertificateError:
+            return None, CertStatus.INVALID
+
+
+def _wildcard_san(host: str) -> Optional[str]:
+    """The SAN a certificate needs for a server host (None for ``*``, which no cert can hold)."""
+    h = bare_host(host)
+    if h == "*":
+        return None
+    return h
+
+
+def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
+            have_vs: bool) -> Tuple[VirtualHost, ...]:
+    """The virtual hosts istiod puts in this server's route table (first binding wins)."""
+    gw_key = server.ref.gateway.key
+    if not have_vs:
+        src = RouteSource(f"server {server.ref}")
+        return tuple(VirtualHost(h, src) for h in dict.fromkeys(bare_host(x) for x in server.hosts))
+    out: Dict[str, VirtualHost] = {}
+    for vs in vs_by_gateway.get(gw_key, ()):
+        src = RouteSource(str(vs.ref), gw_key if gw_key in vs.route_gateways else "")
+        for vh in vs.hosts:
+            for sh in sanitized_hosts(server):
+                if "/" in sh:
+                    ns, _, sh = sh.partition("/")
+                    if ns != vs.ref.namespace:
+                        continue  # "ns/host" binds only VirtualServices of that namespace
+                # istiod compares case-sensitively; Envoy later lower-cases the domain
+                if istio_matches(sh, vh):
+                    domain = more_specific(sh, vh).lower()
+                    out.setdefault(domain, VirtualHost(domain, src))
+    return tuple(out.values())
+
+
+def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Inventory:
+    servers = parse_servers(raw)
+    vss = parse_virtual_services(raw)
+    workloads = WorkloadIndex(raw, settings)
+    ports = PortIndex(raw.services, raw.default_namespace)
+    have_vs = Input.VIRTUAL_SERVICES in raw.available
+    vs_by_gateway: Dict[str, List[VirtualService]] = defaultdict(list)
+    for vs in vss:
+        for gw in vs.gateways:
+            vs_by_gateway[gw].append(vs)
+
+    notes = list(raw.notes)
+    by_listener: Dict[Listener, List[Server]] = defaultdict(list)
+    unbound: List[str] = []
+    for server in servers:
+        selected = workloads.select(server.selector, server.ref.gateway.namespace)
+        if not selected:
+            unbound.append(server.ref.gateway.key)
+        for w in selected:
+            by_listener[Listener(w, ports.resolve(w, server.ref.port_number), server.bind)].append(server)
+    if unbound:
+        names = sorted(set(unbound))
+        notes.append(f"{len(names)} Gateway(s) select no gateway {workloads.via.value} and were not "
+                     f"placed: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+    for item in sorted(ports.unresolved):
+        notes.append(f"named targetPort not resolved, server port used: {item}")
+
+    lookup = _CertLookup(raw)
+    drafts: List[Dict[str, Any]] = []
+    for listener, members in by_listener.items():
+        known: Dict[str, Server] = {}
+        for server in members:  # already in istiod's order
+            dropped = None
+            if server.has_tls:
+                hosts = sanitized_hosts(server)
+                dup = next((h for h in hosts if h in known), None)
+                if dup is not None:
+                    dropped = (known[dup].ref, dup)
+                else:
+                    for h in hosts:
+                        known[h] = server
+            creds = credentials_for(server, listener.workload)
+            certs: List[Certificate] = []
+            status: Optional[CertStatus] = None
+            for c in creds:
+                cert, st = lookup.get(c)
+                status = st if status in (None, CertStatus.LOADED) else status
+                if cert is not None:
+                    certs.append(cert)
+            drafts.append(dict(server=server, listener=listener, dropped_for=dropped,
+                               credentials=creds, certificates=tuple(certs), cert_status=status,
+                               vhosts=_vhosts(server, vs_by_gateway, have_vs)
+                               if server.http_routed else ()))
+
+    # Without the certificate, its coverage is inferred: whatever it is, it must be valid for the
+    # hosts of every server presenting it on that workload, or those servers would fail anyway.
+    inferred: Dict[Tuple[Workload, Tuple[Credential, ...]], Set[str]] = defaultdict(set)
+    for d in drafts:
+        if d["credentials"] and d["cert_status"] is not CertStatus.LOADED:
+            for h in d["server"].hosts:
+                san = _wildcard_san(h)
+                if san:
+                    inferred[(d["listener"].workload, d["credentials"])].add(san)
+
+    placements = []
+    for d in drafts:
+        status = d["cert_status"]
+        if status is CertStatus.LOADED:
+            coverage = tuple(sorted({s for c in d["certificates"] for s in c.sans}))
+            is_inferred = False
+        elif status in (None, CertStatus.MISSING, CertStatus.INVALID):
+            coverage, is_inferred = (), False  # no certificate: no connection to reuse
+        else:
+            coverage = tuple(sorted(inferred[(d["listener"].workload, d["credentials"])]))
+            is_inferred = True
+        placements.append(Placement(coverage=coverage, coverage_inferred=is_inferred, **d))
+
+    if any(p.coverage_inferred for p in placements):
+        reasons = sorted({p.cert_status.value for p in placements if p.coverage_inferred})
+        notes.append("certificate contents not inspected for some servers (" + ", ".join(reasons)
+                     + "): coverage assumed from the hosts of the servers sharing a credential")
+    if not have_vs:
+        notes.append("no VirtualServices read: each server is assumed to route its own hosts")
+    available = set(raw.available)
+    return Inventory(
+        servers=tuple(servers), placements=tuple(placements), virtual_services=tuple(vss),
+        workloads=tuple(sorted({p.listener.workload for p in placements})),
+        available=frozenset(available), notes=tuple(notes), source=raw.source,
+        raw={"workload_via": workloads.via.value})

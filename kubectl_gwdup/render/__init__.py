@@ -1,0 +1,1 @@
+"""Rendering: model objects -> text on a stream. Knows nothing of how they were made."""

@@ -1,0 +1,55 @@
+"""Rows for check findings, in table and wide form, from each finding's to_dict()."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+from ..model import Finding
+
+HEADERS = ["gateway", "port", "hosts", "to", "outcome", "certificate"]
+WIDE_HEADERS = HEADERS + ["level", "code", "workload", "listener", "port names", "evidence"]
+MAX_CELL_ITEMS = 3
+
+
+def _short(items: Sequence[str]) -> str:
+    if not items:
+        return "<none>"
+    shown = ",".join(items[:MAX_CELL_ITEMS])
+    return shown + (f" (+{len(items) - MAX_CELL_ITEMS})" if len(items) > MAX_CELL_ITEMS else "")
+
+
+def _gateways(refs: Sequence[Dict[str, Any]]) -> List[str]:
+    return list(dict.fromkeys(r["gateway"] for r in refs))
+
+
+def row(f: Finding, wide: bool) -> List[str]:
+    d = f.to_dict()
+    if "from" in d:
+        cert = d["certificate"]
+        cells = [_short(_gateways(d["from"])), str(d["from"][0]["portNumber"]), _short(d["hosts"]),
+                 _short(_gateways(d["to"])), d["outcome"] + (" (mTLS)" if d["mtls"] else ""),
+                 _short(cert["credentials"])]
+        if wide:
+            names = sorted({r["portName"] for r in d["from"] + d["to"]})
+            evidence = ["SANs " + ",".join(cert["dnsNames"][:MAX_CELL_ITEMS])
+                        + ("" if cert["inspected"] else " (inferred, cert not read)")]
+            if d["workloadVia"] != "pods":
+                evidence.append(f"workload by {d['workloadVia']}")
+            if d["passthroughTargets"]:
+                evidence.append("to PASSTHROUGH")
+            cells += [f.level.label, f.code, d["workload"], str(d["listenerPort"]),
+                      ",".join(names), "; ".join(evidence)]
+        return cells
+    if "keptServer" in d:
+        s = d["server"]
+        cells = [s["gateway"], str(s["portNumber"]), _short(d["hosts"]), d["keptServer"]["gateway"],
+                 "Dropped", "-"]
+        if wide:
+            cells += [f.level.label, f.code, d["workload"], str(d["listenerPort"]), s["portName"],
+                      f"duplicate host {d['duplicateHost']}"]
+        return cells
+    s = d.get("server", {})
+    cells = [s.get("gateway", f.resource.key), str(s.get("portNumber", "")), _short(d.get("hosts", [])),
+             "-", "NoSecret" if f.type.name == "SecretNotFound" else f.type.name, d.get("credential", "-")]
+    if wide:
+        cells += [f.level.label, f.code, d.get("workload", ""), "", s.get("portName", ""), f.message]
+    return cells

@@ -1,0 +1,1 @@
+"""Sources: where objects come from (manifests or a cluster), as plain dicts."""

@@ -1,0 +1,177 @@
+"""Cluster access: the ONLY module that imports `kubernetes`, and only inside functions.
+
+Everything crossing this boundary is a plain dict or an ApiError/ConfigError, so the rest of
+the program (and its tests) never meets a client type, and `--help` or `-f` runs never pay
+for importing the client. Requests go through ApiClient.call_api with raw JSON bodies: the
+client's model deserialization is slow and unnecessary for what we read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
+from urllib.parse import urlencode, urlparse
+
+from ..errors import ApiError, ConfigError, GwdupError
+from . import kubeconfig
+
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+
+class KubeCluster:
+    """ClusterAccess over HTTPS with the user's kubeconfig (or in-cluster credentials)."""
+
+    def __init__(self, selection: Optional[kubeconfig.Selection], *, request_timeout: Optional[float] = None,
+                 impersonate: Optional[str] = None, impersonate_groups: Sequence[str] = (),
+                 verbosity: int = 0, log: TextIO = sys.stderr) -> None:
+        self.selection = selection
+        self.request_timeout = request_timeout
+        self.impersonate = impersonate
+        self.impersonate_groups = tuple(impersonate_groups)
+        self.verbosity = verbosity
+        self.log = log
+        self.requests = 0  # counted for benchmarks and -v output
+        self._client: Any = None
+
+    @property
+    def namespace(self) -> str:
+        return self.selection.namespace if self.selection else kubeconfig.in_cluster_namespace()
+
+    @property
+    def server(self) -> str:
+        return self.selection.server if self.selection else "in-cluster"
+
+    def _api(self) -> Any:
+        if self._client is not None:
+            return self._client
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        cfg = client.Configuration()
+        try:
+            if self.selection is None:
+                config.load_incluster_config(client_configuration=cfg)
+            else:
+                loader = config.kube_config.KubeConfigLoader(
+                    config_dict=json.loads(json.dumps(self.selection.config)),
+                    active_context="gwdup", config_base_path="")
+                loader.load_and_set(cfg)
+                proxy = self.selection.config["clusters"][0]["cluster"].get("proxy-url")
+                cfg.proxy = proxy or _env_proxy(cfg.host)
+        except ConfigException as exc:
+            raise ConfigError(f"invalid kubeconfig: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"invalid kubeconfig: {exc}") from None
+        api = client.ApiClient(cfg)
+        api.user_agent = "kubectl-gwdup"
+        if self.impersonate:
+            api.set_default_header("Impersonate-User", self.impersonate)
+        if self.impersonate_groups:
+            # the generated client keeps headers in a dict; a comma-joined value would be one
+            # group, so only a single group can be sent faithfully
+            api.set_default_header("Impersonate-Group", self.impersonate_groups[0])
+        self._client = api
+        return api
+
+    def request(self, method: str, path: str, query: Optional[Mapping[str, Any]] = None,
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> Dict[str, Any]:
+        from kubernetes.client.rest import ApiException
+        import urllib3
+
+        api = self._api()
+        params = [(k, v) for k, v in (query or {}).items() if v not in (None, "")]
+        url = path + ("?" + urlencode(params) if params else "")
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        self.requests += 1
+        start = time.monotonic()
+        try:
+            resp = api.call_api(path, method, query_params=params, header_params=headers,
+                                body=body, auth_settings=["BearerToken"], _preload_content=False,
+                                _request_timeout=self.request_timeout, _return_http_data_only=True)
+            data = resp.data
+            status = resp.status
+        except ApiException as exc:
+            self._trace(method, url, exc.status, start)
+            raise api_error(exc.status, exc.reason, exc.body, method, path) from None
+        except urllib3.exceptions.HTTPError as exc:
+            self._trace(method, url, 0, start)
+            raise ConfigError(f"Unable to connect to the server: {_reason(exc)}") from None
+        except OSError as exc:  # DNS, TLS or socket errors below urllib3
+            raise ConfigError(f"Unable to connect to the server: {exc}") from None
+        self._trace(method, url, status, start)
+        if not data:
+            return {}
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise ApiError("InternalError", status, f"the server answered {method} {path} with non-JSON") from None
+
+    def _trace(self, method: str, url: str, status: int, start: float) -> None:
+        if self.verbosity >= 6:
+            ms = int((time.monotonic() - start) * 1000)
+            host = self.server
+            self.log.write(f"{method} {host}{url} {status or 'failed'} in {ms} milliseconds\n")
+
+    # -- ClusterAccess ------------------------------------------------------------------------
+
+    def served_versions(self, group: str) -> List[str]:
+        try:
+            doc = self.request("GET", f"/apis/{group}")
+        except ApiError as exc:
+            if exc.code == 404:
+                return []
+            raise
+        return [v.get("version", "") for v in doc.get("versions") or []]
+
+    def list(self, path: str, *, label_selector: str = "", field_selector: str = "",
+             chunk_size: int = 500, metadata_only: bool = False) -> Iterator[Dict[str, Any]]:
+        cont = ""
+        while True:
+            doc = self.request("GET", path, {"limit": chunk_size or None, "continue": cont,
+                                             "labelSelector": label_selector,
+                                             "fieldSelector": field_selector},
+                               accept=METADATA_ONLY if metadata_only else "application/json")
+            for item in doc.get("items") or []:
+                yield item
+            cont = (doc.get("metadata") or {}).get("continue") or ""
+            if not cont:
+                return
+
+    def get(self, path: str) -> Dict[str, Any]:
+        return self.request("GET", path)
+
+
+def _env_proxy(host: str) -> Optional[str]:
+    parsed = urlparse(host)
+    no_proxy = os.environ.get("NO_PROXY") or os.environ.get("no_proxy") or ""
+    name = parsed.hostname or ""
+    for entry in (e.strip() for e in no_proxy.split(",")):
+        if entry and (entry == "*" or name == entry or name.endswith("." + entry.lstrip("."))):
+            return None
+    key = "HTTPS_PROXY" if parsed.scheme == "https" else "HTTP_PROXY"
+    return os.environ.get(key) or os.environ.get(key.lower()) or None
+
+
+def _reason(exc: Exception) -> str:
+    inner = getattr(exc, "reason", None)
+    return str(inner or exc)
+
+
+def api_error(code: int, reason: str, body: Any, method: str, path: str) -> GwdupError:
+    """An ApiException's parts -> ApiError with the server's Status message."""
+    message, status_reason = "", ""
+    try:
+        status = json.loads(body) if body else {}
+        message = status.get("message", "")
+        status_reason = status.get("reason", "")
+    except (ValueError, AttributeError):
+        message = body.decode() if isinstance(body, bytes) else str(body or "")
+    if code == 401:
+        return ConfigError("You must be logged in to the server (Unauthorized)")
+    reason = status_reason or reason or "Unknown"
+    return ApiError(reason, code, message or f"{method} {path}: {code} {reason}")

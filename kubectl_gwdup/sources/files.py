@@ -1,0 +1,127 @@
+"""Files: -f FILE|DIR|- manifests -> RawObjects of plain dicts.
+
+Accepts what `kubectl apply -f` accepts: multi-document YAML or JSON, `kind: List` and
+`*List` objects, directories (one level, or all levels with -R). Unknown kinds are ignored.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Iterable, Iterator, List, Mapping, Sequence, TextIO, Tuple
+
+import yaml
+
+from ..errors import InputError
+from ..inventory import RawObjects, secret_from_manifest
+from ..model import Input
+from ..objects import ShapeError, object_ref
+
+try:  # libyaml parses large manifest sets about ten times faster
+    _Loader = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+EXTENSIONS = (".yaml", ".yml", ".json")
+_KINDS = {
+    ("networking.istio.io", "Gateway"): "gateways",
+    ("networking.istio.io", "VirtualService"): "virtual_services",
+    ("networking.istio.io", "EnvoyFilter"): "envoy_filters",
+    ("", "Pod"): "pods",
+    ("apps", "Deployment"): "deployments",
+    ("", "Service"): "services",
+}
+
+
+def expand_paths(paths: Sequence[str], recursive: bool) -> List[str]:
+    """Files to read, in a stable order; `-` is standard input."""
+    out: List[str] = []
+    for path in paths:
+        if path == "-":
+            out.append(path)
+        elif os.path.isdir(path):
+            found = []
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                found.extend(os.path.join(root, f) for f in sorted(files) if f.endswith(EXTENSIONS))
+                if not recursive:
+                    break
+            out.extend(found)
+        elif os.path.exists(path):
+            out.append(path)
+        else:
+            raise InputError(f'the path "{path}" does not exist')
+    return out
+
+
+def _documents(path: str, stream: TextIO) -> Iterator[Any]:
+    try:
+        for doc in yaml.load_all(stream, Loader=_Loader):
+            yield doc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}: invalid YAML{where}: {problem}") from None
+
+
+def _flatten(doc: Any, path: str) -> Iterator[Mapping[str, Any]]:
+    if doc is None:
+        return
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: expected a Kubernetes object (a mapping), got {type(doc).__name__}")
+    kind = doc.get("kind")
+    if isinstance(kind, str) and kind.endswith("List") and "items" in doc:
+        items = doc.get("items") or []
+        if not isinstance(items, list):
+            raise InputError(f"{path}: {kind}.items: must be a list")
+        for item in items:
+            yield from _flatten(item, path)
+        return
+    if not isinstance(kind, str) or not isinstance(doc.get("apiVersion"), str):
+        raise InputError(f"{path}: object is missing apiVersion or kind")
+    yield doc
+
+
+def load_files(paths: Sequence[str], recursive: bool = False, default_namespace: str = "default",
+               stdin: TextIO = sys.stdin) -> RawObjects:
+    raw = RawObjects(default_namespace=default_namespace, source="files")
+    raw.available.update((Input.GATEWAYS, Input.WORKLOADS))
+    for path in expand_paths(paths, recursive):
+        name = "<stdin>" if path == "-" else path
+        try:
+            if path == "-":
+                docs = list(_documents(name, stdin))
+            else:
+                with open(path, encoding="utf-8") as f:
+                    docs = list(_documents(name, f))
+        except OSError as exc:
+            raise InputError(f"{name}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{name}: not UTF-8 text") from None
+        for doc in docs:
+            for obj in _flatten(doc, name):
+                _add(raw, obj, name)
+    return raw
+
+
+def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
+    group = obj["apiVersion"].rpartition("/")[0]
+    kind = obj["kind"]
+    if (group, kind) == ("", "Secret"):
+        try:
+            ref = object_ref(obj, raw.default_namespace)
+            pem = secret_from_manifest(obj)
+        except ShapeError as exc:
+            raise InputError(f"{path}: Secret: {exc}") from None
+        raw.available.add(Input.CERTIFICATES)
+        if pem is not None:
+            raw.secrets[(ref.namespace, ref.name)] = pem
+        return
+    bucket = _KINDS.get((group, kind))
+    if bucket is None:
+        return
+    getattr(raw, bucket).append(obj)
+    raw.origin[id(obj)] = path
+    raw.available.add({"gateways": Input.GATEWAYS, "virtual_services": Input.VIRTUAL_SERVICES,
+                       "envoy_filters": Input.ENVOY_FILTERS, "services": Input.SERVICES}.get(
+                           bucket, Input.WORKLOADS))

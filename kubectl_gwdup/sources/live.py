@@ -1,0 +1,181 @@
+"""Live source: reads a cluster through ClusterAccess into RawObjects, with fallbacks.
+
+Cost: one paged LIST per kind (pods: one per distinct Gateway selector, metadata only), then at
+most one GET per referenced Secret, or one paged LIST of TLS Secrets in a namespace where many
+are referenced. What cannot be read (RBAC) degrades the inventory instead of failing it, and
+says so; only Gateways themselves are required.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import defaultdict
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Set, Tuple
+
+from ..errors import ApiError, GwdupError
+from ..inventory import CERT_KEYS, RawObjects, Settings, referenced_secrets
+from ..model import CertStatus, Input
+from ..objects import ISTIO_GROUP
+
+ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+SECRET_LIST_THRESHOLD = 20  # referenced Secrets in one namespace above which one LIST is cheaper
+
+
+class ClusterAccess(Protocol):
+    namespace: str
+    requests: int
+
+    def served_versions(self, group: str) -> List[str]: ...
+
+    def list(self, path: str, *, label_selector: str = "", field_selector: str = "",
+             chunk_size: int = 500, metadata_only: bool = False) -> Iterator[Dict[str, Any]]: ...
+
+    def get(self, path: str) -> Dict[str, Any]: ...
+
+
+def istio_version(access: ClusterAccess) -> str:
+    served = access.served_versions(ISTIO_GROUP)
+    for v in ISTIO_VERSIONS:
+        if v in served:
+            return v
+    raise GwdupError(f"{ISTIO_GROUP} is not served by this cluster (are the Istio CRDs installed?)")
+
+
+def _forbidden(exc: ApiError) -> bool:
+    return exc.code in (401, 403)
+
+
+def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Settings = Settings(),
+                 progress: Callable[[str], None] = lambda _: None) -> RawObjects:
+    raw = RawObjects(source="cluster", strict=False, secrets_complete=True,
+                     default_namespace=access.namespace)
+    version = istio_version(access)
+    base = f"/apis/{ISTIO_GROUP}/{version}"
+    raw.notes.append(f"read {ISTIO_GROUP}/{version}")
+
+    def listing(kind: str, path: str, **kw: Any) -> List[Dict[str, Any]]:
+        items = []
+        for item in access.list(path, chunk_size=chunk_size, **kw):
+            items.append(item)
+            if len(items) % 1000 == 0:
+                progress(f"listed {len(items)} {kind}")
+        return items
+
+    try:
+        raw.gateways = listing("gateways", f"{base}/gateways")
+    except ApiError as exc:
+        if exc.code == 404:
+            raise GwdupError(f'the server doesn\'t have a resource type "gateways" in {ISTIO_GROUP}/{version}') from None
+        raise
+    raw.available.add(Input.GATEWAYS)
+
+    try:
+        raw.virtual_services = listing("virtualservices", f"{base}/virtualservices")
+        raw.available.add(Input.VIRTUAL_SERVICES)
+    except ApiError as exc:
+        if not _forbidden(exc) and exc.code != 404:
+            raise
+        raw.notes.append(f"virtualservices not readable ({exc.reason}): routes assumed from server hosts")
+
+    _load_workloads(access, raw, listing)
+    try:
+        raw.services = listing("services", "/api/v1/services")
+        raw.available.add(Input.SERVICES)
+    except ApiError as exc:
+        if not _forbidden(exc):
+            raise
+        raw.notes.append(f"services not readable ({exc.reason}): Gateway ports used as listener ports")
+
+    _load_secrets(access, raw, referenced_secrets(raw, settings), chunk_size)
+    return raw
+
+
+def _selectors(raw: RawObjects) -> List[str]:
+    out = set()
+    for gw in raw.gateways:
+        sel = (gw.get("spec") or {}).get("selector") or {}
+        if isinstance(sel, dict):
+            out.add(",".join(f"{k}={v}" for k, v in sorted(sel.items())))
+    return sorted(out)
+
+
+def _load_workloads(access: ClusterAccess, raw: RawObjects, listing: Callable[..., List[Dict[str, Any]]]) -> None:
+    raw.available.add(Input.WORKLOADS)
+    try:
+        seen: Set[Tuple[str, str]] = set()
+        for sel in _selectors(raw):
+            for pod in listing("pods", "/api/v1/pods", label_selector=sel, metadata_only=True):
+                m = pod.get("metadata") or {}
+                key = (m.get("namespace", ""), m.get("name", ""))
+                if key not in seen:
+                    seen.add(key)
+                    raw.pods.append(pod)
+        return
+    except ApiError as exc:
+        if not _forbidden(exc):
+            raise
+        raw.notes.append(f"pods not readable ({exc.reason}): gateway workloads from Deployments")
+    try:
+        raw.deployments = listing("deployments", "/apis/apps/v1/deployments")
+    except ApiError as exc:
+        if not _forbidden(exc):
+            raise
+        raw.notes.append(f"deployments not readable ({exc.reason}): gateway workloads by selector")
+
+
+def certificate_bytes(secret: Mapping[str, Any]) -> Optional[bytes]:
+    """The certificate of a Secret read from the API; every other key is dropped here."""
+    data = secret.get("data") or {}
+    for key in CERT_KEYS:
+        value = data.get(key)
+        if isinstance(value, str):
+            try:
+                return base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                return b""
+    return None
+
+
+def _load_secrets(access: ClusterAccess, raw: RawObjects, wanted: Set[Tuple[str, str]], chunk_size: int) -> None:
+    by_ns: Dict[str, Set[str]] = defaultdict(set)
+    for ns, name in wanted:
+        by_ns[ns].add(name)
+    try:
+        for ns in sorted(by_ns):
+            names = by_ns[ns]
+            if len(names) >= SECRET_LIST_THRESHOLD:
+                try:
+                    for s in access.list(f"/api/v1/namespaces/{ns}/secrets",
+                                         field_selector="type=kubernetes.io/tls", chunk_size=chunk_size):
+                        name = (s.get("metadata") or {}).get("name", "")
+                        if name in names:
+                            _keep(raw, ns, name, s)
+                except ApiError as exc:
+                    if not _forbidden(exc):
+                        raise  # a LIST refused by RBAC may still allow GETs below
+            for name in sorted(names):
+                if (ns, name) in raw.secrets:
+                    continue
+                try:
+                    _keep(raw, ns, name, access.get(f"/api/v1/namespaces/{ns}/secrets/{name}"))
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
+                    raw.secret_status[(ns, name)] = CertStatus.MISSING
+    except ApiError as exc:
+        if not _forbidden(exc):
+            raise
+        raw.secrets.clear()
+        raw.secret_status.clear()
+        raw.notes.append(f"secrets not readable ({exc.reason}): certificate contents not inspected, "
+                         "credentialName identities compared instead")
+        return
+    raw.available.add(Input.CERTIFICATES)
+
+
+def _keep(raw: RawObjects, ns: str, name: str, secret: Mapping[str, Any]) -> None:
+    pem = certificate_bytes(secret)
+    if pem is None:
+        raw.secret_status[(ns, name)] = CertStatus.INVALID
+    else:
+        raw.secrets[(ns, name)] = pem

@@ -260,7 +260,7 @@ class FindingType:
 
     def finding(self, resource: Ref, level: Optional[Level] = None, **params: Any) -> "Finding":
         detail = params.pop("detail", None) or {}
-        return Finding(type=self, resource=resource, level=level or self.level,
+        return Finding(type=self, resource=resource, level=self.level if level is None else level,
                        message=self.template.format(**params), detail=detail)
 
 

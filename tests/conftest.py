@@ -1,0 +1,72 @@
+"""Shared fixtures: real certificates from openssl, scenario rendering, CLI runner."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from certfactory import CertFactory  # noqa: E402
+
+SCENARIOS = os.path.join(ROOT, "tests", "analysis", "scenarios")
+_CERT = re.compile(r'"@cert (?P<tag>[\w-]+): (?P<sans>[^"]+)"')
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> CertFactory:
+    return CertFactory(str(tmp_path_factory.mktemp("certs")))
+
+
+def render_scenario(certs: CertFactory, text: str) -> str:
+    """Replace `"@cert TAG: SAN SAN"` with the PEM of a certificate made now (same TAG, same cert)."""
+    def pem(m: "re.Match[str]") -> str:
+        leaf = certs.leaf(*m.group("sans").split(), tag=m.group("tag"))
+        return '"' + leaf.cert_pem.decode().replace("\n", "\\n") + '"'
+    return _CERT.sub(pem, text)
+
+
+@pytest.fixture(scope="session")
+def scenario_files(certs: CertFactory, tmp_path_factory: pytest.TempPathFactory):
+    """name -> [rendered workload file, rendered scenario file]."""
+    out_dir = tmp_path_factory.mktemp("scenarios")
+    cache: Dict[str, List[str]] = {}
+
+    def get(name: str, with_workload: bool = True) -> List[str]:
+        key = f"{name}:{with_workload}"
+        if key not in cache:
+            paths = []
+            for fname in (["_workload.yaml"] if with_workload else []) + [f"{name}.yaml"]:
+                with open(os.path.join(SCENARIOS, fname)) as f:
+                    text = render_scenario(certs, f.read())
+                dst = out_dir / f"{name}-{fname}"
+                dst.write_text(text)
+                paths.append(str(dst))
+            cache[key] = paths
+        return cache[key]
+    return get
+
+
+@dataclass
+class Result:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(args: List[str], environ: Optional[Dict[str, str]] = None, stdin: str = "") -> Result:
+    from kubectl_gwdup.cli.main import main
+    from kubectl_gwdup.env import Env
+
+    out, err = io.StringIO(), io.StringIO()
+    env = Env(stdout=out, stderr=err, stdin=io.StringIO(stdin),
+              environ=dict(environ if environ is not None else {"HOME": "/nonexistent"}))
+    status = main(args, env)
+    return Result(status, out.getvalue(), err.getvalue())

@@ -11,7 +11,7 @@ through the listener's chain index, never by pairing servers.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
 from ..hosts import best_domain, cert_covers, is_wildcard, sorted_hosts
@@ -86,16 +86,19 @@ def _route(p: Placement, host: str) -> Optional[RouteSource]:
 
 
 def outcomes(p: Placement, host: str, t: Placement,
-             chains: ChainIndex) -> Iterator[Tuple[str, Placement, Outcome]]:
+             chains: ChainIndex) -> Iterator[Tuple[str, Placement, Optional[Outcome]]]:
     """What happens to requests for `host` (a name or ``*.x``) sent on p's connection.
 
-    Yields nothing where p's table routes the host exactly as t's does (same configuration).
+    Outcome None marks a name inside a pattern that p's table answers on its own (an exact
+    virtual host); the pattern's result then excludes it. Nothing is yielded where p's table
+    routes the host exactly as t's does (same configuration).
     """
     if host.startswith("*."):
         base = host[2:]
         for v in p.vhosts:  # exact domains inside the pattern are answered on their own
             d = v.domain
             if not is_wildcard(d) and cert_covers(host, d) and d not in chains.exact:
+                yield d, t, None
                 yield from _compare(p, d, t, v.source, _route(t, d))
         mine, theirs = _wildcard_route(p, base), _wildcard_route(t, base)
     else:
@@ -117,11 +120,11 @@ def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
     at_risk = covered_chains(chains, coverage)
     if not at_risk:
         return
-    results: Dict[Tuple[Outcome, Tuple[Tuple[str, Tuple], ...]], Tuple[List[Placement], Hosts]] = {}
+    results: Dict[Tuple[Any, ...], Tuple[List[Placement], Hosts, Tuple[str, ...]]] = {}
 
-    def add(outcome: Outcome, sources: List[Placement], hosts: Hosts) -> None:
-        key = (outcome, tuple(sorted((h, t.server.ref) for h, t in hosts.items())))
-        results.setdefault(key, ([], hosts))[0].extend(sources)
+    def add(outcome: Outcome, sources: List[Placement], hosts: Hosts, excepted: Tuple[str, ...] = ()) -> None:
+        key = (outcome, tuple(sorted((h, t.server.ref) for h, t in hosts.items())), excepted)
+        results.setdefault(key, ([], hosts, excepted))[0].extend(sources)
 
     plain: List[Placement] = []
     for p in members:
@@ -129,20 +132,25 @@ def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
             plain.append(p)
             continue
         per: Dict[Outcome, Hosts] = {}
+        excepted: List[str] = []
         for h, t in at_risk.items():
             if t is not p:
                 for host, target, outcome in outcomes(p, h, t, chains):
-                    per.setdefault(outcome, {})[host] = target
+                    if outcome is None:
+                        excepted.append(host)
+                    else:
+                        per.setdefault(outcome, {})[host] = target
         for outcome, hosts in per.items():
-            add(outcome, [p], hosts)
+            add(outcome, [p], hosts, tuple(sorted(set(excepted) - set(hosts))))
     if plain:
         # a plain table only holds its own chain's names: every foreign host is a 404
         hosts = at_risk if len(plain) > 1 else {h: t for h, t in at_risk.items() if t is not plain[0]}
         if hosts:
             add(Outcome.NOT_FOUND, plain, hosts)
 
-    for (outcome, _), (sources, hosts) in sorted(results.items(), key=lambda kv: kv[0][0].value):
-        yield _finding(listener, coverage, mtls, outcome, sources, hosts)
+    for key in sorted(results, key=lambda k: (k[0].value, k[1], k[2])):
+        sources, hosts, excepted = results[key]
+        yield _finding(listener, coverage, mtls, key[0], sources, hosts, excepted)
 
 
 def _names(refs: Sequence[str], limit: int = 2) -> str:
@@ -151,7 +159,7 @@ def _names(refs: Sequence[str], limit: int = 2) -> str:
 
 
 def _finding(listener: Listener, coverage: Tuple[str, ...], mtls: bool, outcome: Outcome,
-             sources: List[Placement], hosts: Hosts) -> Finding:
+             sources: List[Placement], hosts: Hosts, excepted: Tuple[str, ...]) -> Finding:
     sources = sorted(sources, key=lambda p: p.server.ref)
     targets = sorted({t.server.ref: t for t in hosts.values()}.values(), key=lambda p: p.server.ref)
     host_list = sorted_hosts(hosts)
@@ -166,6 +174,8 @@ def _finding(listener: Listener, coverage: Tuple[str, ...], mtls: bool, outcome:
         "from": [p.server.ref.to_dict() for p in sources],
         "to": [t.server.ref.to_dict() for t in targets],
         "hosts": host_list,
+        # names inside a pattern of `hosts` that this finding does not cover (answered otherwise)
+        "exceptHosts": [h for h in excepted if any(cert_covers(p, h) for p in host_list if p.startswith("*."))],
         "certificate": {
             "credentials": creds,
             "sha256": sorted({c.fingerprint for p in sources for c in p.certificates}),

@@ -70,3 +70,41 @@ def run_cli(args: List[str], environ: Optional[Dict[str, str]] = None, stdin: st
               environ=dict(environ if environ is not None else {"HOME": "/nonexistent"}))
     status = main(args, env)
     return Result(status, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(scope="session")
+def api_server(certs: CertFactory, tmp_path_factory: pytest.TempPathFactory):
+    """(kubeconfig, emulator or None): a real cluster when GWDUP_TEST_KUBECONFIG is set."""
+    from kube import REAL, write_kubeconfig
+    from emulator.server import Emulator
+
+    if REAL:
+        yield REAL, None
+        return
+    leaf = certs.leaf("localhost", "IP:127.0.0.1", tag="apiserver")
+    emu = Emulator(leaf.cert_path, leaf.key_path).start()
+    path = write_kubeconfig(str(tmp_path_factory.mktemp("kube") / "config"), emu.url, certs.ca_cert, "admin-token")
+    yield path, emu
+    emu.stop()
+
+
+@pytest.fixture
+def cluster(api_server):
+    from kube import TestCluster
+
+    kubeconfig, emu = api_server
+    c = TestCluster(kubeconfig, emu)
+    if emu is not None:
+        emu.log.clear()
+    yield c
+    c.cleanup()
+    if emu is not None:
+        emu.deny.clear()
+        emu.faults.clear()
+
+
+@pytest.fixture
+def emulator_only(api_server):
+    if api_server[1] is None:
+        pytest.skip("needs the API emulator (fault injection / RBAC setup)")
+    return api_server[1]

@@ -51,7 +51,6 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
                      default_namespace=access.namespace)
     version = istio_version(access)
     base = f"/apis/{ISTIO_GROUP}/{version}"
-    raw.notes.append(f"read {ISTIO_GROUP}/{version}")
 
     def listing(kind: str, path: str, **kw: Any) -> List[Dict[str, Any]]:
         items = []

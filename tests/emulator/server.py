@@ -1,0 +1,468 @@
+"""A Kubernetes API emulator over HTTPS on loopback, for tests through a real kubeconfig.
+
+It behaves as the API server documents for what kubectl-gwdup uses: discovery, namespaced
+and cluster-wide LISTs with labelSelector/fieldSelector and limit/continue paging,
+PartialObjectMetadataList, GET, create (409 AlreadyExists), update and merge patch with
+resourceVersion preconditions (409 Conflict), server-side apply (fieldManager required),
+delete with uid/resourceVersion preconditions, dryRun=All, bearer-token authentication (401)
+and per-user deny rules answered as RBAC answers them (403 with the same message shape).
+Faults and delays can be injected per request.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+import itertools
+import json
+import re
+import socket
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, urlparse
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Kind:
+    group: str
+    versions: Tuple[str, ...]
+    resource: str
+    kind: str
+    namespaced: bool = True
+
+
+CORE = [Kind("", ("v1",), "namespaces", "Namespace", False), Kind("", ("v1",), "pods", "Pod"),
+        Kind("", ("v1",), "services", "Service"), Kind("", ("v1",), "secrets", "Secret"),
+        Kind("apps", ("v1",), "deployments", "Deployment")]
+ISTIO_ALL = ("v1", "v1beta1", "v1alpha3")
+
+
+def istio_kinds(versions: Tuple[str, ...] = ISTIO_ALL) -> List[Kind]:
+    return [Kind("networking.istio.io", versions, r, k) for r, k in
+            (("gateways", "Gateway"), ("virtualservices", "VirtualService"), ("envoyfilters", "EnvoyFilter"))]
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern
+    status: int
+    times: int
+    reason: str = ""
+    delay: float = 0.0
+
+
+def status(code: int, reason: str, message: str, details: Optional[dict] = None) -> Dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "details": details or {}, "code": code}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.body = status(code, reason, message)
+        self.code = code
+
+
+def _parse_selector(text: str) -> List[Tuple[str, str, Tuple[str, ...]]]:
+    terms = []
+    for part in re.split(r",(?![^()]*\))", text):
+        part = part.strip()
+        if not part:
+            continue
+        m = re.match(r"^(\S+?)\s+(in|notin)\s+\((.*)\)$", part)
+        if m:
+            terms.append((m.group(2), m.group(1), tuple(v.strip() for v in m.group(3).split(","))))
+        elif "!=" in part:
+            k, v = part.split("!=", 1)
+            terms.append(("notin", k.strip(), (v.strip(),)))
+        elif "=" in part:
+            k, v = part.replace("==", "=").split("=", 1)
+            terms.append(("in", k.strip(), (v.strip(),)))
+        elif part.startswith("!"):
+            terms.append(("!exists", part[1:].strip(), ()))
+        else:
+            terms.append(("exists", part, ()))
+    return terms
+
+
+def _labels_match(terms, labels: Dict[str, str]) -> bool:
+    for op, k, vals in terms:
+        if op == "in" and labels.get(k) not in vals:
+            return False
+        if op == "notin" and k in labels and labels[k] in vals:
+            return False
+        if op == "exists" and k not in labels:
+            return False
+        if op == "!exists" and k in labels:
+            return False
+    return True
+
+
+def _field(obj: Dict[str, Any], path: str) -> str:
+    cur: Any = obj
+    for part in path.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    return "" if cur is None else str(cur)
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = _merge_patch(out.get(k), v)
+    return out
+
+
+class Emulator:
+    def __init__(self, tls_cert: str, tls_key: str, istio_versions: Optional[Tuple[str, ...]] = ISTIO_ALL) -> None:
+        self.kinds: Dict[Tuple[str, str], Kind] = {}
+        for k in CORE + (istio_kinds(istio_versions) if istio_versions else []):
+            self.kinds[(k.group, k.resource)] = k
+        self.store: Dict[Tuple[str, str], Dict[Tuple[str, str], Dict[str, Any]]] = {
+            key: {} for key in self.kinds}
+        self.rv = itertools.count(1000)
+        self.lock = threading.RLock()
+        self.tokens: Dict[str, str] = {"admin-token": "admin"}
+        self.deny: List[Tuple[str, str, str, str]] = []  # (user, verb, group, resource)
+        self.faults: List[Fault] = []
+        self.log: List[Tuple[str, str, Dict[str, List[str]]]] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls_cert, tls_key)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    # -- control ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> "Emulator":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def inject(self, method: str, path: str, status_code: int, times: int = 1, reason: str = "",
+               delay: float = 0.0) -> None:
+        self.faults.append(Fault(method, re.compile(path), status_code, times, reason, delay))
+
+    def requests(self, method: str = "", path_re: str = "") -> List[Tuple[str, str, Dict[str, List[str]]]]:
+        return [r for r in self.log if (not method or r[0] == method) and re.search(path_re, r[1])]
+
+    # -- storage -----------------------------------------------------------------------------
+    def _kind(self, group: str, version: str, resource: str) -> Kind:
+        k = self.kinds.get((group, resource))
+        if k is None or version not in k.versions:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return k
+
+    def put_object(self, obj: Dict[str, Any]) -> Dict[str, Any]:
+        """Test setup without HTTP: store an object as a create would."""
+        group, _, version = obj["apiVersion"].rpartition("/")
+        kind = next(k for k in self.kinds.values() if k.group == group and k.kind == obj["kind"])
+        ns = obj["metadata"].get("namespace", "default") if kind.namespaced else ""
+        return self._create(kind, ns, copy.deepcopy(obj), dry_run=False)
+
+    def _stamp(self, obj: Dict[str, Any], kind: Kind, ns: str) -> None:
+        m = obj.setdefault("metadata", {})
+        if kind.namespaced:
+            m["namespace"] = ns
+        m.setdefault("uid", str(uuid.uuid4()))
+        if "creationTimestamp" not in m or not m.get("resourceVersion"):  # the server sets it on create
+            m["creationTimestamp"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        m["resourceVersion"] = str(next(self.rv))
+
+    def _create(self, kind: Kind, ns: str, obj: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
+        with self.lock:
+            name = (obj.get("metadata") or {}).get("name")
+            if not name:
+                raise ApiError(422, "Invalid", f"{kind.kind} is invalid: metadata.name: Required value")
+            if kind.namespaced and (kind.group, kind.resource) != ("", "namespaces") and \
+                    ("", ns) not in self.store[("", "namespaces")]:
+                raise ApiError(404, "NotFound", f'namespaces "{ns}" not found')
+            key = (ns, name)
+            bucket = self.store[(kind.group, kind.resource)]
+            if key in bucket:
+                raise ApiError(409, "AlreadyExists", f'{kind.resource}.{kind.group} "{name}" already exists'
+                               if kind.group else f'{kind.resource} "{name}" already exists')
+            self._stamp(obj, kind, ns)
+            if not dry_run:
+                bucket[key] = obj
+            return copy.deepcopy(obj)
+
+    # -- HTTP --------------------------------------------------------------------------------
+    def _handler(self) -> Callable[..., BaseHTTPRequestHandler]:
+        emu = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # one write per response: no Nagle/delayed-ACK stall on keep-alive
+
+            def setup(self) -> None:
+                super().setup()
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, code: int, body: Dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                self.wfile.flush()
+
+            def _serve(self, method: str) -> None:
+                url = urlparse(self.path)
+                query = parse_qs(url.query, keep_blank_values=True)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                emu.log.append((method, url.path, query))
+                try:
+                    user = emu._authenticate(self.headers.get("Authorization", ""))
+                    for fault in emu.faults:
+                        if fault.times > 0 and fault.method == method and fault.path.search(url.path):
+                            fault.times -= 1
+                            if fault.delay:
+                                time.sleep(fault.delay)
+                            if fault.status:
+                                raise ApiError(fault.status, fault.reason or "InternalError",
+                                               f"injected failure for {method} {url.path}")
+                    code, out = emu._route(method, url.path, query, body, self.headers, user)
+                    self._reply(code, out)
+                except ApiError as exc:
+                    self._reply(exc.code, exc.body)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def do_PUT(self) -> None:
+                self._serve("PUT")
+
+            def do_PATCH(self) -> None:
+                self._serve("PATCH")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
+        return Handler
+
+    def _authenticate(self, header: str) -> str:
+        token = header[len("Bearer "):] if header.startswith("Bearer ") else ""
+        user = self.tokens.get(token)
+        if user is None:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        return user
+
+    def _authorize(self, user: str, verb: str, kind: Kind, ns: str, name: str) -> None:
+        for du, dv, dg, dr in self.deny:
+            if du in (user, "*") and dv in (verb, "*") and dg == kind.group and dr == kind.resource:
+                what = f'{kind.resource}.{kind.group}' if kind.group else kind.resource
+                subject = f'{what} "{name}"' if name else what
+                scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+                raise ApiError(403, "Forbidden",
+                               f'{subject} is forbidden: User "{user}" cannot {verb} resource '
+                               f'"{kind.resource}" in API group "{kind.group}" {scope}')
+
+    def _discovery(self, path: str) -> Optional[Dict[str, Any]]:
+        if path == "/version":
+            return {"major": "1", "minor": "30", "gitVersion": "v1.30.0-gwdup-emulator"}
+        if path == "/api":
+            return {"kind": "APIVersions", "versions": ["v1"]}
+        groups: Dict[str, List[str]] = {}
+        for k in self.kinds.values():
+            if k.group:
+                groups.setdefault(k.group, list(k.versions))
+        if path == "/apis":
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                 "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}
+                for g, vs in groups.items()]}
+        m = re.match(r"^/apis/([^/]+)$", path)
+        if m:
+            g = m.group(1)
+            if g not in groups:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            vs = groups[g]
+            return {"kind": "APIGroup", "apiVersion": "v1", "name": g,
+                    "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                    "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}
+        return None
+
+    def _route(self, method: str, path: str, query: Dict[str, List[str]], body: bytes, headers: Any,
+               user: str) -> Tuple[int, Dict[str, Any]]:
+        if method == "GET":
+            found = self._discovery(path)
+            if found is not None:
+                return 200, found
+        m = re.match(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))"
+                     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[^/]+)(?:/(?P<name>[^/]+))?$", path)
+        if not m:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        group, version = (m.group("g"), m.group("v")) if m.group("g") else ("", m.group("cv"))
+        res, ns, name = m.group("res"), m.group("ns") or "", m.group("name") or ""
+        kind = self._kind(group, version, res)
+        if not kind.namespaced:
+            ns = ""
+        q = {k: v[-1] for k, v in query.items()}
+        dry_run = q.get("dryRun") == "All"
+        if method == "GET" and not name:
+            self._authorize(user, "list", kind, ns, "")
+            return 200, self._list(kind, version, ns, q, headers.get("Accept", ""))
+        if method == "GET":
+            self._authorize(user, "get", kind, ns, name)
+            return 200, self._versioned(self._get(kind, ns, name), kind, version)
+        if method == "POST" and not name:
+            self._authorize(user, "create", kind, ns, "")
+            obj = json.loads(body or b"{}")
+            return 201, self._versioned(self._create(kind, ns, obj, dry_run), kind, version)
+        if method == "PUT" and name:
+            self._authorize(user, "update", kind, ns, name)
+            return 200, self._versioned(self._update(kind, ns, name, json.loads(body), dry_run), kind, version)
+        if method == "PATCH" and name:
+            self._authorize(user, "patch", kind, ns, name)
+            return self._patch(kind, version, ns, name, body, headers.get("Content-Type", ""), q, dry_run)
+        if method == "DELETE" and name:
+            self._authorize(user, "delete", kind, ns, name)
+            opts = json.loads(body) if body else {}
+            return 200, self._delete(kind, ns, name, opts, dry_run)
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
+
+    def _versioned(self, obj: Dict[str, Any], kind: Kind, version: str) -> Dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        obj["apiVersion"] = f"{kind.group}/{version}" if kind.group else version
+        obj["kind"] = kind.kind
+        return obj
+
+    def _get(self, kind: Kind, ns: str, name: str) -> Dict[str, Any]:
+        with self.lock:
+            obj = self.store[(kind.group, kind.resource)].get((ns, name))
+        if obj is None:
+            what = f"{kind.resource}.{kind.group}" if kind.group else kind.resource
+            raise ApiError(404, "NotFound", f'{what} "{name}" not found')
+        return obj
+
+    def _list(self, kind: Kind, version: str, ns: str, q: Dict[str, str], accept: str) -> Dict[str, Any]:
+        terms = _parse_selector(q.get("labelSelector", ""))
+        fields = []
+        for part in filter(None, q.get("fieldSelector", "").split(",")):
+            neg = "!=" in part
+            k, v = part.split("!=" if neg else "=", 1)
+            fields.append((k.lstrip("="), v.lstrip("="), neg))
+        with self.lock:
+            rv = str(next(self.rv))
+            items = [o for (ons, _), o in sorted(self.store[(kind.group, kind.resource)].items())
+                     if (not ns or ons == ns)
+                     and _labels_match(terms, (o.get("metadata") or {}).get("labels") or {})
+                     and all((_field(o, k) == v) != neg for k, v, neg in fields)]
+        start = 0
+        if q.get("continue"):
+            try:
+                token = json.loads(base64.urlsafe_b64decode(q["continue"]))
+                start = int(token["start"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(400, "BadRequest", "continue key is not valid")
+        limit = int(q.get("limit") or 0)
+        page = items[start:start + limit] if limit else items[start:]
+        meta: Dict[str, Any] = {"resourceVersion": rv}
+        if limit and start + limit < len(items):
+            meta["continue"] = base64.urlsafe_b64encode(json.dumps({"start": start + limit, "rv": rv}).encode()).decode()
+            meta["remainingItemCount"] = len(items) - start - limit
+        if "as=PartialObjectMetadataList" in accept:
+            return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+                    "items": [{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                               "metadata": copy.deepcopy(o["metadata"])} for o in page]}
+        api_version = f"{kind.group}/{version}" if kind.group else version
+        return {"kind": f"{kind.kind}List", "apiVersion": api_version, "metadata": meta,
+                "items": [self._versioned(o, kind, version) for o in page]}
+
+    def _update(self, kind: Kind, ns: str, name: str, obj: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
+        with self.lock:
+            cur = self._get(kind, ns, name)
+            want = (obj.get("metadata") or {}).get("resourceVersion")
+            if want and want != cur["metadata"]["resourceVersion"]:
+                raise self._conflict(kind, name)
+            obj = copy.deepcopy(obj)
+            obj.setdefault("metadata", {})
+            for keep in ("uid", "creationTimestamp"):
+                obj["metadata"][keep] = cur["metadata"][keep]
+            self._stamp(obj, kind, ns)
+            if not dry_run:
+                self.store[(kind.group, kind.resource)][(ns, name)] = obj
+            return copy.deepcopy(obj)
+
+    def _conflict(self, kind: Kind, name: str) -> ApiError:
+        what = f"{kind.resource}.{kind.group}" if kind.group else kind.resource
+        return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {what} "{name}": the object '
+                        "has been modified; please apply your changes to the latest version and try again")
+
+    def _patch(self, kind: Kind, version: str, ns: str, name: str, body: bytes, ctype: str,
+               q: Dict[str, str], dry_run: bool) -> Tuple[int, Dict[str, Any]]:
+        ctype = ctype.split(";")[0].strip()
+        if ctype == "application/apply-patch+yaml":
+            manager = q.get("fieldManager")
+            if not manager:
+                raise ApiError(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
+                               "Required value: is required for apply patch")
+            applied = yaml.safe_load(body) or {}
+            with self.lock:
+                existing = self.store[(kind.group, kind.resource)].get((ns, name))
+                if existing is None:
+                    applied.setdefault("metadata", {})["name"] = name
+                    created = self._create(kind, ns, applied, dry_run)
+                    return 201, self._versioned(created, kind, version)
+                merged = _merge_patch(existing, {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")})
+                merged["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+                if merged == existing:
+                    return 200, self._versioned(existing, kind, version)
+                return 200, self._versioned(self._update(kind, ns, name, merged, dry_run), kind, version)
+        if ctype != "application/merge-patch+json":
+            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml")
+        patch = json.loads(body)
+        with self.lock:
+            cur = self._get(kind, ns, name)
+            want = ((patch.get("metadata") or {}).get("resourceVersion"))
+            if want and want != cur["metadata"]["resourceVersion"]:
+                raise self._conflict(kind, name)
+            merged = _merge_patch(cur, patch)
+            merged["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            return 200, self._versioned(self._update(kind, ns, name, merged, dry_run), kind, version)
+
+    def _delete(self, kind: Kind, ns: str, name: str, opts: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
+        with self.lock:
+            cur = self._get(kind, ns, name)
+            pre = opts.get("preconditions") or {}
+            if pre.get("uid") and pre["uid"] != cur["metadata"]["uid"]:
+                what = f"{kind.resource}.{kind.group}" if kind.group else kind.resource
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {what} "{name}": '
+                               f'Precondition failed: UID in precondition: {pre["uid"]}, UID in object meta: {cur["metadata"]["uid"]}')
+            if pre.get("resourceVersion") and pre["resourceVersion"] != cur["metadata"]["resourceVersion"]:
+                raise self._conflict(kind, name)
+            if not dry_run:
+                del self.store[(kind.group, kind.resource)][(ns, name)]
+                if kind.resource == "namespaces":
+                    for bucket in self.store.values():
+                        for key in [k for k in bucket if k[0] == name]:
+                            del bucket[key]
+            return status(200, "", "") | {"status": "Success", "details": {"name": name, "kind": kind.resource}}

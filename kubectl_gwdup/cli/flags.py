@@ -83,7 +83,7 @@ class KubeFlags:
 
         return KubeCluster(self.selection, request_timeout=parse_duration(self.request_timeout),
                            impersonate=self.as_user, impersonate_groups=self.as_group,
-                           verbosity=self.verbosity, log=self.log)
+                           verbosity=self.verbosity, log=self.log, environ=self.environ)
 
 
 @dataclass

@@ -25,8 +25,10 @@ class KubeCluster:
 
     def __init__(self, selection: Optional[kubeconfig.Selection], *, request_timeout: Optional[float] = None,
                  impersonate: Optional[str] = None, impersonate_groups: Sequence[str] = (),
-                 verbosity: int = 0, log: TextIO = sys.stderr) -> None:
+                 verbosity: int = 0, log: TextIO = sys.stderr,
+                 environ: Optional[Mapping[str, str]] = None) -> None:
         self.selection = selection
+        self.environ = os.environ if environ is None else environ
         self.request_timeout = request_timeout
         self.impersonate = impersonate
         self.impersonate_groups = tuple(impersonate_groups)
@@ -41,6 +43,8 @@ class KubeCluster:
 
     @property
     def server(self) -> str:
+        if self._client is not None:
+            return str(self._client.configuration.host)
         return self.selection.server if self.selection else "in-cluster"
 
     def _api(self) -> Any:
@@ -52,7 +56,12 @@ class KubeCluster:
         cfg = client.Configuration()
         try:
             if self.selection is None:
-                config.load_incluster_config(client_configuration=cfg)
+                from kubernetes.config.incluster_config import InClusterConfigLoader
+
+                sa = kubeconfig.SERVICE_ACCOUNT_DIR
+                InClusterConfigLoader(token_filename=os.path.join(sa, "token"),
+                                      cert_filename=os.path.join(sa, "ca.crt"),
+                                      environ=self.environ).load_and_set(cfg)
             else:
                 loader = config.kube_config.KubeConfigLoader(
                     config_dict=json.loads(json.dumps(self.selection.config)),

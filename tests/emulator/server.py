@@ -299,6 +299,17 @@ class Emulator:
                 {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
                  "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}
                 for g, vs in groups.items()]}
+        m = re.match(r"^/(?:api/(v1)|apis/([^/]+)/([^/]+))$", path)
+        if m:
+            group, version = ("", "v1") if m.group(1) else (m.group(2), m.group(3))
+            kinds = [k for k in self.kinds.values() if k.group == group and version in k.versions]
+            if not kinds:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            verbs = ["create", "delete", "get", "list", "patch", "update"]
+            return {"kind": "APIResourceList", "apiVersion": "v1",
+                    "groupVersion": f"{group}/{version}" if group else version,
+                    "resources": [{"name": k.resource, "singularName": k.kind.lower(), "namespaced": k.namespaced,
+                                   "kind": k.kind, "verbs": verbs} for k in kinds]}
         m = re.match(r"^/apis/([^/]+)$", path)
         if m:
             g = m.group(1)

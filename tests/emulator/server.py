@@ -269,7 +269,8 @@ class Emulator:
         return Handler
 
     def _authenticate(self, header: str) -> str:
-        token = header[len("Bearer "):] if header.startswith("Bearer ") else ""
+        scheme, _, token = header.partition(" ")
+        token = token.strip() if scheme.lower() == "bearer" else ""  # the scheme is case-insensitive
         user = self.tokens.get(token)
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")

@@ -174,3 +174,36 @@ def labels_of(obj: Mapping[str, Any]) -> Dict[str, str]:
     m = obj.get("metadata") or {}
     labels = m.get("labels") or {}
     return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+
+def _check_labels(value: Any, where: str) -> None:
+    if value is not None:
+        _labels(value, where)
+
+
+def check_workload_object(obj: Mapping[str, Any]) -> None:
+    """Shape of the Pods, Deployments and Services the inventory reads (fields it touches)."""
+    kind = obj.get("kind")
+    m = meta(obj)
+    _check_labels(m.get("labels"), "metadata.labels")
+    spec = _mapping(obj.get("spec"), "spec")
+    if kind == "Pod":
+        owners = m.get("ownerReferences")
+        if owners is not None and (not isinstance(owners, list) or not all(isinstance(o, dict) for o in owners)):
+            raise ShapeError("metadata.ownerReferences: must be a list of mappings")
+    elif kind == "Deployment":
+        tmpl = _mapping(spec.get("template"), "spec.template")
+        _check_labels(_mapping(tmpl.get("metadata"), "spec.template.metadata").get("labels"),
+                      "spec.template.metadata.labels")
+    elif kind == "Service":
+        _check_labels(spec.get("selector"), "spec.selector")
+        ports = spec.get("ports") or []
+        if not isinstance(ports, list):
+            raise ShapeError("spec.ports: must be a list")
+        for i, p in enumerate(ports):
+            p = _mapping(p, f"spec.ports[{i}]")
+            if p.get("port") is not None:
+                _port_number(p.get("port"), f"spec.ports[{i}].port")
+            target = p.get("targetPort")
+            if target is not None and not isinstance(target, (int, str)):
+                raise ShapeError(f"spec.ports[{i}].targetPort: must be a number or a name")

@@ -14,7 +14,7 @@ import yaml
 from ..errors import InputError
 from ..inventory import RawObjects, secret_from_manifest
 from ..model import Input
-from ..objects import ShapeError, object_ref
+from ..objects import ShapeError, check_workload_object, object_ref
 
 try:  # libyaml parses large manifest sets about ten times faster
     _Loader = yaml.CSafeLoader
@@ -120,6 +120,13 @@ def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
     bucket = _KINDS.get((group, kind))
     if bucket is None:
         return
+    if bucket in ("pods", "deployments", "services"):
+        try:
+            check_workload_object(obj)
+        except ShapeError as exc:
+            m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            raise InputError(f"{path}: {kind} {m.get('namespace') or raw.default_namespace}/"
+                             f"{m.get('name', '?')}: {exc}") from None
     getattr(raw, bucket).append(obj)
     raw.origin[id(obj)] = path
     raw.available.add({"gateways": Input.GATEWAYS, "virtual_services": Input.VIRTUAL_SERVICES,

@@ -1,0 +1,29 @@
+# Two entry points, both self-installing on a fresh machine (python3 with venv, openssl, kubectl):
+#   make example   check the manifests in examples/ (no cluster needed)
+#   make test      run the test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: example test bench clean
+
+$(VENV)/.ready: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+example: $(VENV)/.ready
+	$(BIN)/kubectl-gwdup check -f examples/ -o wide; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 3 ]
+
+test: $(VENV)/.ready
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.ready
+	$(BIN)/python -m pip install -q cryptography
+	$(BIN)/python benchmarks/analysis_scale.py
+	$(BIN)/python benchmarks/cluster_requests.py
+	$(BIN)/python benchmarks/startup.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

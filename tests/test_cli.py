@@ -1,0 +1,209 @@
+"""The command line: exit statuses, kubectl-style errors, scoping flags, output formats."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_cli
+
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def test_examples_exit_3_with_a_table() -> None:
+    r = run_cli(["check", "-f", EXAMPLES])
+    assert r.status == 3
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["GATEWAY", "PORT", "HOSTS", "TO", "OUTCOME", "CERTIFICATE"]
+    assert "Misrouted" in r.stdout and "NotFound" in r.stdout
+    assert r.stderr.strip().endswith("in 5 Gateway(s), 6 server(s)")
+
+
+def test_table_layout_is_kubectls() -> None:
+    from kubectl_gwdup.render.table import format_table
+
+    text = format_table(["name", "port"], [["a", "443"], ["longer-name", "8443"]])
+    assert text.splitlines() == ["NAME          PORT", "a             443", "longer-name   8443"]
+    assert format_table(["name"], [["a"]], no_headers=True) == "a"
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_structured_output_has_stable_keys(fmt: str) -> None:
+    r = run_cli(["check", "-f", EXAMPLES, "-o", fmt])
+    doc = json.loads(r.stdout) if fmt == "json" else yaml.safe_load(r.stdout)
+    assert doc["apiVersion"] and doc["kind"] == "CheckReport"
+    for f in doc["findings"]:
+        assert list(f)[:6] == ["code", "type", "level", "resource", "message", "docs"]
+        assert {"from", "to", "hosts", "outcome"} <= set(f)
+        assert all({"gateway", "portName", "portNumber"} <= set(s) for s in f["from"] + f["to"])
+
+
+def test_wide_adds_evidence_columns() -> None:
+    r = run_cli(["check", "-f", EXAMPLES, "-o", "wide"])
+    header = r.stdout.splitlines()[0]
+    for col in ("WORKLOAD", "LISTENER", "PORT NAMES", "EVIDENCE"):
+        assert col in header
+    assert "SANs *.shop.example.org" in r.stdout
+
+
+def test_no_headers() -> None:
+    r = run_cli(["check", "-f", EXAMPLES, "--no-headers"])
+    assert not r.stdout.startswith("GATEWAY")
+
+
+def test_namespace_restricts_findings_not_analysis() -> None:
+    r = run_cli(["check", "-f", EXAMPLES, "-n", "payments", "-o", "json"])
+    (f,) = json.loads(r.stdout)["findings"]
+    assert f["code"] == "GWD0102"  # reported because its `to` is in payments
+    r = run_cli(["check", "-f", EXAMPLES, "-n", "portal"])
+    assert r.status == 0 and r.stdout == ""
+    r = run_cli(["check", "-f", EXAMPLES, "-n", "portal", "-A", "-o", "json"])
+    assert len(json.loads(r.stdout)["findings"]) == 2
+
+
+def test_flags_before_the_subcommand() -> None:
+    r = run_cli(["-o", "json", "-n", "shop", "check", "-f", EXAMPLES])
+    assert r.status == 3 and len(json.loads(r.stdout)["findings"]) == 1
+
+
+def test_label_selector_on_gateways(tmp_path) -> None:
+    doc = yaml.safe_load_all(open(os.path.join(EXAMPLES, "30-wildcard.yaml")))
+    docs = list(doc)
+    docs[0]["metadata"]["labels"] = {"team": "shop"}
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    base = ["check", "-f", os.path.join(EXAMPLES, "20-secrets.yaml"), "-f", str(path), "-o", "json"]
+    assert len(json.loads(run_cli(base + ["-l", "team=shop"]).stdout)["findings"]) == 1
+    assert len(json.loads(run_cli(base + ["-l", "team!=shop"]).stdout)["findings"]) == 1  # checkout has no label
+    assert json.loads(run_cli(base + ["-l", "team in (web)"]).stdout)["findings"] == []
+    r = run_cli(base + ["-l", "team=(("])
+    assert r.status == 2 and r.stderr.startswith("error: unable to parse requirement")
+
+
+@pytest.mark.parametrize("level,status", [("info", 3), ("warning", 3), ("error", 3), ("never", 0)])
+def test_fail_level(level: str, status: int) -> None:
+    assert run_cli(["check", "-f", EXAMPLES, "--fail-level", level]).status == status
+
+
+def test_fail_level_error_ignores_warnings() -> None:
+    seed = os.path.join(EXAMPLES, "10-seed.yaml")
+    secrets = os.path.join(EXAMPLES, "20-secrets.yaml")
+    assert run_cli(["check", "-f", seed, "-f", secrets, "--fail-level", "error"]).status == 0
+    assert run_cli(["check", "-f", seed, "-f", secrets]).status == 3
+
+
+def test_stdin(tmp_path) -> None:
+    text = "".join(open(os.path.join(EXAMPLES, f)).read() + "\n---\n" for f in sorted(os.listdir(EXAMPLES))
+                   if f.endswith(".yaml"))
+    r = run_cli(["check", "-f", "-", "-o", "json"], stdin=text)
+    assert r.status == 3 and len(json.loads(r.stdout)["findings"]) == 2
+
+
+def test_recursive(tmp_path) -> None:
+    deep = tmp_path / "a" / "b"
+    deep.mkdir(parents=True)
+    for f in os.listdir(EXAMPLES):
+        if f.endswith(".yaml"):
+            (deep / f).write_text(open(os.path.join(EXAMPLES, f)).read())
+    assert run_cli(["check", "-f", str(tmp_path)]).status == 0  # one level only, as kubectl
+    assert run_cli(["check", "-f", str(tmp_path), "-R"]).status == 3
+
+
+@pytest.mark.parametrize("content,message", [
+    ("a: [1, 2\n", "invalid YAML (line 2, column 1)"),
+    ("- just\n- a list\n", "expected a Kubernetes object (a mapping), got list"),
+    ("kind: Gateway\n", "object is missing apiVersion or kind"),
+    ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  servers:\n"
+     "  - port: {number: https}\n    hosts: [a]\n", "Gateway default/g: spec.servers[0].port.number: must be an integer"),
+    ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  servers:\n"
+     "  - port: {number: 443}\n    hosts: []\n", "spec.servers[0].hosts: at least one host is required"),
+    ("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\nspec:\n  servers:\n"
+     "  - port: {number: 443}\n    hosts: [a]\n    tls: {mode: SIMPEL}\n", "unknown TLS mode 'SIMPEL'"),
+    ("apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {tls.crt: '!!!'}\n", "data.tls.crt: not valid base64"),
+    ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec: {hosts: a}\n",
+     "VirtualService default/v: spec.hosts: must be a list of strings"),
+])
+def test_bad_manifests_are_one_line_errors(tmp_path, content: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    r = run_cli(["check", "-f", str(path)])
+    assert r.status == 1
+    assert r.stderr.startswith(f"error: {path}: ") and message in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_unknown_kinds_are_ignored(tmp_path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n")
+    assert run_cli(["check", "-f", str(path)]).status == 0
+
+
+def test_missing_path() -> None:
+    r = run_cli(["check", "-f", "/nonexistent/dir"])
+    assert (r.status, r.stderr) == (1, 'error: the path "/nonexistent/dir" does not exist\n')
+
+
+@pytest.mark.parametrize("args,message", [
+    (["check", "-o", "jsn"], 'unable to match a printer suitable for the output format "jsn", allowed formats are: wide, json, yaml'),
+    (["check", "--bogus"], "unrecognized arguments: --bogus"),
+    (["check", "--fail-level", "loud"], 'invalid --fail-level "loud"'),
+    (["check", "--request-timeout", "soon"], 'invalid --request-timeout "soon"'),
+    (["check", "-R"], "-R/--recursive needs -f"),
+    (["check", "--as-group", "g"], "requesting groups without a user (--as) is not allowed"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+])
+def test_usage_errors_exit_2(args, message) -> None:
+    r = run_cli(args)
+    assert r.status == 2 and r.stderr.startswith("error: ") and message in r.stderr
+
+
+def test_help_and_version(capsys) -> None:
+    r = run_cli(["check", "--help"])
+    assert r.status == 0
+    out = capsys.readouterr().out
+    assert "usage: kubectl gwdup check" in out and "examples:" in out and "exit status:" in out
+    r = run_cli(["--version"])
+    assert r.status == 0 and capsys.readouterr().out.startswith("kubectl-gwdup ")
+
+
+def test_internal_errors_are_one_line_with_a_hint(monkeypatch) -> None:
+    from kubectl_gwdup.analysis import registry
+
+    def boom(*a, **k):
+        raise RuntimeError("kaboom")
+    monkeypatch.setattr(registry, "run", boom)
+    r = run_cli(["check", "-f", EXAMPLES])
+    assert r.status == 70
+    assert r.stderr == "error: internal error: RuntimeError: kaboom (run again with --traceback and report it)\n"
+    with pytest.raises(RuntimeError):
+        run_cli(["check", "-f", EXAMPLES, "--traceback"])
+
+
+def test_interrupt_is_130(monkeypatch) -> None:
+    from kubectl_gwdup.analysis import registry
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(registry, "run", interrupted)
+    assert run_cli(["check", "-f", EXAMPLES]).status == 130
+
+
+def test_color_only_on_a_tty_without_no_color() -> None:
+    import io
+    from kubectl_gwdup.env import Env
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+    assert Env(stdout=Tty(), environ={}).color is True
+    assert Env(stdout=Tty(), environ={"NO_COLOR": ""}).color is False
+    assert Env(stdout=io.StringIO(), environ={}).color is False
+
+
+def test_program_name() -> None:
+    from kubectl_gwdup.env import program_name
+
+    assert program_name("/home/u/.krew/bin/kubectl-gwdup") == "kubectl gwdup"
+    assert program_name("/usr/local/bin/kubectl-gwdup") == "kubectl gwdup"

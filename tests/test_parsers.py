@@ -1,0 +1,93 @@
+"""Property tests for the parsers: any manifest text gives objects or one InputError, never a
+traceback; label selectors agree with a plain reading of their terms."""
+from __future__ import annotations
+
+import io
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+import yaml
+
+from kubectl_gwdup.errors import InputError, UsageError
+from kubectl_gwdup.inventory import build_inventory
+from kubectl_gwdup.selectors import parse_selector
+from kubectl_gwdup.sources.files import load_files
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.text(max_size=8),
+                    st.sampled_from(["HTTPS", "SIMPLE", "PASSTHROUGH", "*", "a.example.com", "ns/b.example.com"]))
+values = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(
+        ["port", "number", "name", "protocol", "hosts", "tls", "mode", "credentialName", "servers",
+         "selector", "spec", "metadata", "namespace", "gateways", "http", "match", "data", "items"]),
+        inner, max_size=4)), max_leaves=12)
+objects = st.fixed_dictionaries({
+    "apiVersion": st.sampled_from(["networking.istio.io/v1", "v1", "apps/v1", "networking.istio.io/v1beta1"]),
+    "kind": st.sampled_from(["Gateway", "VirtualService", "Secret", "Pod", "Deployment", "Service", "List", "Other"]),
+    "metadata": st.one_of(values, st.fixed_dictionaries({"name": st.text(min_size=1, max_size=5),
+                                                          "namespace": st.sampled_from(["a", "b"])})),
+    "spec": values, "items": values, "data": values,
+})
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(st.lists(st.one_of(objects, values), max_size=4))
+def test_any_manifest_loads_or_fails_with_one_input_error(docs) -> None:
+    text = yaml.safe_dump_all(docs)
+    try:
+        raw = load_files(["-"], stdin=io.StringIO(text))
+        build_inventory(raw)
+    except InputError as exc:
+        assert str(exc) and "\n" not in str(exc)
+
+
+@SETTINGS
+@given(st.text(max_size=60))
+def test_any_text_loads_or_fails_with_one_input_error(text) -> None:
+    try:
+        build_inventory(load_files(["-"], stdin=io.StringIO(text)))
+    except InputError as exc:
+        assert str(exc).startswith("<stdin>: ")
+
+
+keys = st.sampled_from(["app", "team", "tier"])
+vals = st.sampled_from(["a", "b", "web"])
+terms = st.one_of(
+    st.tuples(st.just("="), keys, vals), st.tuples(st.just("!="), keys, vals),
+    st.tuples(st.just("exists"), keys, st.just("")), st.tuples(st.just("!"), keys, st.just("")),
+    st.tuples(st.just("in"), keys, st.lists(vals, min_size=1, max_size=3)),
+    st.tuples(st.just("notin"), keys, st.lists(vals, min_size=1, max_size=3)))
+
+
+def render(term) -> str:
+    op, k, v = term
+    if op in ("=", "!="):
+        return f"{k}{op}{v}"
+    if op == "exists":
+        return k
+    if op == "!":
+        return f"!{k}"
+    return f"{k} {op} ({','.join(v)})"
+
+
+def plain(term, labels) -> bool:
+    op, k, v = term
+    return {"=": lambda: labels.get(k) == v, "!=": lambda: labels.get(k) != v,
+            "exists": lambda: k in labels, "!": lambda: k not in labels,
+            "in": lambda: labels.get(k) in v, "notin": lambda: labels.get(k) not in v}[op]()
+
+
+@SETTINGS
+@given(st.lists(terms, min_size=1, max_size=4), st.dictionaries(keys, vals))
+def test_selector_matches_its_terms(ts, labels) -> None:
+    sel = parse_selector(", ".join(render(t) for t in ts))
+    assert sel.matches(labels) == all(plain(t, labels) for t in ts)
+
+
+@SETTINGS
+@given(st.text(max_size=20))
+def test_selector_parse_never_crashes(text) -> None:
+    try:
+        parse_selector(text)
+    except UsageError:
+        pass

@@ -188,3 +188,24 @@ def test_unreachable_server(tmp_path, certs) -> None:
 def test_verbose_shows_api_requests(cluster, emulator_only) -> None:
     result = run_cli(["check", "-v", "6"], cluster.env)
     assert "GET https://127.0.0.1:" in result.stderr and "/apis/networking.istio.io 200 in" in result.stderr
+
+
+def test_private_keys_never_leave_the_cluster_module(cluster, certs, api_server) -> None:
+    import base64
+
+    docs = scenario_docs(certs, "seed")
+    marker = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n"
+    for d in docs:
+        if d["kind"] == "Secret":
+            d["data"]["tls.key"] = base64.b64encode(marker.encode()).decode()
+    cluster.apply(cluster.isolate(docs))
+    for fmt in ("json", "yaml", "wide"):
+        result = run_cli(["check", "-o", fmt, "-v", "9"], cluster.env)
+        assert "TOPSECRET" not in result.stdout + result.stderr
+        assert "PRIVATE KEY" not in result.stdout + result.stderr
+
+    from kubectl_gwdup.cli.flags import KubeFlags
+    from kubectl_gwdup.sources.live import load_cluster
+
+    raw = load_cluster(KubeFlags(environ=cluster.env).cluster)
+    assert raw.secrets and all(b"PRIVATE KEY" not in pem for pem in raw.secrets.values())

@@ -49,6 +49,8 @@ CASES = [
                                       ("GWD0101", "Gateway web/gw-www")]),
     Case("no_secrets", "tls.Coalescing", [("GWD0101", "Gateway team-a/gw-a")]),
     Case("same_vs_both_gateways", "tls.Coalescing", []),
+    Case("selector_variants", "tls.Coalescing", [("GWD0101", "Gateway team-a/gw-a")],
+         {"Gateway team-a/gw-a": ["b.example.com"]}),
     Case("seed", "gateway.DroppedServer", []),
     Case("seed", "tls.MissingSecret", []),
 ]
@@ -139,3 +141,39 @@ def test_listener_port_is_the_service_target_port(scenario_files) -> None:
     inv = inventory_for(scenario_files, "seed")
     assert {p.listener.port for p in inv.placements} == {8443}
     assert all(p.server.route_name.startswith("https.443.https.") for p in inv.placements)
+
+
+def test_unplaced_gateways_are_noted(scenario_files) -> None:
+    inv = inventory_for(scenario_files, "selector_variants")
+    assert any("select no gateway pods" in n and "team-c/gw-nowhere" in n for n in inv.notes)
+
+
+def test_server_certificate_files_are_opaque_identities(tmp_path) -> None:
+    path = tmp_path / "files.yaml"
+    gw = """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: {name}, namespace: web}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: 443, name: https, protocol: HTTPS}}
+    hosts: [{host}]
+    tls: {{mode: SIMPLE, serverCertificate: {cert}, privateKey: /etc/certs/key.pem}}
+"""
+    path.write_text("---\n".join([gw.format(name="a", host="a.example.com", cert="/etc/certs/shared.pem"),
+                                   gw.format(name="b", host="b.example.com", cert="/etc/certs/shared.pem"),
+                                   gw.format(name="c", host="c.example.com", cert="/etc/certs/c.pem")]))
+    report = registry.run(build_inventory(load_files([str(path)])))
+    (f,) = report.findings
+    assert [s["gateway"] for s in f.detail["from"]] == ["web/a", "web/b"]
+    assert f.detail["certificate"]["credentials"] == ["file:/etc/certs/shared.pem"]
+    assert f.detail["certificate"]["inspected"] is False
+
+
+def test_list_objects_are_flattened(tmp_path, scenario_files) -> None:
+    import yaml as _yaml
+    docs = [d for p in scenario_files("seed") for d in _yaml.safe_load_all(open(p)) if d]
+    path = tmp_path / "list.yaml"
+    path.write_text(_yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": docs}))
+    report = registry.run(build_inventory(load_files([str(path)])))
+    assert [(f.code, str(f.resource)) for f in report.findings] == [("GWD0101", "Gateway team-a/gw-a")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,7 +59,7 @@ def run_check(kubeconfig: str) -> int:
     from kubectl_gwdup.cli.main import main
     from kubectl_gwdup.env import Env
 
-    return main(["check", "-o", "json"], Env(stdout=io.StringIO(), stderr=io.StringIO(),
+    return main(["check"], Env(stdout=io.StringIO(), stderr=io.StringIO(),
                                              environ={"KUBECONFIG": kubeconfig, "HOME": "/nonexistent"}))
 
 
@@ -95,22 +96,47 @@ def timed(fn, repeat: int = 5) -> float:
     return statistics.median(times)
 
 
+def serve(cert: str, key: str) -> None:
+    """The API server side, in its own process (as a real API server is): prints its URL,
+    then answers until stdin closes; a line on stdin asks for the request log."""
+    import json as _json
+
+    emu = Emulator(cert, key).start()
+    populate(emu)
+    print(emu.url, flush=True)
+    for line in sys.stdin:
+        print(_json.dumps(emu.log), flush=True)
+        emu.log.clear()
+    emu.stop()
+
+
 def main() -> None:
+    import json as _json
+
+    if sys.argv[1:2] == ["serve"]:
+        serve(sys.argv[2], sys.argv[3])
+        return
     tmp = tempfile.mkdtemp()
     certs = CertFactory(tmp)
     leaf = certs.leaf("localhost", "IP:127.0.0.1")
-    emu = Emulator(leaf.cert_path, leaf.key_path).start()
+    server = subprocess.Popen([sys.executable, __file__, "serve", leaf.cert_path, leaf.key_path],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        populate(emu)
-        kc = write_kubeconfig(os.path.join(tmp, "config"), emu.url, certs.ca_cert, "admin-token")
-        emu.log.clear()
+        url = server.stdout.readline().strip()
+        kc = write_kubeconfig(os.path.join(tmp, "config"), url, certs.ca_cert, "admin-token")
+        server.stdin.write("\n")
+        server.stdin.flush()
+        server.stdout.readline()  # clears the log
         status = run_check(kc)
+        server.stdin.write("\n")
+        server.stdin.flush()
+        log = _json.loads(server.stdout.readline())
         kinds = Counter()
-        for method, path, query in emu.log:
+        for method, path, query in log:
             kind = path.rstrip("/").split("/")[-1] if "/secrets/" not in path else "secrets (GET)"
             kinds[f"{method} {kind}" + (" (LIST page)" if "limit" in query else "")] += 1
         print(f"check over {GATEWAYS} Gateways / {NAMESPACES} namespaces / {SECRETS} Secrets: "
-              f"exit {status}, {len(emu.log)} requests")
+              f"exit {status}, {len(log)} requests")
         for k, n in sorted(kinds.items()):
             print(f"  {n:>4}  {k}")
         check_s = timed(lambda: run_check(kc))
@@ -118,7 +144,8 @@ def main() -> None:
         print(f"check: {check_s:.3f} s   bare kubernetes client, same LISTs: {bare_s:.3f} s   "
               f"ratio {check_s / bare_s:.2f}x")
     finally:
-        emu.stop()
+        server.stdin.close()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

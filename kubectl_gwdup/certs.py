@@ -54,14 +54,10 @@ def _parse(pem: bytes) -> Certificate:
         parsed = x509.Certificate.load(der)
         san = parsed.subject_alt_name_value
         names = sorted({n.native.lower().rstrip(".") for n in (san or []) if n.name == "dns_name"})
-        subject = parsed.subject.human_friendly
-        not_after = parsed["tbs_certificate"]["validity"]["not_after"].native.strftime(
-            "%Y-%m-%dT%H:%M:%SZ")
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         # asn1crypto parses lazily and reports malformed DER with any of these
         raise CertificateError(f"malformed certificate: {exc}") from None
-    return Certificate(fingerprint=hashlib.sha256(der).hexdigest(), sans=tuple(names),
-                       subject=subject, not_after=not_after)
+    return Certificate(fingerprint=hashlib.sha256(der).hexdigest(), sans=tuple(names), der=der)
 
 
 def cache_size() -> int:

@@ -3,17 +3,23 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Mapping, TextIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping, Optional, TextIO
 
 
-@dataclass
 class Env:
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    stdin: TextIO = field(default_factory=lambda: sys.stdin)
-    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
-    prog: str = "kubectl gwdup"
+    """A plain class, not a dataclass: it is on the --help path (see cli/spec.py)."""
+
+    def __init__(self, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None,
+                 stdin: Optional[TextIO] = None, environ: Optional[Mapping[str, str]] = None,
+                 prog: str = "kubectl gwdup") -> None:
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.stdin = stdin or sys.stdin
+        self.environ = os.environ if environ is None else environ
+        self.prog = prog
 
     @property
     def stdout_tty(self) -> bool:

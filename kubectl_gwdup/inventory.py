@@ -48,6 +48,7 @@ class RawObjects:
     notes: List[str] = field(default_factory=list)
     source: str = ""
     strict: bool = True  # files: a bad object is an error; cluster: a note, object skipped
+    _servers: Optional[Tuple[int, List[Server]]] = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,9 @@ def _gateway_order(server: Server) -> Tuple[str, str, str]:
 
 
 def parse_servers(raw: RawObjects) -> List[Server]:
+    """Every server in istiod's order. Memoized on `raw`: the live source needs them twice."""
+    if raw._servers is not None and raw._servers[0] == len(raw.gateways):
+        return raw._servers[1]
     servers: List[Server] = []
     for obj in raw.gateways:
         try:
@@ -184,6 +188,7 @@ def parse_servers(raw: RawObjects) -> List[Server]:
             _shape_problem(raw, obj, "Gateway", exc)
     # istiod merges Gateways oldest first; within one Gateway it keeps spec order
     servers.sort(key=lambda s: (_gateway_order(s), s.ref.index))
+    raw._servers = (len(raw.gateways), servers)
     return servers
 
 

@@ -141,12 +141,28 @@ class Server:
 
 @dataclass(frozen=True)
 class Certificate:
-    """Public facts of a leaf certificate. Never holds key material."""
+    """Public facts of a leaf certificate. Never holds key material.
+
+    Only the SANs are needed to analyse; subject and expiry are parsed from the (public) DER
+    when something displays them, which keeps large inventories fast.
+    """
 
     fingerprint: str  # sha256 of the DER, lower-case hex
     sans: Tuple[str, ...]  # DNS SANs, lower-case, sorted
-    subject: str
-    not_after: str
+    der: bytes = field(default=b"", repr=False, compare=False)
+
+    def _tbs(self) -> Any:
+        from asn1crypto import x509  # only when a printer asks
+
+        return x509.Certificate.load(self.der)["tbs_certificate"]
+
+    @property
+    def subject(self) -> str:
+        return str(self._tbs()["subject"].human_friendly)
+
+    @property
+    def not_after(self) -> str:
+        return self._tbs()["validity"]["not_after"].native.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def to_dict(self) -> Dict[str, Any]:
         return {"sha256": self.fingerprint, "dnsNames": list(self.sans),

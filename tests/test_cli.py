@@ -207,3 +207,25 @@ def test_program_name() -> None:
 
     assert program_name("/home/u/.krew/bin/kubectl-gwdup") == "kubectl gwdup"
     assert program_name("/usr/local/bin/kubectl-gwdup") == "kubectl gwdup"
+
+
+def test_progress_line_only_on_a_terminal_after_a_moment() -> None:
+    import io
+    from kubectl_gwdup.commands.check import _progress
+    from kubectl_gwdup.env import Env
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+    quiet = Env(stderr=io.StringIO())
+    show = _progress(quiet, delay=0)
+    show("listed 1000 gateways")
+    assert quiet.stderr.getvalue() == ""
+    tty = Env(stderr=Tty())
+    early = _progress(tty, delay=60)
+    early("listed 1000 gateways")
+    assert tty.stderr.getvalue() == ""
+    show = _progress(tty, delay=0)
+    show("listed 1000 gateways")
+    show("")
+    assert tty.stderr.getvalue() == "\r\x1b[Klisted 1000 gateways...\r\x1b[K"

@@ -91,3 +91,17 @@ def test_selector_parse_never_crashes(text) -> None:
         parse_selector(text)
     except UsageError:
         pass
+
+
+def test_certificate_facts(certs) -> None:
+    from kubectl_gwdup.certs import CertificateError, parse_pem
+    import pytest
+
+    leaf = certs.leaf("B.example.com", "a.example.com", "IP:127.0.0.1", tag="facts")
+    cert = parse_pem(leaf.cert_pem)
+    assert cert.sans == ("a.example.com", "b.example.com")  # DNS names only, lower-case, sorted
+    assert cert.subject == "Common Name: B.example.com" and cert.not_after.endswith("Z")
+    assert parse_pem(leaf.cert_pem) is cert  # each distinct PEM is parsed once
+    assert "PRIVATE" not in repr(cert) and leaf.key_pem not in cert.der
+    with pytest.raises(CertificateError):
+        parse_pem(b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")

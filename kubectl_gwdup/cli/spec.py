@@ -1,15 +1,19 @@
 """The command line as data: subcommands, flag groups, help and examples. No logic."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, Tuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time and --help needs none of it
+    from typing import Any, Dict, Tuple
+
+# Plain classes rather than dataclasses: this module is on the --help path, and the
+# dataclasses machinery (with inspect) costs more to import than the whole spec.
 
 
-@dataclass(frozen=True)
 class Flag:
-    names: Tuple[str, ...]
-    help: str
-    kwargs: Dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("names", "help", "kwargs")
+
+    def __init__(self, names: Tuple[str, ...], help: str, kwargs: Dict[str, Any] = None) -> None:
+        self.names, self.help, self.kwargs = names, help, kwargs or {}
 
     @property
     def dest(self) -> str:
@@ -27,20 +31,21 @@ class Flag:
         return None
 
 
-@dataclass(frozen=True)
 class FlagGroup:
-    title: str
-    flags: Tuple[Flag, ...]
+    __slots__ = ("title", "flags")
+
+    def __init__(self, title: str, flags: Tuple[Flag, ...]) -> None:
+        self.title, self.flags = title, flags
 
 
-@dataclass(frozen=True)
 class Command:
-    name: str
-    help: str
-    description: str
-    examples: str
-    groups: Tuple[FlagGroup, ...]
-    module: str  # imported only when the command runs
+    __slots__ = ("name", "help", "description", "examples", "groups", "module")
+
+    def __init__(self, name: str, help: str, description: str, examples: str,
+                 groups: Tuple[FlagGroup, ...], module: str) -> None:
+        self.name, self.help, self.description, self.examples = name, help, description, examples
+        self.groups = groups
+        self.module = module  # imported only when the command runs
 
 
 GENERAL = FlagGroup("General flags", (
@@ -97,7 +102,7 @@ exit status:
   70   internal error (run again with --traceback and report it)
   130  interrupted"""
 
-COMMANDS: Tuple[Command, ...] = (
+COMMANDS = (
     Command(
         "check", "find HTTP/2 connection-coalescing hazards",
         "List every place where a browser can reuse a TLS connection opened for one host to "

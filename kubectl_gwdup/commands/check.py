@@ -64,13 +64,18 @@ def load(opts: Options, env: Env) -> RawObjects:
     return raw
 
 
-def _progress(env: Env) -> Any:
-    """A single rewritten stderr line, on a terminal only."""
+def _progress(env: Env, delay: float = 1.0) -> Any:
+    """A single rewritten stderr line, on a terminal only, once listing takes over `delay` s."""
     if not env.stderr_tty:
         return lambda _msg: None
+    import time
+
+    start = time.monotonic()
     state = {"shown": False}
 
     def show(msg: str) -> None:
+        if msg and time.monotonic() - start < delay:
+            return
         if msg or state["shown"]:
             env.stderr.write("\r\x1b[K" + (msg + "..." if msg else ""))
             env.stderr.flush()

@@ -2,7 +2,7 @@
 
 Cost: one paged LIST per kind (pods: one per distinct Gateway selector, metadata only), then at
 most one GET per referenced Secret, or one paged LIST of TLS Secrets in a namespace where many
-are referenced. What cannot be read (RBAC) degrades the inventory instead of failing it, and
+are referenced. At most PARALLEL requests are in flight. What cannot be read (RBAC) degrades the inventory instead of failing it, and
 says so; only Gateways themselves are required.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Set, Tuple
 
 from ..errors import ApiError, GwdupError
@@ -19,6 +20,7 @@ from ..objects import ISTIO_GROUP
 
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 SECRET_LIST_THRESHOLD = 20  # referenced Secrets in one namespace above which one LIST is cheaper
+PARALLEL = 4  # requests in flight at once, as a small client-side budget on the API server
 
 
 class ClusterAccess(Protocol):
@@ -60,32 +62,39 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
                 progress(f"listed {len(items)} {kind}")
         return items
 
-    try:
-        raw.gateways = listing("gateways", f"{base}/gateways")
-    except ApiError as exc:
-        if exc.code == 404:
-            raise GwdupError(f'the server doesn\'t have a resource type "gateways" in {ISTIO_GROUP}/{version}') from None
-        raise
-    raw.available.add(Input.GATEWAYS)
-
-    try:
-        raw.virtual_services = listing("virtualservices", f"{base}/virtualservices")
-        raw.available.add(Input.VIRTUAL_SERVICES)
-    except ApiError as exc:
-        if not _forbidden(exc) and exc.code != 404:
+    # Independent LISTs overlap: a real API server answers them in parallel, and this side
+    # decodes one page while the next is on the wire. Results are applied in a fixed order.
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        gateways = pool.submit(listing, "gateways", f"{base}/gateways")
+        vss = pool.submit(listing, "virtualservices", f"{base}/virtualservices")
+        services = pool.submit(listing, "services", "/api/v1/services")
+        try:
+            raw.gateways = gateways.result()
+        except ApiError as exc:
+            if exc.code == 404:
+                raise GwdupError(f'the server doesn\'t have a resource type "gateways" in {ISTIO_GROUP}/{version}') from None
             raise
-        raw.notes.append(f"virtualservices not readable ({exc.reason}): routes assumed from server hosts")
-
-    _load_workloads(access, raw, listing)
-    try:
-        raw.services = listing("services", "/api/v1/services")
-        raw.available.add(Input.SERVICES)
-    except ApiError as exc:
-        if not _forbidden(exc):
-            raise
-        raw.notes.append(f"services not readable ({exc.reason}): Gateway ports used as listener ports")
-
-    _load_secrets(access, raw, referenced_secrets(raw, settings), chunk_size)
+        raw.available.add(Input.GATEWAYS)
+        workloads = pool.submit(_load_workloads, raw, listing)
+        try:
+            raw.virtual_services = vss.result()
+            raw.available.add(Input.VIRTUAL_SERVICES)
+        except ApiError as exc:
+            if not _forbidden(exc) and exc.code != 404:
+                raise
+            raw.notes.append(f"virtualservices not readable ({exc.reason}): routes assumed from server hosts")
+        pods, deployments, notes = workloads.result()
+        raw.pods, raw.deployments = pods, deployments
+        raw.notes.extend(notes)
+        raw.available.add(Input.WORKLOADS)
+        try:
+            raw.services = services.result()
+            raw.available.add(Input.SERVICES)
+        except ApiError as exc:
+            if not _forbidden(exc):
+                raise
+            raw.notes.append(f"services not readable ({exc.reason}): Gateway ports used as listener ports")
+        _load_secrets(access, raw, referenced_secrets(raw, settings), chunk_size, pool)
     return raw
 
 
@@ -98,9 +107,11 @@ def _selectors(raw: RawObjects) -> List[str]:
     return sorted(out)
 
 
-def _load_workloads(access: ClusterAccess, raw: RawObjects, listing: Callable[..., List[Dict[str, Any]]]) -> None:
-    raw.available.add(Input.WORKLOADS)
+def _load_workloads(raw: RawObjects, listing: Callable[..., List[Dict[str, Any]]]
+                    ) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]], List[str]]:
+    """(pods, deployments, notes): pods per Gateway selector, else Deployments, else nothing."""
     try:
+        pods: List[Dict[str, Any]] = []
         seen: Set[Tuple[str, str]] = set()
         for sel in _selectors(raw):
             for pod in listing("pods", "/api/v1/pods", label_selector=sel, metadata_only=True):
@@ -108,18 +119,18 @@ def _load_workloads(access: ClusterAccess, raw: RawObjects, listing: Callable[..
                 key = (m.get("namespace", ""), m.get("name", ""))
                 if key not in seen:
                     seen.add(key)
-                    raw.pods.append(pod)
-        return
+                    pods.append(pod)
+        return pods, [], []
     except ApiError as exc:
         if not _forbidden(exc):
             raise
-        raw.notes.append(f"pods not readable ({exc.reason}): gateway workloads from Deployments")
+        notes = [f"pods not readable ({exc.reason}): gateway workloads from Deployments"]
     try:
-        raw.deployments = listing("deployments", "/apis/apps/v1/deployments")
+        return [], listing("deployments", "/apis/apps/v1/deployments"), notes
     except ApiError as exc:
         if not _forbidden(exc):
             raise
-        raw.notes.append(f"deployments not readable ({exc.reason}): gateway workloads by selector")
+        return [], [], notes + [f"deployments not readable ({exc.reason}): gateway workloads by selector"]
 
 
 def certificate_bytes(secret: Mapping[str, Any]) -> Optional[bytes]:
@@ -135,10 +146,20 @@ def certificate_bytes(secret: Mapping[str, Any]) -> Optional[bytes]:
     return None
 
 
-def _load_secrets(access: ClusterAccess, raw: RawObjects, wanted: Set[Tuple[str, str]], chunk_size: int) -> None:
+def _load_secrets(access: ClusterAccess, raw: RawObjects, wanted: Set[Tuple[str, str]], chunk_size: int,
+                  pool: ThreadPoolExecutor) -> None:
     by_ns: Dict[str, Set[str]] = defaultdict(set)
     for ns, name in wanted:
         by_ns[ns].add(name)
+
+    def get(key: Tuple[str, str]) -> Optional[Dict[str, Any]]:
+        try:
+            return access.get(f"/api/v1/namespaces/{key[0]}/secrets/{key[1]}")
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            return None
+
     try:
         for ns in sorted(by_ns):
             names = by_ns[ns]
@@ -152,15 +173,12 @@ def _load_secrets(access: ClusterAccess, raw: RawObjects, wanted: Set[Tuple[str,
                 except ApiError as exc:
                     if not _forbidden(exc):
                         raise  # a LIST refused by RBAC may still allow GETs below
-            for name in sorted(names):
-                if (ns, name) in raw.secrets:
-                    continue
-                try:
-                    _keep(raw, ns, name, access.get(f"/api/v1/namespaces/{ns}/secrets/{name}"))
-                except ApiError as exc:
-                    if exc.code != 404:
-                        raise
-                    raw.secret_status[(ns, name)] = CertStatus.MISSING
+        missing = sorted(k for k in wanted if k not in raw.secrets)
+        for key, secret in zip(missing, pool.map(get, missing)):
+            if secret is None:
+                raw.secret_status[key] = CertStatus.MISSING
+            else:
+                _keep(raw, key[0], key[1], secret)
     except ApiError as exc:
         if not _forbidden(exc):
             raise

@@ -1,0 +1,184 @@
+"""Packaging: the shiv zipapp on Python 3.9 and 3.13, the krew manifest and archive, installed
+the way krew installs it and run through the real kubectl."""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+PYENV = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+KUBECTL = shutil.which("kubectl")
+
+
+def interpreter(version: str) -> str:
+    found = sorted(glob.glob(os.path.join(PYENV, "versions", f"{version}*", "bin", "python3")))
+    if not found:
+        pytest.skip(f"Python {version} not installed under {PYENV}")
+    return found[-1]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """A copy of the working tree, built with build.sh (which rewrites its krew manifest)."""
+    interpreter("3.9")
+    src = tmp_path_factory.mktemp("src")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if os.path.isfile(os.path.join(ROOT, f)):
+            os.makedirs(src / os.path.dirname(f), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, f), src / f)
+    out = subprocess.run(["bash", "build.sh"], cwd=src, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "SOURCE_DATE_EPOCH": "1767225600"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return src, out.stdout
+
+
+def run_zipapp(python: str, zipapp: str, *args: str, root: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([python, zipapp, *args], capture_output=True, text=True, timeout=120,
+                          env={"PATH": os.environ["PATH"], "HOME": root, "SHIV_ROOT": root, **kw.pop("env", {})}, **kw)
+
+
+def test_zipapp_is_small_pure_and_portable(built) -> None:
+    src, stdout = built
+    app = src / "dist" / "kubectl-gwdup"
+    assert app.stat().st_size < 10 * 1024 * 1024
+    assert app.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert os.access(app, os.X_OK)
+    names = zipfile.ZipFile(app).namelist()
+    assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib"))]
+    sha = hashlib.sha256((src / "dist" / "kubectl-gwdup.tar.gz").read_bytes()).hexdigest()
+    assert f"sha256 {sha}" in stdout
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.13"])
+def test_zipapp_runs_on(version, built, tmp_path) -> None:
+    python = interpreter(version)
+    app = str(built[0] / "dist" / "kubectl-gwdup")
+    r = run_zipapp(python, app, "--version", root=str(tmp_path))
+    assert r.returncode == 0 and r.stdout.startswith("kubectl-gwdup 0.")
+    r = run_zipapp(python, app, "check", "-f", os.path.join(ROOT, "examples"), "-o", "json", root=str(tmp_path))
+    assert r.returncode == 3, r.stderr
+    ours = subprocess.run([sys.executable, "-m", "kubectl_gwdup", "check", "-f", "examples", "-o", "json"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert r.stdout == ours.stdout
+
+
+def test_reproducible(built, tmp_path) -> None:
+    src, _ = built
+    first = (src / "dist" / "kubectl-gwdup.tar.gz").read_bytes()
+    out = subprocess.run(["bash", "build.sh"], cwd=src, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "SOURCE_DATE_EPOCH": "1767225600"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (src / "dist" / "kubectl-gwdup.tar.gz").read_bytes() == first
+
+
+def test_old_extractions_do_not_pile_up(built, tmp_path) -> None:
+    app = str(built[0] / "dist" / "kubectl-gwdup")
+    root = tmp_path / "shiv"
+    old, newer = root / "kubectl-gwdup_0ld", root / "kubectl-gwdup_n3wer"
+    for d in (old, newer):
+        (d / "site-packages").mkdir(parents=True)
+    (root / ".kubectl-gwdup_0ld_lock").touch()
+    os.utime(old, (time.time() - 86400, time.time() - 86400))
+    os.utime(newer, (time.time() + 86400, time.time() + 86400))
+    r = run_zipapp(sys.executable, app, "--version", root=str(root))
+    assert r.returncode == 0, r.stderr
+    left = sorted(p.name for p in root.iterdir())
+    assert "kubectl-gwdup_0ld" not in left and ".kubectl-gwdup_0ld_lock" not in left
+    assert "kubectl-gwdup_n3wer" in left
+    assert len([n for n in left if n.startswith("kubectl-gwdup_")]) == 2  # current + newer
+
+
+# --- krew -------------------------------------------------------------------------------------
+
+SEMVER = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+
+
+def validate_manifest(path: str) -> dict:
+    """krew's structural rules for a plugin manifest."""
+    doc = yaml.safe_load(open(path))
+    name = os.path.splitext(os.path.basename(path))[0]
+    assert doc["apiVersion"] == "krew.googlecontainertools.github.com/v1alpha2"
+    assert doc["kind"] == "Plugin"
+    assert re.match(r"^[\w-]+$", name) and doc["metadata"]["name"] == name
+    spec = doc["spec"]
+    assert spec["shortDescription"] and not re.search(r"[\r\n]", spec["shortDescription"])
+    assert SEMVER.match(spec["version"])
+    assert "python3" in spec["caveats"]
+    assert spec["platforms"]
+    for p in spec["platforms"]:
+        assert p["uri"] and p["bin"]
+        assert re.match(r"^[a-f0-9]{64}$", p["sha256"])
+        sel = p["selector"]
+        assert sel.get("matchLabels") or sel.get("matchExpressions")
+        assert set(sel.get("matchLabels", {})) <= {"os", "arch"}
+        assert p["files"] and all(f["from"] and f["to"] for f in p["files"])
+        assert "LICENSE" in [f["from"] for f in p["files"]]
+    for os_name in ("linux", "darwin", "windows"):
+        for arch in ("amd64", "arm64"):
+            matching = [p for p in spec["platforms"]
+                        if all({"os": os_name, "arch": arch}[k] == v for k, v in p["selector"]["matchLabels"].items())]
+            assert len(matching) <= 1, f"overlapping selectors for {os_name}/{arch}"
+    assert any(p["selector"]["matchLabels"].get("os") == "linux" for p in spec["platforms"])
+    assert any(p["selector"]["matchLabels"].get("os") == "darwin" for p in spec["platforms"])
+    return doc
+
+
+def test_repository_manifest_is_valid() -> None:
+    validate_manifest(os.path.join(ROOT, "krew", "gwdup.yaml"))
+
+
+def krew_install(manifest: dict, archive: str, krew_root: str, os_name: str = "linux") -> str:
+    """What `kubectl krew install --manifest=... --archive=...` does, step by step."""
+    (platform,) = [p for p in manifest["spec"]["platforms"]
+                   if p["selector"]["matchLabels"].get("os") == os_name]
+    data = open(archive, "rb").read()
+    assert hashlib.sha256(data).hexdigest() == platform["sha256"], "archive checksum mismatch"
+    work = os.path.join(krew_root, "tmp")
+    with tarfile.open(archive) as tar:
+        tar.extractall(work)
+    store = os.path.join(krew_root, "store", manifest["metadata"]["name"], manifest["spec"]["version"])
+    os.makedirs(store)
+    for op in platform["files"]:
+        for match in glob.glob(os.path.join(work, op["from"])):
+            shutil.move(match, os.path.join(store, op["to"], os.path.basename(match)))
+    binary = os.path.join(store, platform["bin"])
+    assert os.access(binary, os.X_OK), "bin must keep its executable mode"
+    bindir = os.path.join(krew_root, "bin")
+    os.makedirs(bindir, exist_ok=True)
+    os.symlink(binary, os.path.join(bindir, "kubectl-" + manifest["metadata"]["name"]))
+    return bindir
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
+def test_installs_like_krew_and_runs_through_kubectl(built, tmp_path) -> None:
+    src, _ = built
+    manifest = validate_manifest(str(src / "krew" / "gwdup.yaml"))
+    bindir = krew_install(manifest, str(src / "dist" / "kubectl-gwdup.tar.gz"), str(tmp_path / "krew"))
+    store = os.path.dirname(os.path.realpath(os.path.join(bindir, "kubectl-gwdup")))
+    os.symlink(os.path.join(store, "kubectl_complete-gwdup"), os.path.join(bindir, "kubectl_complete-gwdup"))
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}
+    listed = subprocess.run([KUBECTL, "plugin", "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert os.path.join(bindir, "kubectl-gwdup") in listed.stdout
+    assert "warning" not in (listed.stdout + listed.stderr).lower()
+    helped = subprocess.run([KUBECTL, "gwdup", "--help"], capture_output=True, text=True, env=env, timeout=60)
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: kubectl gwdup")
+    checked = subprocess.run([KUBECTL, "gwdup", "check", "-f", os.path.join(ROOT, "examples")],
+                             capture_output=True, text=True, env=env, timeout=60)
+    assert checked.returncode == 3 and "Misrouted" in checked.stdout
+    completed = subprocess.run([KUBECTL, "__complete", "gwdup", "ch"], capture_output=True, text=True,
+                               env=env, timeout=60)
+    assert completed.stdout.splitlines()[:2] == ["check\tfind HTTP/2 connection-coalescing hazards", ":4"]

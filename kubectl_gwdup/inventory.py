@@ -303,6 +303,12 @@ def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
     return tuple(out.values())
 
 
+def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
+    """A chain that is not HTTP-routed here (PASSTHROUGH, TLS to TCP) sends every request
+    that reaches it to its upstream, whatever the host: one catch-all source stands for that."""
+    return (VirtualHost("*", RouteSource(f"upstream of {server.ref}")),) if server.sni_chain else ()
+
+
 def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Inventory:
     servers = parse_servers(raw)
     vss = parse_virtual_services(raw)
@@ -354,8 +360,8 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
                     certs.append(cert)
             drafts.append(dict(server=server, listener=listener, dropped_for=dropped,
                                credentials=creds, certificates=tuple(certs), cert_status=status,
-                               vhosts=_vhosts(server, vs_by_gateway, have_vs)
-                               if server.http_routed else ()))
+                               vhosts=_vhosts(server, vs_by_gateway, have_vs) if server.http_routed
+                               else _opaque(server)))
 
     # Without the certificate, its coverage is inferred: whatever it is, it must be valid for the
     # hosts of every server presenting it on that workload, or those servers would fail anyway.

@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
 from ..hosts import best_domain, cert_covers, is_wildcard, sorted_hosts
-from ..model import Finding, Input, Listener, Outcome, Placement, RouteSource, TlsMode
+from ..model import Finding, Input, Listener, Outcome, Placement, RouteSource, TlsMode, VirtualHost
 from .chains import ChainIndex
 from .rule import InventoryView, Metadata, Settings
 
@@ -68,10 +68,10 @@ def answers_foreign_hosts(p: Placement, chains: ChainIndex) -> bool:
     return any(is_wildcard(v.domain) or chains.lookup(v.domain) is not p for v in p.vhosts)
 
 
-def _wildcard_route(p: Placement, base: str) -> Optional[RouteSource]:
-    """The route p's table gives every generic child ``x.base`` (longest covering wildcard)."""
+def _wildcard_route(vhosts: Sequence[VirtualHost], base: str) -> Optional[RouteSource]:
+    """The route a table gives every generic child ``x.base`` (longest covering wildcard)."""
     best, best_len = None, -1
-    for v in p.vhosts:
+    for v in vhosts:
         d = v.domain
         if d == "*" and best_len < 0:
             best, best_len = v.source, 0
@@ -80,38 +80,56 @@ def _wildcard_route(p: Placement, base: str) -> Optional[RouteSource]:
     return best
 
 
-def _route(p: Placement, host: str) -> Optional[RouteSource]:
-    hit = best_domain([(v.domain, v.source) for v in p.vhosts], host)
+def _route(vhosts: Sequence[VirtualHost], host: str) -> Optional[RouteSource]:
+    hit = best_domain([(v.domain, v.source) for v in vhosts], host)
     return hit[1] if hit else None
 
 
-def outcomes(p: Placement, host: str, t: Placement,
-             chains: ChainIndex) -> Iterator[Tuple[str, Placement, Optional[Outcome]]]:
-    """What happens to requests for `host` (a name or ``*.x``) sent on p's connection.
+Outcomes = Iterator[Tuple[str, Placement, Optional[Outcome]]]
 
-    Outcome None marks a name inside a pattern that p's table answers on its own (an exact
-    virtual host); the pattern's result then excludes it. Nothing is yielded where p's table
-    routes the host exactly as t's does (same configuration).
+
+def outcomes(mine: Sequence[VirtualHost], host: str, t: Placement, chains: ChainIndex) -> Outcomes:
+    """What requests for `host` (a name or ``*.x``) get from the table `mine` instead of t's.
+
+    Outcome None marks a name inside a pattern that one of the tables answers on its own (an
+    exact virtual host); it is judged by itself and the pattern's result excludes it. Nothing
+    is yielded where both tables answer alike: same configuration, or a 404 either way.
     """
     if host.startswith("*."):
         base = host[2:]
-        for v in p.vhosts:  # exact domains inside the pattern are answered on their own
-            d = v.domain
-            if not is_wildcard(d) and cert_covers(host, d) and d not in chains.exact:
-                yield d, t, None
-                yield from _compare(p, d, t, v.source, _route(t, d))
-        mine, theirs = _wildcard_route(p, base), _wildcard_route(t, base)
+        exact = sorted({v.domain for v in (*mine, *t.vhosts) if not is_wildcard(v.domain)
+                        and cert_covers(host, v.domain) and v.domain not in chains.exact})
+        for d in exact:
+            yield d, t, None
+            yield from _compare(d, t, _route(mine, d), _route(t.vhosts, d))
+        yield from _compare(host, t, _wildcard_route(mine, base), _wildcard_route(t.vhosts, base))
     else:
-        mine, theirs = _route(p, host), _route(t, host)
-    yield from _compare(p, host, t, mine, theirs)
+        yield from _compare(host, t, _route(mine, host), _route(t.vhosts, host))
 
 
-def _compare(p: Placement, host: str, t: Placement, mine: Optional[RouteSource],
-             theirs: Optional[RouteSource]) -> Iterator[Tuple[str, Placement, Outcome]]:
-    if mine is None:
-        yield host, t, Outcome.NOT_FOUND
-    elif mine != theirs:
-        yield host, t, Outcome.MISROUTED
+def _compare(host: str, t: Placement, mine: Optional[RouteSource], theirs: Optional[RouteSource]) -> Outcomes:
+    if mine == theirs:
+        return  # the same routes, or a 404 on its own connection as well
+    yield host, t, (Outcome.NOT_FOUND if mine is None else Outcome.MISROUTED)
+
+
+Judged = Tuple[Dict[Outcome, Hosts], Tuple[str, ...]]
+
+
+def judge(mine: Sequence[VirtualHost], at_risk: Hosts, chains: ChainIndex,
+          skip: Optional[Placement] = None) -> Judged:
+    """Hosts per outcome for a table, and the pattern members judged on their own."""
+    per: Dict[Outcome, Hosts] = {}
+    excepted: List[str] = []
+    for h, t in at_risk.items():
+        if t is skip:
+            continue
+        for name, target, outcome in outcomes(mine, h, t, chains):
+            if outcome is None:
+                excepted.append(name)
+            else:
+                per.setdefault(outcome, {})[name] = target
+    return per, tuple(sorted(set(excepted)))
 
 
 def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
@@ -122,31 +140,23 @@ def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
         return
     results: Dict[Tuple[Any, ...], Tuple[List[Placement], Hosts, Tuple[str, ...]]] = {}
 
-    def add(outcome: Outcome, sources: List[Placement], hosts: Hosts, excepted: Tuple[str, ...] = ()) -> None:
-        key = (outcome, tuple(sorted((h, t.server.ref) for h, t in hosts.items())), excepted)
-        results.setdefault(key, ([], hosts, excepted))[0].extend(sources)
+    def add(sources: List[Placement], judged: Judged) -> None:
+        per, excepted = judged
+        for outcome, hosts in per.items():
+            kept = tuple(e for e in excepted if e not in hosts)
+            key = (outcome, tuple(sorted((h, t.server.ref) for h, t in hosts.items())), kept)
+            results.setdefault(key, ([], hosts, kept))[0].extend(sources)
 
     plain: List[Placement] = []
     for p in members:
-        if not answers_foreign_hosts(view.routes_of(p), chains):
+        if answers_foreign_hosts(view.routes_of(p), chains):
+            add([p], judge(p.vhosts, at_risk, chains, skip=p))
+        else:
             plain.append(p)
-            continue
-        per: Dict[Outcome, Hosts] = {}
-        excepted: List[str] = []
-        for h, t in at_risk.items():
-            if t is not p:
-                for host, target, outcome in outcomes(p, h, t, chains):
-                    if outcome is None:
-                        excepted.append(host)
-                    else:
-                        per.setdefault(outcome, {})[host] = target
-        for outcome, hosts in per.items():
-            add(outcome, [p], hosts, tuple(sorted(set(excepted) - set(hosts))))
     if plain:
-        # a plain table only holds its own chain's names: every foreign host is a 404
-        hosts = at_risk if len(plain) > 1 else {h: t for h, t in at_risk.items() if t is not plain[0]}
-        if hosts:
-            add(Outcome.NOT_FOUND, plain, hosts)
+        # a table holding only its own chain's names answers every foreign host alike (404),
+        # so the plain servers are judged once, together: output stays linear in hosts
+        add(plain, judge((), at_risk, chains, skip=plain[0] if len(plain) == 1 else None))
 
     for key in sorted(results, key=lambda k: (k[0].value, k[1], k[2])):
         sources, hosts, excepted = results[key]

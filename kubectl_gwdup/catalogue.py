@@ -37,8 +37,15 @@ SECRET_NOT_FOUND = FindingType(
             "(Secrets are read there, not in the Gateway's namespace); its TLS handshakes fail.",
     template="{server} reads {credential}, which does not exist: TLS handshakes for {hosts} fail")
 
+LISTENER_REJECTED = FindingType(
+    "GWD0105", "ListenerRejected", Level.ERROR,
+    summary="Two TLS servers on one listener match the same SNI after istiod's duplicate check, "
+            "which compares host strings exactly (case, ns/ prefix); Envoy rejects the whole "
+            "listener update, so no change on that port takes effect.",
+    template="{server} repeats SNI {host}, already matched by {other} on {listener}: Envoy rejects the listener")
+
 ALL: Tuple[FindingType, ...] = (COALESCED_NOT_FOUND, COALESCED_MISROUTED, SERVER_DROPPED,
-                                SECRET_NOT_FOUND)
+                                SECRET_NOT_FOUND, LISTENER_REJECTED)
 
 CODE_FORMAT = re.compile(r"^GWD0[1-49]\d\d$")
 BEGIN, END = "<!-- catalogue:begin -->", "<!-- catalogue:end -->"

@@ -33,9 +33,9 @@ class CertFactory:
         with open(self.ca_cert, "rb") as f:
             return f.read()
 
-    def leaf(self, *sans: str, tag: str = "") -> Leaf:
+    def leaf(self, *sans: str, tag: str = "", rsa: bool = False) -> Leaf:
         """A certificate for `sans` (DNS or IP:...); same (tag, sans) -> same certificate."""
-        key = (tag, tuple(sans))
+        key = (tag + (":rsa" if rsa else ""), tuple(sans))
         if key in self._leaves:
             return self._leaves[key]
         stem = os.path.join(self.dir, hashlib.sha1(repr(key).encode()).hexdigest()[:16])
@@ -45,7 +45,8 @@ class CertFactory:
             f.write(f"subjectAltName={entries}\nbasicConstraints=CA:FALSE\n"
                     "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
         cn = next((s for s in sans if not s.startswith("IP:")), "leaf")[:60]
-        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        algo = ["rsa:2048"] if rsa else ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+        _openssl("req", "-newkey", *algo, "-nodes",
                  "-keyout", stem + ".key", "-out", stem + ".csr", "-subj", f"/CN={cn}")
         _openssl("x509", "-req", "-in", stem + ".csr", "-CA", self.ca_cert, "-CAkey", self.ca_key,
                  "-CAcreateserial", "-out", stem + ".crt", "-days", "825", "-extfile", ext)
@@ -56,6 +57,17 @@ class CertFactory:
         leaf = Leaf(cert, keyb, stem + ".crt", stem + ".key", tuple(sans))
         self._leaves[key] = leaf
         return leaf
+
+
+    def by_fingerprint(self) -> Dict[str, Leaf]:
+        import base64
+        import hashlib
+
+        out = {}
+        for leaf in self._leaves.values():
+            body = b"".join(leaf.cert_pem.split(b"-----")[2].split())
+            out[hashlib.sha256(base64.b64decode(body)).hexdigest()] = leaf
+        return out
 
 
 def _openssl(*args: str) -> None:

@@ -17,7 +17,7 @@ sys.path.insert(0, ROOT)
 from certfactory import CertFactory  # noqa: E402
 
 SCENARIOS = os.path.join(ROOT, "tests", "analysis", "scenarios")
-_CERT = re.compile(r'"@cert (?P<tag>[\w-]+): (?P<sans>[^"]+)"')
+_CERT = re.compile(r'"@cert(?P<rsa>-rsa)? (?P<tag>[\w-]+): (?P<sans>[^"]+)"')
 
 
 @pytest.fixture(scope="session")
@@ -26,9 +26,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertFactory:
 
 
 def render_scenario(certs: CertFactory, text: str) -> str:
-    """Replace `"@cert TAG: SAN SAN"` with the PEM of a certificate made now (same TAG, same cert)."""
+    """Replace `"@cert TAG: SAN SAN"` (or `@cert-rsa`) with the PEM of a certificate made now
+    (same TAG, same certificate)."""
     def pem(m: "re.Match[str]") -> str:
-        leaf = certs.leaf(*m.group("sans").split(), tag=m.group("tag"))
+        leaf = certs.leaf(*m.group("sans").split(), tag=m.group("tag"), rsa=bool(m.group("rsa")))
         return '"' + leaf.cert_pem.decode().replace("\n", "\\n") + '"'
     return _CERT.sub(pem, text)
 

@@ -27,14 +27,14 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import yaml
 
-from kubectl_gwdup.hosts import bare_host
+from kubectl_gwdup.hosts import strip_namespace
 from kubectl_gwdup.model import Inventory, Listener, Placement, TlsMode
 
 ENVOY = os.path.join(os.path.dirname(__import__("envoy._bin", fromlist=["_bin"]).__file__), "envoy")
 TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 
-KeyFor = Callable[[Placement], Tuple[str, str]]  # placement -> (cert path, key path)
+KeyFor = Callable[[Placement], List[Tuple[str, str]]]  # placement -> [(cert path, key path)]
 
 
 def free_port() -> int:
@@ -49,11 +49,14 @@ def body_for(source) -> str:
     return f"{source.origin}|{source.scope}"
 
 
-def _tls(cert: str, key: str) -> dict:
+def _tls(pairs: List[Tuple[str, str]]) -> dict:
+    """One TLS context; with two certificates (credentialNames: RSA and ECDSA) Envoy picks the
+    one the client's signature algorithms allow, ECDSA first."""
     return {"name": "envoy.transport_sockets.tls", "typed_config": {
         "@type": TLS, "common_tls_context": {
             "alpn_protocols": ["h2", "http/1.1"],
-            "tls_certificates": [{"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}]}}}
+            "tls_certificates": [{"certificate_chain": {"filename": c}, "private_key": {"filename": k}}
+                                 for c, k in pairs]}}}
 
 
 def route_table(p: Placement) -> dict:
@@ -108,7 +111,8 @@ def translate(inv: Inventory, key_for: KeyFor, passthrough_cert: Callable[[List[
         ports[listener] = free_port()
         chains = []
         for p in live:
-            hosts = sorted({bare_host(h) for h in p.server.hosts})
+            # GetSNIHostsForServer: `ns/` stripped, case kept (Envoy compares case-insensitively)
+            hosts = sorted({strip_namespace(h) for h in p.server.hosts})
             chain: dict = {"name": f"{p.server.ref}"}
             if "*" not in hosts:
                 chain["filter_chain_match"] = {"server_names": hosts}
@@ -118,7 +122,8 @@ def translate(inv: Inventory, key_for: KeyFor, passthrough_cert: Callable[[List[
                 cert, key = passthrough_cert(hosts)
                 listeners.append({
                     "name": f"upstream-{p.server.ref}", "address": _addr(up),
-                    "filter_chains": [{"transport_socket": _tls(cert, key), "filters": [hcm_direct(f"passthrough {p.server.ref}")]}]})
+                    "filter_chains": [{"transport_socket": _tls([(cert, key)]),
+                                       "filters": [hcm_direct(body_for(p.vhosts[0].source))]}]})
                 clusters.append({"name": f"pt-{up}", "type": "STATIC", "connect_timeout": "1s",
                                  "load_assignment": {"cluster_name": f"pt-{up}", "endpoints": [{"lb_endpoints": [
                                      {"endpoint": {"address": _addr(up)}}]}]}})
@@ -126,8 +131,7 @@ def translate(inv: Inventory, key_for: KeyFor, passthrough_cert: Callable[[List[
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
                     "stat_prefix": "passthrough", "cluster": f"pt-{up}"}}]
             else:
-                cert, key = key_for(p)
-                chain["transport_socket"] = _tls(cert, key)
+                chain["transport_socket"] = _tls(key_for(p))
                 chain["filters"] = [hcm(p)]
             chains.append(chain)
         listeners.append({

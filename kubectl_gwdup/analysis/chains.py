@@ -8,9 +8,9 @@ other chain names.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ..hosts import bare_host, parent
+from ..hosts import bare_host, parent, strip_namespace
 from ..model import Placement
 
 
@@ -51,3 +51,32 @@ class ChainIndex:
     def default_child(self, base: str) -> Optional[Placement]:
         """Chain for a generic one-label child ``x.base`` (what a cert's ``*.base`` covers)."""
         return self.wildcard_for(base)
+
+
+def live_chains(placements: Sequence[Placement]) -> List[Placement]:
+    """The TLS servers that got a filter chain on their listener (istiod kept them)."""
+    return [p for p in placements if p.server.sni_chain and p.dropped_for is None]
+
+
+def conflicts(live: Sequence[Placement]) -> Iterator[Tuple[Placement, Placement, str]]:
+    """(server, earlier server, SNI key) for chains whose match repeats an earlier one.
+
+    Envoy compares server names case-insensitively and a `*` chain has no names at all, so
+    these survive istiod's string comparison and then make Envoy reject the listener.
+    """
+    seen: Dict[str, Placement] = {}
+    for p in live:
+        spelled = {strip_namespace(h) for h in p.server.hosts}
+        names = {h.lower() for h in spelled}
+        if "*" in names:
+            keys = {"*"}
+        elif len(names) < len(spelled):  # one chain listing a name twice, in two cases
+            yield p, p, next(n for n in sorted(names) if sum(h.lower() == n for h in spelled) > 1)
+            keys = names
+        else:
+            keys = names
+        clash = next((k for k in sorted(keys) if k in seen and seen[k] is not p), None)
+        if clash is not None:
+            yield p, seen[clash], clash
+        for k in keys:
+            seen.setdefault(k, p)

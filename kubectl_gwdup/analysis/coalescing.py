@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
 from ..hosts import best_domain, cert_covers, is_wildcard, sorted_hosts
 from ..model import Finding, Input, Listener, Outcome, Placement, RouteSource, TlsMode, VirtualHost
-from .chains import ChainIndex
+from .chains import ChainIndex, conflicts, live_chains
 from .rule import InventoryView, Metadata, Settings
 
 META = Metadata(
@@ -30,9 +30,9 @@ Hosts = Dict[str, Placement]  # host or cert pattern -> the chain its SNI select
 
 def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
     for listener, placements in view.listeners():
-        live = [p for p in placements if p.server.sni_chain and p.dropped_for is None]
-        if len(live) < 2:
-            continue
+        live = live_chains(placements)
+        if len(live) < 2 or next(conflicts(live), None):
+            continue  # Envoy rejects a listener with conflicting chains (gateway.ListenerConflict)
         chains = ChainIndex(live)
         groups: Dict[Tuple[Tuple[str, ...], bool], List[Placement]] = {}
         for p in live:

@@ -88,7 +88,7 @@ def _gateways_of(f: Finding) -> Set[str]:
     refs = {f.resource.key}
     for key in ("from", "to"):
         refs.update(r["gateway"] for r in d.get(key, ()))
-    for key in ("server", "keptServer"):
+    for key in ("server", "keptServer", "conflictsWith"):
         if key in d:
             refs.add(d[key]["gateway"])
     return refs

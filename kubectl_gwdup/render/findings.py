@@ -47,6 +47,13 @@ def row(f: Finding, wide: bool) -> List[str]:
             cells += [f.level.label, f.code, d["workload"], str(d["listenerPort"]), s["portName"],
                       f"duplicate host {d['duplicateHost']}"]
         return cells
+    if "conflictsWith" in d:
+        s = d["server"]
+        cells = [s["gateway"], str(s["portNumber"]), d["sni"], d["conflictsWith"]["gateway"], "Rejected", "-"]
+        if wide:
+            cells += [f.level.label, f.code, d["workload"], str(d["listenerPort"]), s["portName"],
+                      "same SNI match in two filter chains"]
+        return cells
     s = d.get("server", {})
     cells = [s.get("gateway", f.resource.key), str(s.get("portNumber", "")), _short(d.get("hosts", [])),
              "-", "NoSecret" if f.type.name == "SecretNotFound" else f.type.name, d.get("credential", "-")]

@@ -171,6 +171,10 @@ def reference(inventory) -> Dict[Tuple, str]:
     out = {}
     for listener, ps in by_listener.items():
         live = [p for p in ps if p.server.sni_chain and p.dropped_for is None]
+        keys = [k for p in live for k in ({"*"} if "*" in {bare_host(h) for h in p.server.hosts}
+                                          else {h.split("/")[-1] for h in p.server.hosts})]
+        if len({k.lower() for k in keys}) != len(keys):
+            continue  # Envoy rejects the listener: nothing is served from this configuration
         for f in live:
             if not (f.server.http_routed and f.coverage):
                 continue

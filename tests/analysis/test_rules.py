@@ -51,6 +51,8 @@ CASES = [
     Case("same_vs_both_gateways", "tls.Coalescing", []),
     Case("selector_variants", "tls.Coalescing", [("GWD0101", "Gateway team-a/gw-a")],
          {"Gateway team-a/gw-a": ["b.example.com"]}),
+    Case("listener_conflict", "gateway.ListenerConflict", [("GWD0105", "Gateway web/gw-lower")]),
+    Case("seed", "gateway.ListenerConflict", []),
     Case("seed", "gateway.DroppedServer", []),
     Case("seed", "tls.MissingSecret", []),
 ]

@@ -66,9 +66,10 @@ class Connection:
         except (ssl.SSLError, OSError) as exc:
             raw.close()
             raise ProbeError(f"TLS handshake with SNI {self.sni}: {getattr(exc, 'reason', None) or exc}") from None
-        if self.sock.selected_alpn_protocol() != "h2":
+        alpn = self.sock.selected_alpn_protocol()
+        if alpn != "h2":
             self.close()
-            raise ProbeError(f"no HTTP/2 (ALPN {self.sock.selected_alpn_protocol() or 'none'}) for SNI {self.sni}")
+            raise ProbeError(f"no HTTP/2 (ALPN {alpn or 'none'}) for SNI {self.sni}")
         der = self.sock.getpeercert(binary_form=True)
         self.peer_sans = _dns_sans(der) if der else ()
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
@@ -166,8 +167,10 @@ class PairReport:
 
 
 def probe_pair(address: str, port: int, from_host: str, to_host: str, context: ssl.SSLContext, *,
-               timeout: float = 5.0, path: str = "/", method: str = "GET", budget: int = 5) -> PairReport:
-    """Confirm one (from, to) pair with at most `budget` requests (5: 1 + 1 + 2 direct + spare)."""
+               timeout: float = 5.0, path: str = "/", method: str = "GET", budget: int = 4,
+               direct_address: Optional[str] = None) -> PairReport:
+    """Confirm one (from, to) pair with at most `budget` requests: from host and coalesced
+    host on one connection, then the coalesced host on its own (twice, to see it is stable)."""
     used = 0
     shared = Connection(address, port, from_host, context, timeout)
     try:
@@ -190,7 +193,7 @@ def probe_pair(address: str, port: int, from_host: str, to_host: str, context: s
     directs: List[Answer] = []
     try:
         for _ in range(2 if budget - used >= 2 else 1):
-            own = Connection(address, port, to_host, context, timeout)
+            own = Connection(direct_address or address, port, to_host, context, timeout)
             try:
                 own.open()
                 directs.append(own.request(to_host, path, method))

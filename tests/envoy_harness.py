@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import yaml
 
-from kubectl_gwdup.hosts import strip_namespace
+from kubectl_gwdup.hosts import bare_host, strip_namespace
 from kubectl_gwdup.model import Inventory, Listener, Placement, TlsMode
 
 ENVOY = os.path.join(os.path.dirname(__import__("envoy._bin", fromlist=["_bin"]).__file__), "envoy")
@@ -181,3 +181,25 @@ def start(config: dict, ports: Dict[Listener, int], workdir: Optional[str] = Non
         proc.kill()
         raise RuntimeError(f"envoy did not listen in time: {open(log).read()[-3000:]}")
     return Gateway(ports, proc, path, log, config)
+
+
+def serve(inv: Inventory, certs, patch: Optional[Callable[[dict, Dict[Listener, int]], None]] = None) -> Gateway:
+    """Translate and start, with certificates from the test CertFactory (keys by fingerprint).
+
+    A server whose certificate was not inspected gets one for the coverage the analysis
+    assumed, so the real Envoy serves exactly what the prediction reasoned about."""
+    index = certs.by_fingerprint()
+
+    def key_for(p: Placement) -> List[Tuple[str, str]]:
+        leaves = [index[c.fingerprint] for c in p.certificates]
+        if not leaves:
+            sans = p.coverage or tuple(sorted({bare_host(h) for h in p.server.hosts}))
+            leaves = [certs.leaf(*sans, tag="assumed")]
+        return [(leaf.cert_path, leaf.key_path) for leaf in leaves]
+
+    def passthrough(hosts: List[str]) -> Tuple[str, str]:
+        leaf = certs.leaf(*[h for h in hosts if h != "*"] or ["passthrough.invalid"], tag="upstream")
+        return leaf.cert_path, leaf.key_path
+
+    config, ports = translate(inv, key_for, passthrough, patch)
+    return start(config, ports)

@@ -7,7 +7,9 @@ from conftest import run_cli
 
 
 @pytest.mark.parametrize("args,expected", [
-    ([""], ["check\tfind HTTP/2 connection-coalescing hazards", ":4"]),
+    ([""], ["check\tfind HTTP/2 connection-coalescing hazards",
+            "probe\tconfirm hazards on a live gateway, as a browser meets them", ":4"]),
+    (["pr"], ["probe\tconfirm hazards on a live gateway, as a browser meets them", ":4"]),
     (["check", "--fail"], ["--fail-level\tlowest finding level that makes the exit status 3: info, warning, "
                            "error or never", ":4"]),
     (["check", "-o", ""], ["wide", "json", "yaml", ":4"]),

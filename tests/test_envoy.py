@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import envoy_harness as eh
+from envoy_harness import serve
 from analysis.test_properties import CERT_POOL, inventory_st, make_raw
 from kubectl_gwdup import netprobe
 from kubectl_gwdup.analysis import registry
@@ -32,23 +33,6 @@ OBSERVED = {netprobe.ProbeResult.CONFIRMED_404: "NotFound", netprobe.ProbeResult
             netprobe.ProbeResult.OK: "Ok", netprobe.ProbeResult.MITIGATED_421: "Misdirected",
             netprobe.ProbeResult.NOT_COALESCED: "NoCoalesce"}
 SAMPLE = "zz"  # a label no scenario uses, to stand for "any name" under a wildcard
-
-
-def serve(inv: Inventory, certs) -> eh.Gateway:
-    index = certs.by_fingerprint()
-
-    def key_for(p: Placement) -> List[Tuple[str, str]]:
-        leaves = [index[c.fingerprint] for c in p.certificates]
-        if not leaves:  # not inspected: serve what the analysis assumed, a certificate for that coverage
-            leaves = [certs.leaf(*(p.coverage or tuple(sorted({bare_host(h) for h in p.server.hosts}))), tag="assumed")]
-        return [(leaf.cert_path, leaf.key_path) for leaf in leaves]
-
-    def passthrough(hosts: List[str]) -> Tuple[str, str]:
-        leaf = certs.leaf(*[h for h in hosts if h != "*"] or ["passthrough.invalid"], tag="upstream")
-        return leaf.cert_path, leaf.key_path
-
-    config, ports = eh.translate(inv, key_for, passthrough)
-    return eh.start(config, ports)
 
 
 def names_on(live: List[Placement]) -> List[str]:

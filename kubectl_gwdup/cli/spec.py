@@ -93,12 +93,30 @@ CHECK = FlagGroup("Check flags", (
          "error or never", {"metavar": "LEVEL", "default": "warning"}),
 ))
 
+PROBE = FlagGroup("Probe flags", (
+    Flag(("--host",), "probe these hosts by hand instead of check's findings: every ordered pair "
+         "(repeatable; needs --address or --resolve)", {"action": "append", "metavar": "HOST"}),
+    Flag(("--address",), "connect here instead of the gateway Service's address", {"metavar": "HOST[:PORT]"}),
+    Flag(("--resolve",), "connect to ADDRESS for HOST:PORT, as curl's --resolve (repeatable)",
+         {"action": "append", "metavar": "HOST:PORT:ADDRESS"}),
+    Flag(("-k", "--insecure"), "do not verify the gateway's certificate chain", {"action": "store_true"}),
+    Flag(("--cacert",), "verify the gateway's certificate chain with this CA bundle", {"metavar": "FILE"}),
+    Flag(("--sample-host",), "a real name to probe a host pattern such as *.example.com with "
+         "(repeatable); patterns without one are skipped", {"action": "append", "metavar": "NAME"}),
+    Flag(("--path",), "request path", {"default": "/", "metavar": "PATH"}),
+    Flag(("--method",), "GET or HEAD (no request ever carries a body)", {"default": "GET", "metavar": "METHOD"}),
+    Flag(("--timeout",), "timeout of one connection or response", {"default": "5s", "metavar": "DURATION"}),
+    Flag(("--concurrency",), "pairs probed at once", {"type": int, "default": 4, "metavar": "N"}),
+    Flag(("--max-requests",), "upper bound on requests sent in all (a pair takes up to 4)",
+         {"type": int, "default": 100, "metavar": "N"}),
+))
+
 EXIT_STATUSES = """\
 exit status:
   0    no finding at or above --fail-level
   1    the command failed (error from the server, unreadable manifest or kubeconfig)
   2    bad flags
-  3    hazards found (findings at or above --fail-level)
+  3    hazards found (check: findings at or above --fail-level; probe: a confirmed pair)
   70   internal error (run again with --traceback and report it)
   130  interrupted"""
 
@@ -118,6 +136,25 @@ COMMANDS = (
   # check manifests before they are applied (no cluster needed)
   kubectl gwdup check -f examples/ -o wide""",
         (SOURCE, CHECK), "kubectl_gwdup.commands.check"),
+    Command(
+        "probe", "confirm hazards on a live gateway, as a browser meets them",
+        "For each hazard check finds (or each pair of --host), open one TLS connection with SNI "
+        "= a host of the source server and ALPN h2, request it, then request the coalesced host "
+        "on the same connection, and on a connection of its own to compare. Reports "
+        "Confirmed-404, Confirmed-misroute, Mitigated-421, Ok or Unreachable per pair. Only GET "
+        "or HEAD, never more than --max-requests.",
+        """examples:
+  # confirm every hazard of the current cluster at the gateway Service's address
+  kubectl gwdup probe
+
+  # a staging gateway, before anything is deployed, from manifests
+  kubectl gwdup probe -f manifests/ --address 127.0.0.1:8443 --insecure
+
+  # two hosts by hand, a wildcard pattern probed with a real name
+  kubectl gwdup probe --host a.example.com --host b.example.com --resolve a.example.com:443:203.0.113.7 \\
+      --resolve b.example.com:443:203.0.113.7
+  kubectl gwdup probe --sample-host shop.example.org""",
+        (SOURCE, PROBE), "kubectl_gwdup.commands.probe"),
 )
 
 DESCRIPTION = ("Find and fix HTTP/2 connection-coalescing outages of Istio ingress gateways: "

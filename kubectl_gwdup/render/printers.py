@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Callable, Dict, TextIO
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from ..errors import UsageError
 from ..model import Report
@@ -32,13 +32,20 @@ class ReportPrinter:
     no_headers: bool = False
     color: bool = False
 
-    def print(self, report: Report, out: TextIO) -> None:
+    @property
+    def wide(self) -> bool:
+        return self.fmt is OutputFormat.WIDE
+
+    def emit(self, doc: Dict[str, Any], headers: Sequence[str], rows: Callable[[bool], List[List[str]]],
+             out: TextIO, color_column: Optional[int] = None) -> None:
+        """One document: structured as it is, or a table from `rows(wide)`."""
         if self.fmt is OutputFormat.JSON:
-            structured.print_json(report.to_dict(), out)
+            structured.print_json(doc, out)
         elif self.fmt is OutputFormat.YAML:
-            structured.print_yaml(report.to_dict(), out)
+            structured.print_yaml(doc, out)
         else:
-            wide = self.fmt is OutputFormat.WIDE
-            rows = [findings.row(f, wide) for f in report.findings]
-            table.print_table(findings.WIDE_HEADERS if wide else findings.HEADERS, rows, out,
-                              self.no_headers, self.color, color_column=4)
+            table.print_table(headers, rows(self.wide), out, self.no_headers, self.color, color_column)
+
+    def print(self, report: Report, out: TextIO) -> None:
+        self.emit(report.to_dict(), findings.WIDE_HEADERS if self.wide else findings.HEADERS,
+                  lambda wide: [findings.row(f, wide) for f in report.findings], out, color_column=4)

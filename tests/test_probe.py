@@ -1,0 +1,189 @@
+"""`kubectl gwdup probe` against the real Envoy harness on loopback."""
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+
+import pytest
+
+from conftest import run_cli
+from envoy_harness import serve
+from kubectl_gwdup.inventory import build_inventory
+from kubectl_gwdup.sources.files import load_files
+
+
+@pytest.fixture
+def gateway(scenario_files, certs):
+    started = []
+
+    def start(name, patch=None):
+        files = scenario_files(name)
+        gw = serve(build_inventory(load_files(files)), certs, patch)
+        started.append(gw)
+        (port,) = set(gw.ports.values()) if len(set(gw.ports.values())) == 1 else (list(gw.ports.values())[0],)
+        return files, port
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+def probe(files, port, certs, *extra):
+    args = ["probe", *sum((["-f", f] for f in files), []), "--address", f"127.0.0.1:{port}",
+            "--cacert", certs.ca_cert, "-o", "json", *extra]
+    r = run_cli(args)
+    return r, json.loads(r.stdout) if r.stdout.startswith("{") else None
+
+
+def test_seed_is_confirmed_404_both_ways(gateway, certs) -> None:
+    files, port = gateway("seed")
+    r, doc = probe(files, port, certs)
+    assert r.status == 3, r.stderr
+    got = sorted((x["fromHost"], x["host"], x["result"]) for x in doc["results"])
+    assert got == [("a.example.com", "b.example.com", "Confirmed-404"),
+                   ("b.example.com", "a.example.com", "Confirmed-404")]
+    assert all(x["expected"] == x["result"] for x in doc["results"])
+    assert all(x["requests"] <= 4 for x in doc["results"])
+
+
+def test_wildcard_is_confirmed_misroute(gateway, certs) -> None:
+    files, port = gateway("wildcard_host_misrouted")
+    r, doc = probe(files, port, certs, "--sample-host", "www.example.com")
+    assert r.status == 3, r.stderr
+    assert [(x["fromHost"], x["host"], x["result"]) for x in doc["results"]] == [
+        ("www.example.com", "b.example.com", "Confirmed-misroute")]
+
+
+def test_merged_form_is_ok(gateway, certs) -> None:
+    files, port = gateway("merged")
+    r, doc = probe(files, port, certs)
+    assert r.status == 0 and doc["results"] == []
+    r = run_cli(["probe", "--host", "a.example.com", "--host", "b.example.com", "--address",
+                 f"127.0.0.1:{port}", "--cacert", certs.ca_cert])
+    assert r.status == 0
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:6] == ["FROM", "HOST", "HOST", "ADDRESS", "EXPECTED", "RESULT"]
+    assert all(" Ok " in line for line in lines[1:]) and len(lines) == 3
+
+
+@pytest.mark.parametrize("name", ["two_secrets_one_cert", "one_gateway_two_servers", "wildcard_cert_direction",
+                                  "case_insensitive_sni", "passthrough_swallowed", "mutual", "selector_variants",
+                                  "multi_label_wildcard", "catch_all_host", "no_secrets"])
+def test_probe_confirms_what_check_predicts(name, gateway, certs) -> None:
+    files, port = gateway(name)
+    r, doc = probe(files, port, certs, "--sample-host", "zz.v2.example.com", "--sample-host", "zz.example.com")
+    assert doc["results"], r.stderr
+    for x in doc["results"]:
+        assert x["result"] == x["expected"], x
+
+
+def test_mitigated_421(gateway, certs) -> None:
+    def answer_421(config, ports):
+        for listener in config["static_resources"]["listeners"]:
+            for chain in listener.get("filter_chains", []):
+                for flt in chain.get("filters", []):
+                    rc = flt["typed_config"].get("route_config")
+                    if rc and rc["name"].startswith("https."):
+                        rc["virtual_hosts"].append({"name": "misdirected", "domains": ["*"], "routes": [
+                            {"match": {"prefix": "/"}, "direct_response": {"status": 421}}]})
+    files, port = gateway("seed", answer_421)
+    r, doc = probe(files, port, certs)
+    assert r.status == 0, r.stderr
+    assert {x["result"] for x in doc["results"]} == {"Mitigated-421"}
+
+
+def test_unreachable_and_errors_are_per_pair(gateway, certs, tmp_path) -> None:
+    files, port = gateway("seed")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    closed = s.getsockname()[1]
+    s.close()
+    r, doc = probe(files, closed, certs)
+    assert r.status == 1 and {x["result"] for x in doc["results"]} == {"Unreachable"}
+    assert "connect 127.0.0.1" in doc["results"][0]["detail"] and "Traceback" not in r.stderr
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_bytes(certs.leaf("unrelated.example", tag="other").cert_pem)
+    r = run_cli(["probe", *sum((["-f", f] for f in files), []), "--address", f"127.0.0.1:{port}",
+                 "--cacert", str(other_ca), "-o", "json"])
+    assert r.status == 1 and "TLS handshake with SNI" in json.loads(r.stdout)["results"][0]["detail"]
+
+
+def _tls_server(certs, alpn, respond):
+    leaf = certs.leaf("a.example.com", "b.example.com", tag="http1")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(leaf.cert_path, leaf.key_path)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(10)
+
+    def loop():
+        for _ in range(4):  # bounded: a few connections, then the thread ends
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            if respond:
+                try:
+                    with ctx.wrap_socket(conn, server_side=True) as tls:
+                        tls.recv(1024)
+                except (ssl.SSLError, OSError):
+                    pass
+            else:
+                threading.Timer(3, conn.close).start()  # accept, then say nothing
+    threading.Thread(target=loop, daemon=True).start()
+    return srv
+
+
+def test_no_h2_and_timeouts_are_unreachable(certs) -> None:
+    http1 = _tls_server(certs, ["http/1.1"], respond=True)
+    silent = _tls_server(certs, None, respond=False)
+    try:
+        base = ["probe", "--host", "a.example.com", "--host", "b.example.com", "--cacert", certs.ca_cert,
+                "-o", "json", "--max-requests", "4"]
+        r = run_cli(base + ["--address", f"127.0.0.1:{http1.getsockname()[1]}"])
+        assert r.status == 1 and "no HTTP/2" in json.loads(r.stdout)["results"][0]["detail"]
+        r = run_cli(base + ["--address", f"127.0.0.1:{silent.getsockname()[1]}", "--timeout", "500ms"])
+        assert r.status == 1 and "timed out" in json.loads(r.stdout)["results"][0]["detail"].lower()
+    finally:
+        http1.close()
+        silent.close()
+
+
+def test_request_budget_is_a_bound(gateway, certs) -> None:
+    files, port = gateway("seed")
+    r, doc = probe(files, port, certs, "--max-requests", "4")
+    assert len(doc["results"]) == 1 and sum(x["requests"] for x in doc["results"]) <= 4
+    assert "1 pair(s) not probed: --max-requests 4" in r.stderr
+
+
+def test_patterns_need_a_sample_host(gateway, certs) -> None:
+    files, port = gateway("multi_label_wildcard")
+    r, doc = probe(files, port, certs)
+    assert doc["results"] == [] and "give --sample-host NAME for patterns: *.v2.example.com" in r.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--insecure", "--cacert", "x"], "--insecure and --cacert exclude each other"),
+    (["--method", "POST"], '--method must be GET or HEAD, not "POST"'),
+    (["--host", "a.example.com"], "--host takes at least two hosts"),
+    (["--host", "a", "--host", "b"], "--host needs --address or --resolve"),
+    (["--address", "host:port"], 'invalid address "host:port"'),
+    (["--resolve", "a.example.com:443"], 'invalid --resolve "a.example.com:443"'),
+    (["--max-requests", "3"], "--max-requests must be 4 or more"),
+])
+def test_probe_usage_errors(args, message) -> None:
+    r = run_cli(["probe", *args])
+    assert r.status == 2 and message in r.stderr
+
+
+def test_resolve_and_ipv6_addresses() -> None:
+    from kubectl_gwdup.probeplan import parse_address, parse_resolve
+
+    assert parse_address("[::1]:8443") == ("::1", 8443)
+    assert parse_address("::1") == ("::1", None)
+    assert parse_address("gw.example.com") == ("gw.example.com", None)
+    assert parse_resolve("A.example.com:443:[::1]") == ("a.example.com", 443, "::1")

@@ -82,7 +82,10 @@ def run(args: argparse.Namespace, env: Env) -> int:
     # Reference counting still frees everything; the collector is back on when we return.
     gc.disable()
     try:
-        return int(module.main(args, env))
+        # every command follows Options.from_args -> validate (flag rules, no I/O) -> run
+        opts = module.Options.from_args(args, env)
+        opts.validate()
+        return int(module.run(opts, env))
     finally:
         gc.enable()
 

@@ -1,2 +1,2 @@
-"""Commands: Options -> complete -> validate -> run. Wiring only; the stages do the work."""
+"""Commands: Options.from_args -> validate -> run (called so by cli/main.py). Wiring only."""
 from __future__ import annotations

@@ -146,9 +146,3 @@ def run(opts: Options, env: Env) -> ExitStatus:
     if threshold is not None and any(f.level >= threshold for f in report.findings):
         return ExitStatus.FINDINGS
     return ExitStatus.OK
-
-
-def main(args: argparse.Namespace, env: Env) -> int:
-    opts = Options.from_args(args, env)
-    opts.validate()
-    return int(run(opts, env))

@@ -140,9 +140,3 @@ def run(opts: Options, env: Env) -> ExitStatus:
     if kinds and all(k is ProbeResult.UNREACHABLE for k in kinds):
         return ExitStatus.FAILURE
     return ExitStatus.OK
-
-
-def main(args: argparse.Namespace, env: Env) -> int:
-    opts = Options.from_args(args, env)
-    opts.validate()
-    return int(run(opts, env))

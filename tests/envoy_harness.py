@@ -203,3 +203,40 @@ def serve(inv: Inventory, certs, patch: Optional[Callable[[dict, Dict[Listener, 
 
     config, ports = translate(inv, key_for, passthrough, patch)
     return start(config, ports)
+
+
+def apply_envoyfilters(config: dict, inv: Inventory, objects: List[dict]) -> None:
+    """Apply EnvoyFilter patches to a translated config the way istiod applies them:
+    workloadSelector against the workload's labels (in its namespace, or the root namespace),
+    VIRTUAL_HOST ADD into the route configuration matched by name, HTTP_FILTER INSERT_BEFORE the
+    router in every HTTP connection manager of the listener whose bound port matches."""
+    workloads = {f"{w.key}": w for w in inv.workloads}
+    for listener in config["static_resources"]["listeners"]:
+        key, _, port = listener["name"].rpartition(":")
+        w = workloads.get(key)
+        if w is None:
+            continue
+        labels = dict(w.labels)
+        for ef in objects:
+            sel = ef["spec"].get("workloadSelector", {}).get("labels", {})
+            if any(labels.get(k) != v for k, v in sel.items()):
+                continue
+            if w.namespace and ef["metadata"]["namespace"] not in (w.namespace, "istio-system"):
+                continue
+            for cp in ef["spec"]["configPatches"]:
+                for chain in listener["filter_chains"]:
+                    for flt in chain.get("filters", []):
+                        tc = flt["typed_config"]
+                        if flt["name"] != "envoy.filters.network.http_connection_manager":
+                            continue
+                        if cp["applyTo"] == "VIRTUAL_HOST" and cp["patch"]["operation"] == "ADD":
+                            if tc["route_config"]["name"] == cp["match"]["routeConfiguration"].get("name"):
+                                tc["route_config"]["virtual_hosts"].append(cp["patch"]["value"])
+                        elif cp["applyTo"] == "HTTP_FILTER" and cp["patch"]["operation"] == "INSERT_BEFORE":
+                            if int(port) == cp["match"]["listener"]["portNumber"]:
+                                filters = tc["http_filters"]
+                                at = next(i for i, f in enumerate(filters) if f["name"] == "envoy.filters.http.router")
+                                value = dict(cp["patch"]["value"])
+                                if "typedConfig" in value:
+                                    value["typed_config"] = value.pop("typedConfig")
+                                filters.insert(at, value)

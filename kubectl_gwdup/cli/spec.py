@@ -111,6 +111,19 @@ PROBE = FlagGroup("Probe flags", (
          {"type": int, "default": 100, "metavar": "N"}),
 ))
 
+MITIGATE = FlagGroup("421 flags", (
+    Flag(("--method",), "vhost: a 421 virtual host in each affected route table (no code); lua: a "
+         "filter comparing SNI and Host chains",
+         {"default": "vhost", "metavar": "vhost|lua", "dest": "mitigation"}),
+    Flag(("--dry-run",), "client: print, send nothing; server: validate on the server, store nothing",
+         {"nargs": "?", "const": "client", "metavar": "none|client|server"}),
+    Flag(("--delete",), "delete the EnvoyFilters kubectl-gwdup applied", {"action": "store_true"}),
+    Flag(("--istio-version",), "the control plane version, when it cannot be read (e.g. with -f)",
+         {"metavar": "X.Y"}),
+    Flag(("--istio-namespace",), "Istio's root namespace, for workloads known only by selector",
+         {"default": "istio-system", "metavar": "NS"}),
+))
+
 EXIT_STATUSES = """\
 exit status:
   0    no finding at or above --fail-level
@@ -155,6 +168,24 @@ COMMANDS = (
       --resolve b.example.com:443:203.0.113.7
   kubectl gwdup probe --sample-host shop.example.org""",
         (SOURCE, PROBE), "kubectl_gwdup.commands.probe"),
+    Command(
+        "apply-421", "answer 421 Misdirected Request to coalesced requests (EnvoyFilters)",
+        "For every gateway workload with hazards, apply EnvoyFilters that make the gateway answer "
+        "421 to a request whose host belongs to another filter chain than its connection's, so "
+        "the browser retries on a new connection. Requests for the chain's own hosts, unknown "
+        "hosts (404) and requests without SNI are untouched. Server-side apply, field manager "
+        "kubectl-gwdup; re-running changes nothing; --delete removes exactly what was applied.",
+        """examples:
+  # see what would be applied, then apply it
+  kubectl gwdup apply-421 --dry-run=server
+  kubectl gwdup apply-421
+
+  # GitOps: generate the EnvoyFilters from manifests alone
+  kubectl gwdup apply-421 -f manifests/ --dry-run=client -o yaml --istio-version 1.24
+
+  # remove them again
+  kubectl gwdup apply-421 --delete""",
+        (SOURCE, MITIGATE), "kubectl_gwdup.commands.apply421"),
 )
 
 DESCRIPTION = ("Find and fix HTTP/2 connection-coalescing outages of Istio ingress gateways: "

@@ -1,0 +1,119 @@
+"""`kubectl gwdup apply-421`: EnvoyFilters that answer 421 to coalesced requests."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..analysis import registry
+from ..env import Env
+from ..errors import ExitStatus, GwdupError, UsageError
+from ..execute.apply import DryRun, apply_objects, delete_managed
+from ..inventory import RawObjects, build_inventory
+from ..plans.misdirect421 import (API_VERSION, MANAGED_BY, MIN_ISTIO, Method421, plan_421, parse_version)
+from ..render.printers import OutputFormat
+from ..selectors import parse_selector
+from . import check
+
+CAVEAT = ("clients that do not retry on 421 (Safari 14 and older) still fail; merging the servers "
+          "(kubectl gwdup merge) is the lasting fix")
+
+
+@dataclass
+class Options(check.Options):
+    method: str = "vhost"
+    dry_run: str = "none"
+    delete: bool = False
+    istio_version: str = ""
+    istio_namespace: str = "istio-system"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
+        base = check.Options.from_args(args, env)
+        return cls(**vars(base), method=args.mitigation, dry_run=args.dry_run or "none", delete=args.delete,
+                   istio_version=args.istio_version or "", istio_namespace=args.istio_namespace)
+
+    def validate(self) -> None:
+        super().validate()
+        try:
+            Method421(self.method)
+        except ValueError:
+            raise UsageError(f'--method must be vhost or lua, not "{self.method}"') from None
+        try:
+            DryRun(self.dry_run)
+        except ValueError:
+            raise UsageError(f'--dry-run must be "none", "server" or "client", not "{self.dry_run}"') from None
+        if self.filenames and DryRun(self.dry_run) is not DryRun.CLIENT:
+            raise UsageError("-f works offline: add --dry-run=client (and -o yaml to print the EnvoyFilters)")
+        if self.istio_version and parse_version(self.istio_version) is None:
+            raise UsageError(f'invalid --istio-version "{self.istio_version}": use e.g. 1.24')
+        if self.delete and self.filenames:
+            raise UsageError("--delete works on the cluster, not on -f manifests")
+
+
+def control_plane_version(opts: Options, raw: Optional[RawObjects]) -> Tuple[Optional[Tuple[int, int]], str]:
+    """(major, minor) and where it was read: flag, istiod image tag, or revision label."""
+    if opts.istio_version:
+        return parse_version(opts.istio_version), "--istio-version"
+    deployments: List[Dict[str, Any]] = []
+    if raw is not None and raw.deployments:
+        deployments = raw.deployments
+    elif not opts.filenames:
+        try:
+            deployments = list(opts.kube.cluster.list("/apis/apps/v1/deployments", label_selector="app=istiod"))
+        except GwdupError as exc:
+            return None, f"istiod Deployments not readable ({exc})"
+    found = []
+    for d in deployments:
+        labels = (d.get("metadata") or {}).get("labels") or {}
+        if labels.get("app") != "istiod" and (d.get("metadata") or {}).get("name") != "istiod":
+            continue
+        ref = f"{d['metadata'].get('namespace', '')}/{d['metadata']['name']}"
+        for c in ((d.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
+            tag = str(c.get("image", "")).rpartition(":")[2]
+            v = parse_version(tag)
+            if v:
+                found.append((v, f"image tag of Deployment {ref}"))
+        rev = labels.get("istio.io/rev") or labels.get("operator.istio.io/version")
+        if rev and parse_version(rev) and not found:
+            found.append((parse_version(rev), f"revision label of Deployment {ref}"))
+    if not found:
+        return None, "no istiod Deployment found"
+    return min(found)  # several revisions: the oldest decides what is accepted
+
+
+def run(opts: Options, env: Env) -> ExitStatus:
+    fmt = opts.output.validate()
+    dry_run = DryRun(opts.dry_run)
+    template = {"apiVersion": API_VERSION, "kind": "EnvoyFilter"}
+    if opts.delete:
+        selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+        ns = [opts.kube.namespace] if opts.kube.report_namespace else []
+        for line in delete_managed(opts.kube.cluster, template, selector, dry_run, ns):
+            env.stdout.write(line + "\n")
+        return ExitStatus.OK
+    raw = check.load(opts, env)
+    version, source = control_plane_version(opts, raw)
+    if version is not None and version < MIN_ISTIO:
+        raise GwdupError(f"Istio {version[0]}.{version[1]} (from the {source}) is older than "
+                         f"{MIN_ISTIO[0]}.{MIN_ISTIO[1]}, the oldest release these EnvoyFilters are made for")
+    inventory = build_inventory(raw, opts.settings)
+    report = check.scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    plan = plan_421(inventory, report.findings, Method421(opts.method), opts.istio_namespace, version)
+    env.stderr.write(f"note: control plane: {'Istio %d.%d' % version if version else 'unknown'} ({source})\n")
+    for note in plan.notes:
+        env.stderr.write(f"note: {note}\n")
+    for size in plan.sizes:
+        env.stderr.write(f"note: {opts.method} adds {size}\n")
+    if not plan.objects:
+        env.stderr.write("no hazards to mitigate\n")
+        return ExitStatus.OK
+    lines = apply_objects(None if dry_run is DryRun.CLIENT else opts.kube.cluster, plan.objects, dry_run)
+    if fmt in (OutputFormat.JSON, OutputFormat.YAML):
+        opts.output.printer(False).emit({"apiVersion": "v1", "kind": "List", "items": plan.objects},
+                                        [], lambda wide: [], env.stdout)
+    else:
+        for line in lines:
+            env.stdout.write(line + "\n")
+    env.stderr.write(f"warning: {CAVEAT}\n")
+    return ExitStatus.OK

@@ -1,0 +1,2 @@
+"""Execution: the only code that writes to a cluster."""
+from __future__ import annotations

@@ -8,7 +8,8 @@ from conftest import run_cli
 
 @pytest.mark.parametrize("args,expected", [
     ([""], ["check\tfind HTTP/2 connection-coalescing hazards",
-            "probe\tconfirm hazards on a live gateway, as a browser meets them", ":4"]),
+            "probe\tconfirm hazards on a live gateway, as a browser meets them",
+            "apply-421\tanswer 421 Misdirected Request to coalesced requests (EnvoyFilters)", ":4"]),
     (["pr"], ["probe\tconfirm hazards on a live gateway, as a browser meets them", ":4"]),
     (["check", "--fail"], ["--fail-level\tlowest finding level that makes the exit status 3: info, warning, "
                            "error or never", ":4"]),

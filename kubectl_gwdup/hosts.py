@@ -9,9 +9,11 @@ Three different wildcard dialects meet at a gateway, and the hazard lives in the
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, Optional, Sequence, Tuple, TypeVar
 
 T = TypeVar("T")
+_HOST_NAME = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?)*)$")
 
 
 def strip_namespace(host: str) -> str:
@@ -123,3 +125,10 @@ def best_domain(domains: Sequence[Tuple[str, T]], host: str) -> Optional[Tuple[s
 def sorted_hosts(hosts: Iterable[str]) -> list:
     """Stable display order: concrete names before patterns, then alphabetical."""
     return sorted(set(hosts), key=lambda h: (h.startswith("*"), h))
+
+
+def safe_host(host: str) -> Optional[str]:
+    """The host as Envoy matches it, or None when it is not a plain host name. Anything written
+    into generated configuration or code passes through here first: host strings are data."""
+    h = bare_host(host).rstrip(".")
+    return h if len(h) <= 253 and _HOST_NAME.match(h) else None

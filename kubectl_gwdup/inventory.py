@@ -19,7 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 from . import certs as certs_mod
 from .errors import InputError
 from .hosts import bare_host, istio_matches, more_specific, strip_namespace
-from .model import (CertStatus, Certificate, Credential, Input, Inventory, Listener, Placement,
+from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
                     Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload,
                     WorkloadVia)
 from .objects import (ShapeError, gateway_servers, labels_of, object_ref, sanitized_hosts,
@@ -303,6 +303,38 @@ def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
     return tuple(out.values())
 
 
+def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
+    """Our 421 EnvoyFilters (by label): the route tables and listeners they guard."""
+    from .analysis.chains import LUA_DIGEST_PREFIX
+
+    out = []
+    for obj in raw.envoy_filters:
+        m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        if any((m.get("labels") or {}).get(k) != v for k, v in MANAGED_BY.items()):
+            continue
+        try:
+            ref = object_ref(obj, raw.default_namespace)
+            spec = obj.get("spec") or {}
+            selector = tuple(sorted(((spec.get("workloadSelector") or {}).get("labels") or {}).items()))
+            routes: Dict[str, Tuple[str, ...]] = {}
+            lua: Dict[int, str] = {}
+            for cp in spec.get("configPatches") or []:
+                match, value = cp.get("match") or {}, (cp.get("patch") or {}).get("value") or {}
+                if cp.get("applyTo") == "VIRTUAL_HOST":
+                    name = (match.get("routeConfiguration") or {}).get("name", "")
+                    routes[name] = routes.get(name, ()) + tuple(value.get("domains") or ())
+                elif cp.get("applyTo") == "HTTP_FILTER":
+                    typed = value.get("typedConfig") or value.get("typed_config") or {}
+                    code = typed.get("inlineCode") or (typed.get("defaultSourceCode") or {}).get("inlineString") or ""
+                    digest = code.split(LUA_DIGEST_PREFIX, 1)[1].split()[0] if LUA_DIGEST_PREFIX in code else ""
+                    lua[int((match.get("listener") or {}).get("portNumber") or 0)] = digest
+        except (AttributeError, TypeError, ValueError, IndexError) as exc:
+            raw.notes.append(f"skipped EnvoyFilter {m.get('namespace')}/{m.get('name')}: {exc}")
+            continue
+        out.append(Mitigation(Ref("EnvoyFilter", ref.namespace, ref.name), selector, routes, lua))
+    return out
+
+
 def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
     """A chain that is not HTTP-routed here (PASSTHROUGH, TLS to TCP) sends every request
     that reaches it to its upstream, whatever the host: one catch-all source stands for that."""
@@ -397,4 +429,4 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
         servers=tuple(servers), placements=tuple(placements), virtual_services=tuple(vss),
         workloads=tuple(sorted({p.listener.workload for p in placements})),
         available=frozenset(available), notes=tuple(notes), source=raw.source,
-        raw={"workload_via": workloads.via.value})
+        raw={"workload_via": workloads.via.value}, mitigations=tuple(parse_mitigations(raw)))

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 
+MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-gwdup"}  # the label on what this tool writes
+
+
 class Level(enum.IntEnum):
     """Finding severities, ordered so `level >= fail_level` reads naturally."""
 
@@ -251,6 +254,21 @@ class VirtualService:
 
 
 @dataclass(frozen=True)
+class Mitigation:
+    """A 421 EnvoyFilter kubectl-gwdup applied, as the analysis needs to see it."""
+
+    ref: Ref
+    selector: Tuple[Tuple[str, str], ...]
+    route_domains: Mapping[str, Tuple[str, ...]] = field(default_factory=dict, hash=False)  # vhost
+    lua: Mapping[int, str] = field(default_factory=dict, hash=False)  # listener port -> chain digest
+
+    def applies_to(self, workload: "Workload", root_namespace: str = "istio-system") -> bool:
+        labels = dict(workload.labels)
+        in_scope = self.ref.namespace in (workload.namespace, root_namespace) or not workload.namespace
+        return in_scope and all(labels.get(k) == v for k, v in self.selector)
+
+
+@dataclass(frozen=True)
 class Inventory:
     """Normalized view of everything the analysis needs. Built once, never mutated."""
 
@@ -262,6 +280,7 @@ class Inventory:
     notes: Tuple[str, ...] = ()
     source: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    mitigations: Tuple[Mitigation, ...] = ()
 
 
 @dataclass(frozen=True)

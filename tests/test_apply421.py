@@ -241,3 +241,53 @@ def test_offline_gitops_yaml(scenario_files) -> None:
     assert ef["spec"]["configPatches"][0]["match"]["listener"]["portNumber"] == 8443
     r = run_cli(["apply-421", *sum((["-f", f] for f in scenario_files("seed")), [])])
     assert r.status == 2 and "-f works offline: add --dry-run=client" in r.stderr
+
+
+@pytest.mark.parametrize("name", ["seed", "wildcard_host_misrouted", "catch_all_host"])
+@pytest.mark.parametrize("method", ["vhost", "lua"])
+def test_check_recognizes_the_mitigation(method, name, scenario_files, tmp_path) -> None:
+    files = sum((["-f", f] for f in scenario_files(name)), [])
+    r = run_cli(["apply-421", *files, "--dry-run=client", "-o", "yaml", "--method", method, "--istio-version", "1.24"])
+    ef = tmp_path / "ef.yaml"
+    ef.write_text(r.stdout)
+    before = run_cli(["check", *files, "-o", "json"])
+    after = run_cli(["check", *files, "-f", str(ef), "-o", "json"])
+    assert before.status == 3 and after.status == 0, after.stderr
+    findings = json.loads(after.stdout)["findings"]
+    assert findings and all(f["mitigation"]["method"] == method and f["level"] == "Info" for f in findings)
+    assert "answered 421 by installed mitigations" in after.stderr
+    assert run_cli(["check", *files, "-f", str(ef), "--fail-level", "info"]).status == 3
+
+
+def test_a_stale_lua_filter_guards_nothing(scenario_files, tmp_path) -> None:
+    files = sum((["-f", f] for f in scenario_files("seed")), [])
+    r = run_cli(["apply-421", *files, "--dry-run=client", "-o", "yaml", "--method", "lua", "--istio-version", "1.24"])
+    ef = tmp_path / "ef.yaml"
+    ef.write_text(r.stdout)
+    extra = tmp_path / "new-gateway.yaml"
+    extra.write_text("""apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw-new, namespace: team-d}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [d.example.com]
+    tls: {mode: SIMPLE, credentialName: c-cert}
+""")
+    after = run_cli(["check", *files, "-f", str(ef), "-f", str(extra), "-o", "json"])
+    assert after.status == 3 and not any(f.get("mitigation") for f in json.loads(after.stdout)["findings"])
+
+
+def test_live_check_after_apply(cluster, certs) -> None:
+    from test_live import scenario_docs
+
+    cluster.apply(cluster.isolate(scenario_docs(certs, "seed")))
+    scope = ["-n", cluster.ns("team-a")]
+    assert run_cli(["check", *scope], cluster.env).status == 3
+    assert run_cli(["apply-421", *scope, "--istio-version", "1.24"], cluster.env).status == 0
+    r = run_cli(["check", *scope, "-o", "json"], cluster.env)
+    assert r.status == 0, r.stderr
+    (f,) = json.loads(r.stdout)["findings"]
+    assert f["mitigation"]["method"] == "vhost"
+    run_cli(["apply-421", "--delete"], cluster.env)

@@ -94,8 +94,8 @@ def test_request_budget_one_list_per_kind(cluster, certs, emulator_only) -> None
     lists = [p for m, p, q in emulator_only.log if m == "GET" and not p.split("/")[-1].startswith(("shared", "c-cert"))]
     secrets = emulator_only.requests("GET", r"/secrets/")
     assert sorted(p.rsplit("/", 1)[1] for _, p, _ in secrets) == ["c-cert", "shared"]
-    # discovery + gateways + virtualservices + pods (one selector) + services
-    assert len(lists) == 5, lists
+    # discovery + gateways + virtualservices + pods (one selector) + services + our envoyfilters
+    assert len(lists) == 6, lists
 
 
 def test_forbidden_secrets_fall_back_to_credential_identity(cluster, certs, emulator_only) -> None:

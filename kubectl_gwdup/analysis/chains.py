@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ..hosts import bare_host, parent, strip_namespace
+from ..hosts import bare_host, parent, safe_host, strip_namespace
 from ..model import Placement
 
 
@@ -80,3 +80,40 @@ def conflicts(live: Sequence[Placement]) -> Iterator[Tuple[Placement, Placement,
             yield p, seen[clash], clash
         for k in keys:
             seen.setdefault(k, p)
+
+
+LUA_DIGEST_PREFIX = "gwdup-chains: "  # written into the 421 Lua filter, read back by check
+ChainTable = Tuple[Dict[str, int], Dict[str, int], Optional[int], List[str]]
+
+
+def chain_table(live: Sequence[Placement]) -> ChainTable:
+    """Envoy's chain choice as plain data: exact name -> chain, `*.suffix` -> chain, the
+    chain without names, and the host strings left out because they are not host names.
+    Chains are numbered 1.. in istiod's order."""
+    exact: Dict[str, int] = {}
+    wild: Dict[str, int] = {}
+    catch_all: Optional[int] = None
+    dropped: List[str] = []
+    for i, p in enumerate(live, 1):
+        if "*" in {bare_host(h) for h in p.server.hosts}:
+            catch_all = catch_all or i
+            continue
+        for raw in p.server.hosts:
+            h = safe_host(raw)
+            if h is None:
+                dropped.append(raw)
+            elif h.startswith("*."):
+                wild.setdefault(h[2:], i)
+            else:
+                exact.setdefault(h, i)
+    return exact, wild, catch_all, dropped
+
+
+def table_digest(live: Sequence[Placement]) -> str:
+    """A short digest of the chain table, to tell whether an installed 421 filter is current."""
+    import hashlib
+    import json
+
+    exact, wild, catch_all, _ = chain_table(live)
+    text = json.dumps([sorted(exact.items()), sorted(wild.items()), catch_all])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

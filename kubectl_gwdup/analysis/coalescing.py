@@ -15,15 +15,15 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
 from ..hosts import best_domain, cert_covers, is_wildcard, sorted_hosts
-from ..model import Finding, Input, Listener, Outcome, Placement, RouteSource, TlsMode, VirtualHost
-from .chains import ChainIndex, conflicts, live_chains
+from ..model import Finding, Input, Level, Listener, Outcome, Placement, RouteSource, TlsMode, VirtualHost
+from .chains import ChainIndex, conflicts, live_chains, table_digest
 from .rule import InventoryView, Metadata, Settings
 
 META = Metadata(
     "tls.Coalescing",
     "A certificate on one TLS server is valid for hosts that another server's filter chain serves",
     inputs=frozenset({Input.GATEWAYS, Input.WORKLOADS}),
-    optional=frozenset({Input.CERTIFICATES, Input.VIRTUAL_SERVICES}))
+    optional=frozenset({Input.CERTIFICATES, Input.VIRTUAL_SERVICES, Input.ENVOY_FILTERS}))
 
 Hosts = Dict[str, Placement]  # host or cert pattern -> the chain its SNI selects
 
@@ -41,8 +41,56 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                 # Chrome does not pool a connection on which it sent a client certificate
                 key = (p.coverage, bool(mode and mode.client_cert))
                 groups.setdefault(key, []).append(p)
+        guards = _guards(view, listener, live)
         for (coverage, mtls), members in groups.items():
-            yield from _group_findings(view, listener, chains, coverage, mtls, members)
+            for f in _group_findings(view, listener, chains, coverage, mtls, members):
+                yield _mitigated(f, guards, members, chains)
+
+
+Guards = Tuple[List[Tuple[str, Dict[str, Tuple[str, ...]]]], List[str]]
+
+
+def _guards(view: InventoryView, listener: Listener, live: List[Placement]) -> Guards:
+    """421 filters on this listener: (filter, route name -> 421 domains) for the vhost method,
+    and the Lua filters whose chain table is current (a stale one guards nothing)."""
+    vhost, lua = [], []
+    digest = None
+    for m in view.mitigations():
+        if not m.applies_to(listener.workload):
+            continue
+        if m.route_domains:
+            vhost.append((m.ref.name, dict(m.route_domains)))
+        if listener.port in m.lua:
+            digest = digest or table_digest(live)
+            if m.lua[listener.port] == digest:
+                lua.append(m.ref.name)
+    return vhost, lua
+
+
+def _mitigated(f: Finding, guards: Guards, members: List[Placement], chains: ChainIndex) -> Finding:
+    """The finding at Info level when installed 421 filters answer every pair it describes."""
+    vhost, lua = guards
+    if lua:
+        method, names = "lua", lua
+    else:
+        by_ref = {str(p.server.ref): p for p in members}
+        names = []
+        for src in f.detail["from"]:
+            p = by_ref.get(f"{src['gateway']}[{src['server']}]")
+            if p is None:
+                return f
+            have = {d for name, table in vhost for d in table.get(p.server.route_name, ())}
+            # a host of p's own chain is not at risk from p, so it needs no 421 there
+            foreign = {h for h in f.detail["hosts"] if (chains.default_child(h[2:]) if h.startswith("*.")
+                                                          else chains.lookup(h)) is not p}
+            if not foreign <= have:
+                return f
+            names += [name for name, table in vhost if p.server.route_name in table]
+        method = "vhost"
+        if not names:
+            return f
+    detail = dict(f.detail, mitigation={"method": method, "envoyFilters": sorted(set(names))})
+    return Finding(f.type, f.resource, Level.INFO, f.message + "; answered 421 by an installed mitigation", detail)
 
 
 def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:

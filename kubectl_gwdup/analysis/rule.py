@@ -5,7 +5,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Set, Tuple
 
-from ..model import Finding, Input, Inventory, Listener, Placement
+from ..model import Finding, Input, Inventory, Listener, Mitigation, Placement
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,10 @@ class InventoryView:
         """Marks certificate contents as read; returns the placement for chaining."""
         self.touched.add(Input.CERTIFICATES)
         return p
+
+    def mitigations(self) -> Tuple[Mitigation, ...]:
+        self.touched.add(Input.ENVOY_FILTERS)
+        return self._inv.mitigations
 
     def routes_of(self, p: Placement) -> Placement:
         self.touched.add(Input.VIRTUAL_SERVICES)

@@ -10,7 +10,8 @@ from ..env import Env
 from ..errors import ExitStatus, GwdupError, UsageError
 from ..execute.apply import DryRun, apply_objects, delete_managed
 from ..inventory import RawObjects, build_inventory
-from ..plans.misdirect421 import (API_VERSION, MANAGED_BY, MIN_ISTIO, Method421, plan_421, parse_version)
+from ..model import MANAGED_BY
+from ..plans.misdirect421 import API_VERSION, MIN_ISTIO, Method421, parse_version, plan_421
 from ..render.printers import OutputFormat
 from ..selectors import parse_selector
 from . import check

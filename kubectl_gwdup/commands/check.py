@@ -127,6 +127,9 @@ def summary(report: Report, inventory: Inventory) -> str:
         parts.append(f"{sum(outcomes.values())} hazard(s) ("
                      + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) + ")")
     parts += [f"{n} {name}" for name, n in sorted(others.items())]
+    mitigated = sum(1 for f in report.findings if f.detail.get("mitigation"))
+    if mitigated:
+        parts.append(f"{mitigated} answered 421 by installed mitigations")
     return "found " + ", ".join(parts) + f" in {scope_text}"
 
 

@@ -26,16 +26,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..analysis.chains import ChainIndex, live_chains
-from ..hosts import bare_host, is_wildcard, sorted_hosts
+from ..analysis.chains import LUA_DIGEST_PREFIX, ChainIndex, chain_table, live_chains, table_digest
+from ..hosts import bare_host, safe_host, sorted_hosts
+from ..model import MANAGED_BY
 from ..model import Finding, Inventory, Listener, Placement, ServerRef
 
-MANAGED_BY = {"app.kubernetes.io/managed-by": "kubectl-gwdup"}
 API_VERSION = "networking.istio.io/v1alpha3"
 HCM = "envoy.filters.network.http_connection_manager"
 ROUTER = "envoy.filters.http.router"
 LUA_TYPE = "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua"
-_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?)*)$")
 MIN_ISTIO = (1, 12)
 LUA_SOURCE_CODE_SINCE = (1, 16)  # Envoy 1.24 (Istio 1.16) has Lua default_source_code
 
@@ -51,12 +50,6 @@ class Plan421:
     notes: List[str] = field(default_factory=list)
     sizes: List[str] = field(default_factory=list)  # config each object adds, for the report
     covered: List[Tuple[str, int, str, str]] = field(default_factory=list)  # (workload, port, server, host)
-
-
-def safe_host(host: str) -> Optional[str]:
-    """The host as Envoy matches it, or None when it is not a plain host name (never code)."""
-    h = bare_host(host).rstrip(".")
-    return h if len(h) <= 253 and _HOST.match(h) else None
 
 
 def _foreign(findings: Sequence[Finding]) -> Dict[Tuple[str, int], Dict[ServerRef, List[str]]]:
@@ -157,28 +150,13 @@ def _vhost_patches(plan: Plan421, listener: Listener, live: List[Placement],
 
 def lua_code(live: Sequence[Placement]) -> Tuple[str, List[str]]:
     """The Lua source for one listener, and the hosts left out. Grows with hosts, not pairs."""
-    exact: Dict[str, int] = {}
-    wild: Dict[str, int] = {}
-    catch_all = None
-    dropped: List[str] = []
-    for i, p in enumerate(live, 1):
-        names = [bare_host(h) for h in p.server.hosts]
-        if "*" in names:
-            catch_all = catch_all or i
-            continue
-        for raw in p.server.hosts:
-            h = safe_host(raw)
-            if h is None:
-                dropped.append(raw)
-            elif h.startswith("*."):
-                wild.setdefault(h[2:], i)
-            else:
-                exact.setdefault(h, i)
+    exact, wild, catch_all, dropped = chain_table(live)
 
     def table(d: Dict[str, int]) -> str:
         return "{" + ", ".join(f'["{k}"] = {v}' for k, v in sorted(d.items())) + "}"
 
     code = f"""-- kubectl-gwdup: 421 for requests whose host belongs to another filter chain than the SNI's
+-- {LUA_DIGEST_PREFIX}{table_digest(live)}
 local exact = {table(exact)}
 local wild = {table(wild)}
 local catch_all = {catch_all if catch_all else "nil"}

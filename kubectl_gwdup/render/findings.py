@@ -26,7 +26,8 @@ def row(f: Finding, wide: bool) -> List[str]:
     if "from" in d:
         cert = d["certificate"]
         cells = [_short(_gateways(d["from"])), str(d["from"][0]["portNumber"]), _short(d["hosts"]),
-                 _short(_gateways(d["to"])), d["outcome"] + (" (mTLS)" if d["mtls"] else ""),
+                 _short(_gateways(d["to"])),
+                 d["outcome"] + (" (mTLS)" if d["mtls"] else "") + (" (421)" if d.get("mitigation") else ""),
                  _short(cert["credentials"])]
         if wide:
             names = sorted({r["portName"] for r in d["from"] + d["to"]})

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Proto
 
 from ..errors import ApiError, GwdupError
 from ..inventory import CERT_KEYS, RawObjects, Settings, referenced_secrets
-from ..model import CertStatus, Input
+from ..model import MANAGED_BY, CertStatus, Input
 from ..objects import ISTIO_GROUP
 
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
@@ -68,6 +68,9 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
         gateways = pool.submit(listing, "gateways", f"{base}/gateways")
         vss = pool.submit(listing, "virtualservices", f"{base}/virtualservices")
         services = pool.submit(listing, "services", "/api/v1/services")
+        # only kubectl-gwdup's own 421 filters matter to the analysis (EnvoyFilter is v1alpha3 only)
+        filters = pool.submit(listing, "envoyfilters", f"/apis/{ISTIO_GROUP}/v1alpha3/envoyfilters",
+                              label_selector=",".join(f"{k}={v}" for k, v in MANAGED_BY.items()))
         try:
             raw.gateways = gateways.result()
         except ApiError as exc:
@@ -94,6 +97,13 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
             if not _forbidden(exc):
                 raise
             raw.notes.append(f"services not readable ({exc.reason}): Gateway ports used as listener ports")
+        try:
+            raw.envoy_filters = filters.result()
+            raw.available.add(Input.ENVOY_FILTERS)
+        except ApiError as exc:
+            if not _forbidden(exc) and exc.code != 404:
+                raise
+            raw.notes.append(f"envoyfilters not readable ({exc.reason}): installed 421 mitigations not recognized")
         _load_secrets(access, raw, referenced_secrets(raw, settings), chunk_size, pool)
     return raw
 

@@ -79,33 +79,26 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
             raise
         raw.available.add(Input.GATEWAYS)
         workloads = pool.submit(_load_workloads, raw, listing)
-        try:
-            raw.virtual_services = vss.result()
-            raw.available.add(Input.VIRTUAL_SERVICES)
-        except ApiError as exc:
-            if not _forbidden(exc) and exc.code != 404:
-                raise
-            raw.notes.append(f"virtualservices not readable ({exc.reason}): routes assumed from server hosts")
+        _optional(raw, vss, "virtual_services", Input.VIRTUAL_SERVICES, "routes assumed from server hosts")
         pods, deployments, notes = workloads.result()
         raw.pods, raw.deployments = pods, deployments
         raw.notes.extend(notes)
         raw.available.add(Input.WORKLOADS)
-        try:
-            raw.services = services.result()
-            raw.available.add(Input.SERVICES)
-        except ApiError as exc:
-            if not _forbidden(exc):
-                raise
-            raw.notes.append(f"services not readable ({exc.reason}): Gateway ports used as listener ports")
-        try:
-            raw.envoy_filters = filters.result()
-            raw.available.add(Input.ENVOY_FILTERS)
-        except ApiError as exc:
-            if not _forbidden(exc) and exc.code != 404:
-                raise
-            raw.notes.append(f"envoyfilters not readable ({exc.reason}): installed 421 mitigations not recognized")
+        _optional(raw, services, "services", Input.SERVICES, "Gateway ports used as listener ports")
+        _optional(raw, filters, "envoy_filters", Input.ENVOY_FILTERS, "installed 421 mitigations not recognized")
         _load_secrets(access, raw, referenced_secrets(raw, settings), chunk_size, pool)
     return raw
+
+
+def _optional(raw: RawObjects, future: Any, bucket: str, what: Input, consequence: str) -> None:
+    """A kind the analysis can do without: RBAC refusing it (or its CRD missing) is a note."""
+    try:
+        setattr(raw, bucket, future.result())
+        raw.available.add(what)
+    except ApiError as exc:
+        if not _forbidden(exc) and exc.code != 404:
+            raise
+        raw.notes.append(f"{what.value} not readable ({exc.reason}): {consequence}")
 
 
 def _selectors(raw: RawObjects) -> List[str]:

@@ -9,7 +9,8 @@ from conftest import run_cli
 @pytest.mark.parametrize("args,expected", [
     ([""], ["check\tfind HTTP/2 connection-coalescing hazards",
             "probe\tconfirm hazards on a live gateway, as a browser meets them",
-            "apply-421\tanswer 421 Misdirected Request to coalesced requests (EnvoyFilters)", ":4"]),
+            "apply-421\tanswer 421 Misdirected Request to coalesced requests (EnvoyFilters)",
+            "merge\tmerge the servers that share a certificate into one Gateway (the lasting fix)", ":4"]),
     (["pr"], ["probe\tconfirm hazards on a live gateway, as a browser meets them", ":4"]),
     (["check", "--fail"], ["--fail-level\tlowest finding level that makes the exit status 3: info, warning, "
                            "error or never", ":4"]),

@@ -124,12 +124,31 @@ MITIGATE = FlagGroup("421 flags", (
          {"default": "istio-system", "metavar": "NS"}),
 ))
 
+MERGE = FlagGroup("Merge flags", (
+    Flag(("--plan",), "show what would be merged (with -o yaml|json: the MergePlan document)",
+         {"action": "store_true"}),
+    Flag(("--apply",), "apply the merge: server dry run, confirmation, backup, ordered writes, rollback",
+         {"action": "store_true"}),
+    Flag(("--restore",), "put back the objects of a backup written by --apply", {"metavar": "BACKUP"}),
+    Flag(("--plan-file",), "with --plan, write the plan there; with --apply, execute it (refused if "
+         "the cluster changed since)", {"metavar": "FILE"}),
+    Flag(("--yes", "-y"), "apply without asking", {"action": "store_true", "dest": "yes"}),
+    Flag(("--backup-dir",), "where --apply writes its backup", {"default": "gwdup-backups", "metavar": "DIR"}),
+    Flag(("--name",), "name of the merged Gateway (default gwdup-merged-<first Gateway>)", {"metavar": "NAME"}),
+    Flag(("--target-namespace",), "namespace of the merged Gateway (default: the gateway workload's)",
+         {"metavar": "NS"}),
+    Flag(("--prefer-cert",), "merge servers with different certificates under this credentialName, "
+         "when its certificate is valid for every merged host", {"metavar": "SECRET"}),
+))
+
 EXIT_STATUSES = """\
 exit status:
   0    no finding at or above --fail-level
   1    the command failed (error from the server, unreadable manifest or kubeconfig)
   2    bad flags
   3    hazards found (check: findings at or above --fail-level; probe: a confirmed pair)
+  4    merge --apply failed and was rolled back (the cluster is as before)
+  5    merge --apply failed and rolling back failed too (the message names the backup)
   70   internal error (run again with --traceback and report it)
   130  interrupted"""
 
@@ -186,6 +205,21 @@ COMMANDS = (
   # remove them again
   kubectl gwdup apply-421 --delete""",
         (SOURCE, MITIGATE), "kubectl_gwdup.commands.apply421"),
+    Command(
+        "merge", "merge the servers that share a certificate into one Gateway (the lasting fix)",
+        "Plan, for each group of servers connected by hazards, one Gateway in which servers with "
+        "the same TLS settings and certificate are ONE server; rewrite the VirtualServices that "
+        "name the old Gateways; delete the old Gateways. The plan is checked before it is shown: "
+        "no hazard left, every host keeps its routes. --apply does a server dry run of every "
+        "step, asks, writes a backup, applies in order with preconditions and rolls back on any "
+        "failure.",
+        """examples:
+  kubectl gwdup merge --plan
+  kubectl gwdup merge --plan -f manifests/ -o yaml        # GitOps
+  kubectl gwdup merge --plan --plan-file plan.yaml && kubectl gwdup merge --apply --plan-file plan.yaml
+  kubectl gwdup merge --apply --yes --backup-dir /var/backups/gwdup
+  kubectl gwdup merge --restore /var/backups/gwdup/gwdup-merge-20261122-031500.yaml""",
+        (SOURCE, MERGE), "kubectl_gwdup.commands.merge"),
 )
 
 DESCRIPTION = ("Find and fix HTTP/2 connection-coalescing outages of Istio ingress gateways: "

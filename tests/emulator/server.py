@@ -57,6 +57,7 @@ class Fault:
     times: int
     reason: str = ""
     delay: float = 0.0
+    writes_only: bool = False  # leave dry runs alone, fail the real write
 
 
 def status(code: int, reason: str, message: str, details: Optional[dict] = None) -> Dict[str, Any]:
@@ -159,8 +160,8 @@ class Emulator:
         self.server.server_close()
 
     def inject(self, method: str, path: str, status_code: int, times: int = 1, reason: str = "",
-               delay: float = 0.0) -> None:
-        self.faults.append(Fault(method, re.compile(path), status_code, times, reason, delay))
+               delay: float = 0.0, writes_only: bool = False) -> None:
+        self.faults.append(Fault(method, re.compile(path), status_code, times, reason, delay, writes_only))
 
     def requests(self, method: str = "", path_re: str = "") -> List[Tuple[str, str, Dict[str, List[str]]]]:
         return [r for r in self.log if (not method or r[0] == method) and re.search(path_re, r[1])]
@@ -239,12 +240,14 @@ class Emulator:
                 try:
                     user = emu._authenticate(self.headers.get("Authorization", ""))
                     for fault in emu.faults:
+                        if fault.writes_only and query.get("dryRun"):
+                            continue
                         if fault.times > 0 and fault.method == method and fault.path.search(url.path):
                             fault.times -= 1
                             if fault.delay:
                                 time.sleep(fault.delay)
                             if fault.status:
-                                raise ApiError(fault.status, fault.reason or "InternalError",
+                                raise ApiError(fault.status, fault.reason or {409: "Conflict", 403: "Forbidden"}.get(fault.status, "InternalError"),
                                                f"injected failure for {method} {url.path}")
                     code, out = emu._route(method, url.path, query, body, self.headers, user)
                     self._reply(code, out)

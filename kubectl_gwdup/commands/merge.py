@@ -1,0 +1,137 @@
+"""`kubectl gwdup merge --plan | --apply | --restore`: the lasting fix, planned and applied safely."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from ..analysis import registry
+from ..env import Env
+from ..errors import ExitStatus, GwdupError, InputError, UsageError
+from ..execute import merge as executor
+from ..inventory import build_inventory
+from ..plans.merge import plan_merge
+from ..render.printers import OutputFormat
+from ..selectors import parse_selector
+from . import check
+
+
+@dataclass
+class Options(check.Options):
+    plan: bool = False
+    apply: bool = False
+    restore: str = ""
+    plan_file: str = ""
+    yes: bool = False
+    backup_dir: str = "gwdup-backups"
+    name: str = ""
+    target_namespace: str = ""
+    prefer_cert: str = ""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
+        base = check.Options.from_args(args, env)
+        return cls(**vars(base), plan=args.plan, apply=args.apply, restore=args.restore or "",
+                   plan_file=args.plan_file or "", yes=args.yes, backup_dir=args.backup_dir,
+                   name=args.name or "", target_namespace=args.target_namespace or "",
+                   prefer_cert=args.prefer_cert or "")
+
+    def validate(self) -> None:
+        super().validate()
+        modes = [m for m in (self.plan, self.apply, bool(self.restore)) if m]
+        if len(modes) != 1:
+            raise UsageError("give exactly one of --plan, --apply or --restore BACKUP")
+        if self.filenames and not self.plan:
+            raise UsageError("-f works offline: only with --plan")
+        if self.apply and self.output.output:
+            raise UsageError("-o goes with --plan (the plan document); --apply prints kubectl's result lines")
+
+
+def _yaml(obj: Dict[str, Any]) -> List[str]:
+    return yaml.safe_dump(obj, sort_keys=False).splitlines(keepends=True)
+
+
+def human(doc: Dict[str, Any], before: Dict[str, Dict[str, Any]]) -> str:
+    out: List[str] = []
+    for obj in doc["apply"]:
+        m = obj["metadata"]
+        ref = f"{obj['kind']} {m['namespace']}/{m['name']}"
+        if obj["kind"] == "Gateway":
+            out.append(f"create {ref}:\n")
+            out += ["  " + line for line in _yaml(obj)]
+        else:
+            old = before.get(ref)
+            out.append(f"change {ref}:\n")
+            out += ["  " + line for line in difflib.unified_diff(
+                _yaml({"spec": old["spec"]}) if old else [], _yaml({"spec": obj["spec"]}),
+                fromfile=f"{ref} (now)", tofile=f"{ref} (planned)")]
+    for d in doc["delete"]:
+        out.append(f"delete {d['kind']} {d['namespace']}/{d['name']}\n")
+    return "".join(out)
+
+
+def _plan(opts: Options, env: Env) -> Dict[str, Any]:
+    if opts.plan_file and opts.apply:
+        try:
+            with open(opts.plan_file, encoding="utf-8") as f:
+                doc = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"{opts.plan_file}: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("kind") != "MergePlan":
+            raise InputError(f"{opts.plan_file}: not a MergePlan document")
+        return doc
+    raw = check.load(opts, env)
+    inventory = build_inventory(raw, opts.settings)
+    report = check.scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    plan = plan_merge(raw, inventory, report.findings, name=opts.name or None,
+                      namespace=opts.target_namespace or None, prefer_cert=opts.prefer_cert or None)
+    doc = plan.to_dict()
+    doc["_before"] = {f"VirtualService {b['metadata'].get('namespace') or raw.default_namespace}/{b['metadata']['name']}": b
+                      for u in plan.units for b, _ in u.rewritten}
+    return doc
+
+
+def run(opts: Options, env: Env) -> ExitStatus:
+    if opts.restore:
+        executor.restore(opts.kube.cluster, opts.restore, lambda line: env.stdout.write(line + "\n"))
+        return ExitStatus.OK
+    doc = _plan(opts, env)
+    before = doc.pop("_before", {})
+    for note in doc["notes"]:
+        env.stderr.write(f"note: {note}\n")
+    if opts.plan:
+        fmt = opts.output.validate()
+        if opts.plan_file:
+            with open(opts.plan_file, "w", encoding="utf-8") as f:
+                yaml.safe_dump(doc, f, sort_keys=False)
+            env.stderr.write(f"plan written to {opts.plan_file}\n")
+        if fmt in (OutputFormat.JSON, OutputFormat.YAML):
+            opts.output.printer(False).emit(doc, [], lambda wide: [], env.stdout)
+        elif doc["apply"] or doc["delete"]:
+            env.stdout.write(human(doc, before))
+        else:
+            env.stderr.write("nothing to merge\n")
+        return ExitStatus.OK
+    if not (doc["apply"] or doc["delete"]):
+        env.stderr.write("nothing to merge\n")
+        return ExitStatus.OK
+    access = opts.kube.cluster
+    run_ = executor.read_current(access, doc)
+    for line in executor.dry_run(access, run_):
+        env.stderr.write(line + "\n")
+    if not opts.yes:
+        if not (env.stdin.isatty() if hasattr(env.stdin, "isatty") else False):
+            raise UsageError("refusing to apply without a terminal to confirm on: add --yes")
+        env.stdout.write(human(doc, before) + "Apply this merge? [y/N] ")
+        env.stdout.flush()
+        if env.stdin.readline().strip().lower() not in ("y", "yes"):
+            env.stderr.write("not applied\n")
+            return ExitStatus.OK
+    run_.backup = executor.write_backup(run_, opts.backup_dir)
+    env.stderr.write(f"backup written to {run_.backup}\n")
+    executor.execute(access, run_, lambda line: env.stdout.write(line + "\n"))
+    return ExitStatus.OK

@@ -1,0 +1,276 @@
+"""merge: the planner on the corpus, its invariants, the real Envoy after it, and --apply with
+failures injected at every step against the emulator."""
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+
+from conftest import run_cli
+from kubectl_gwdup.analysis import registry
+from kubectl_gwdup.inventory import build_inventory
+from kubectl_gwdup.plans.merge import plan_merge, rewrite_virtual_service
+from kubectl_gwdup.sources.files import load_files
+from test_live import scenario_docs, with_routes
+
+
+def planned(files, **kw):
+    raw = load_files(files)
+    inv = build_inventory(raw)
+    return raw, inv, plan_merge(raw, inv, registry.run(inv).findings, **kw)
+
+
+def routed(tmp_path, scenario_files, name):
+    """The scenario with each Gateway routing its own hosts through a VirtualService."""
+    docs = [d for p in scenario_files(name) for d in yaml.safe_load_all(open(p)) if d]
+    path = tmp_path / f"{name}-routed.yaml"
+    path.write_text(yaml.safe_dump_all(with_routes(docs)))
+    return [str(path)]
+
+
+def after_plan(tmp_path, files, doc):
+    """The manifests as they are once the plan's document is applied."""
+    gone = {(d["namespace"], d["name"]) for d in doc["delete"]}
+    changed = {(o["metadata"]["namespace"], o["metadata"]["name"], o["kind"]) for o in doc["apply"]}
+    out = []
+    for p in files:
+        for d in yaml.safe_load_all(open(p)):
+            if not d:
+                continue
+            m = d["metadata"]
+            key = (m.get("namespace", "default"), m["name"])
+            if d["kind"] == "Gateway" and key in gone:
+                continue
+            if (key[0], key[1], d["kind"]) in changed:
+                continue
+            out.append(d)
+    out += doc["apply"]
+    path = tmp_path / "after.yaml"
+    path.write_text(yaml.safe_dump_all(out))
+    return [str(path)]
+
+
+def test_seed_becomes_one_server_with_both_hosts(tmp_path, scenario_files) -> None:
+    files = routed(tmp_path, scenario_files, "seed")
+    raw, inv, plan = planned(files)
+    doc = plan.to_dict()
+    (gw,) = [o for o in doc["apply"] if o["kind"] == "Gateway"]
+    (server,) = gw["spec"]["servers"]
+    assert server["hosts"] == ["team-a/a.example.com", "b.example.com"]
+    assert gw["metadata"]["namespace"] == "istio-system"
+    vss = {o["metadata"]["name"]: o["spec"]["gateways"] for o in doc["apply"] if o["kind"] == "VirtualService"}
+    assert vss == {"gw-a-routes": ["istio-system/gwdup-merged-gw-a"], "gw-b-routes": ["istio-system/gwdup-merged-gw-a"]}
+    assert sorted((d["namespace"], d["name"]) for d in doc["delete"]) == [("team-a", "gw-a"), ("team-b", "gw-b")]
+    after = run_cli(["check", "-f", *after_plan(tmp_path, files, doc), "-o", "json"])
+    assert after.status == 0 and json.loads(after.stdout)["findings"] == []
+
+
+def test_servers_of_one_gateway(tmp_path, scenario_files) -> None:
+    raw, inv, plan = planned(routed(tmp_path, scenario_files, "one_gateway_two_servers"))
+    (gw,) = [o for o in plan.to_dict()["apply"] if o["kind"] == "Gateway"]
+    assert [s["hosts"] for s in gw["spec"]["servers"]] == [["a.example.com", "b.example.com"]]
+
+
+def test_virtual_service_references() -> None:
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+          "metadata": {"name": "v", "namespace": "shop", "resourceVersion": "7"},
+          "spec": {"hosts": ["a"], "gateways": ["gw-a", "mesh", "team-b/gw-b", "other/gw"],
+                   "http": [{"match": [{"gateways": ["gw-a"]}, {"gateways": ["mesh"]}], "route": []}],
+                   "tls": [{"match": [{"gateways": ["team-b/gw-b", "shop/gw-a"]}], "route": []}]}}
+    out = rewrite_virtual_service(vs, {"shop/gw-a", "team-b/gw-b"}, "istio-system/merged", "default")
+    assert out["spec"]["gateways"] == ["istio-system/merged", "mesh", "other/gw"]
+    assert out["spec"]["http"][0]["match"] == [{"gateways": ["istio-system/merged"]}, {"gateways": ["mesh"]}]
+    assert out["spec"]["tls"][0]["match"][0]["gateways"] == ["istio-system/merged"]
+    assert "resourceVersion" not in out["metadata"]
+    assert rewrite_virtual_service(vs, {"x/y"}, "istio-system/merged", "default") is None
+
+
+def test_https_redirect_servers_are_carried_once(tmp_path, scenario_files) -> None:
+    docs = [d for p in scenario_files("seed") for d in yaml.safe_load_all(open(p)) if d]
+    for d in docs:
+        if d["kind"] == "Gateway" and d["metadata"]["name"] in ("gw-a", "gw-b"):
+            host = d["spec"]["servers"][0]["hosts"][0]
+            d["spec"]["servers"].append({"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                                         "hosts": [host], "tls": {"httpsRedirect": True}})
+    path = tmp_path / "redirect.yaml"
+    path.write_text(yaml.safe_dump_all(with_routes(docs)))
+    (gw,) = [o for o in planned([str(path)])[2].to_dict()["apply"] if o["kind"] == "Gateway"]
+    http = [s for s in gw["spec"]["servers"] if s["port"]["number"] == 80]
+    assert len(http) == 1 and http[0]["hosts"] == ["team-a/a.example.com", "b.example.com"]
+    assert http[0]["tls"] == {"httpsRedirect": True}
+    assert len({s["port"]["name"] for s in gw["spec"]["servers"]}) == len(gw["spec"]["servers"])
+
+
+def test_different_certificates_are_explained_not_merged(tmp_path, scenario_files) -> None:
+    files = scenario_files("wildcard_host_misrouted")
+    raw, inv, plan = planned(files)
+    assert plan.units == [] and "different certificates" in plan.notes[0] and "--prefer-cert" in plan.notes[0]
+    raw, inv, plan = planned(files, prefer_cert="wild")  # *.example.com is valid for b.example.com too
+    doc = plan.to_dict()
+    (gw,) = [o for o in doc["apply"] if o["kind"] == "Gateway"]
+    assert gw["spec"]["servers"][0]["tls"]["credentialName"] == "wild"
+    raw, inv, plan = planned(files, prefer_cert="b-only")  # valid for b only: refused
+    assert plan.units == []
+
+
+def test_a_plan_that_would_change_routes_is_refused(tmp_path, scenario_files) -> None:
+    # gw-w's *.example.com VirtualService would start answering b.example.com once merged
+    files = scenario_files("wildcard_host_misrouted")
+    raw, inv, plan = planned(files, prefer_cert="wild")
+    assert plan.units  # routes: b keeps shop's VirtualService as the exact host beats *.example.com
+    docs = [d for p in files for d in yaml.safe_load_all(open(p)) if d]
+    for d in docs:
+        if d["kind"] == "VirtualService" and d["metadata"]["name"] == "shop":
+            d["spec"]["hosts"] = ["B.example.com"]  # bound nowhere (case), so b is answered by web today
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    raw, inv, plan = planned([str(path)], prefer_cert="wild")
+    assert plan.units == [] or all("would be answered" not in n for n in plan.notes)
+
+
+def test_plan_document_and_offline_cli(tmp_path, scenario_files) -> None:
+    files = routed(tmp_path, scenario_files, "seed")
+    r = run_cli(["merge", "--plan", "-f", files[0], "-o", "yaml"])
+    doc = yaml.safe_load(r.stdout)
+    assert doc["kind"] == "MergePlan" and {"apply", "delete", "notes", "preconditions"} <= set(doc)
+    r = run_cli(["merge", "--plan", "-f", files[0]])
+    assert r.stdout.startswith("create Gateway istio-system/gwdup-merged-gw-a:")
+    assert "-  - gw-a" in r.stdout and "+  - istio-system/gwdup-merged-gw-a" in r.stdout
+    assert run_cli(["merge", "-f", files[0]]).status == 2
+    assert run_cli(["merge", "--apply", "-f", files[0]]).status == 2
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(__import__("analysis.test_properties", fromlist=["inventory_st"]).inventory_st)
+def test_invariants_on_random_inventories(pool_pems, tmp_path_factory, spec) -> None:
+    from analysis.test_properties import make_raw
+
+    raw = make_raw(spec, pool_pems)
+    inv = build_inventory(raw)
+    plan = plan_merge(raw, inv, registry.run(inv).findings)
+    doc = plan.to_dict()
+    if not plan.units:
+        return
+    # the document, applied: no hazard left among the merged servers
+    after = make_raw(spec, pool_pems)
+    gone = {(d["namespace"], d["name"]) for d in doc["delete"]}
+    after.gateways = [g for g in after.gateways if (g["metadata"]["namespace"], g["metadata"]["name"]) not in gone]
+    after.gateways += [o for o in doc["apply"] if o["kind"] == "Gateway"]
+    new = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in doc["apply"] if o["kind"] == "VirtualService"}
+    after.virtual_services = [new.get((v["metadata"]["namespace"], v["metadata"]["name"]), v) for v in after.virtual_services]
+    merged = {f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in doc["apply"] if o["kind"] == "Gateway"}
+    for f in registry.run(build_inventory(after)).findings:
+        if "outcome" in f.detail:
+            assert not merged & {s["gateway"] for s in f.detail["from"] + f.detail["to"]}
+
+
+@pytest.fixture(scope="module")
+def pool_pems(certs):
+    from analysis.test_properties import CERT_POOL
+
+    return [certs.leaf(*sans, tag="pool").cert_pem for sans in CERT_POOL]
+
+
+def test_merged_gateway_on_the_real_envoy(tmp_path, scenario_files, certs) -> None:
+    from envoy_harness import serve
+    from kubectl_gwdup import netprobe
+
+    files = routed(tmp_path, scenario_files, "seed")
+    raw, inv, plan = planned(files)
+    before = serve(inv, certs)
+    ctx = netprobe.client_context(certs.ca_cert)
+    port = next(iter(before.ports.values()))
+    own = {}
+    try:
+        for h in ("a.example.com", "b.example.com"):
+            c = netprobe.Connection("127.0.0.1", port, h, ctx, 5).open()
+            own[h] = c.request(h)
+            c.close()
+    finally:
+        before.stop()
+    merged = build_inventory(load_files(after_plan(tmp_path, files, plan.to_dict())))
+    gw = serve(merged, certs)
+    try:
+        port = next(iter(gw.ports.values()))
+        for c_host, r_host in (("a.example.com", "b.example.com"), ("b.example.com", "a.example.com")):
+            conn = netprobe.Connection("127.0.0.1", port, c_host, ctx, 5).open()
+            got = conn.request(r_host)  # formerly a 404: now the right backend
+            conn.close()
+            assert got.status == 200 and got.digest == own[r_host].digest
+    finally:
+        gw.stop()
+
+
+# --- --apply against the API server ------------------------------------------------------------
+
+def snapshot(cluster):
+    out = {}
+    for path in ("/apis/networking.istio.io/v1/gateways", "/apis/networking.istio.io/v1/virtualservices"):
+        code, body = cluster.call("GET", path)
+        for o in body.get("items", []):
+            m = o["metadata"]
+            if m["namespace"].startswith(cluster.prefix):
+                out[(o["kind"], m["namespace"], m["name"])] = (o.get("spec"), m.get("labels"))
+    return out
+
+
+def setup_seed(cluster, certs):
+    cluster.apply(cluster.isolate(scenario_docs(certs, "seed")))
+    return snapshot(cluster)
+
+
+def test_apply_merges_and_rerun_is_a_no_op(cluster, certs, tmp_path) -> None:
+    start = setup_seed(cluster, certs)
+    scope = ["-n", cluster.ns("team-a")]
+    r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), *scope], cluster.env)
+    assert r.status == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("gateway.networking.istio.io/gwdup-merged-") and lines[0].endswith("serverside-applied")
+    assert sum(l.endswith(" configured") for l in lines) == 2 and sum(l.endswith(" deleted") for l in lines) == 2
+    assert "(server dry run)" in r.stderr and "backup written to" in r.stderr
+    assert run_cli(["check", *scope], cluster.env).status == 0
+    again = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), *scope], cluster.env)
+    assert again.status == 0 and "nothing to merge" in again.stderr
+    backup = [l for l in r.stderr.splitlines() if l.startswith("backup written to ")][0].split()[-1]
+    restored = run_cli(["merge", "--restore", backup], cluster.env)
+    assert restored.status == 0, restored.stderr
+    assert snapshot(cluster) == start
+
+
+@pytest.mark.parametrize("method,path,status", [
+    ("PATCH", r"/gateways/gwdup-merged-", 500),          # the merged Gateway cannot be created
+    ("PATCH", r"/virtualservices/gw-b-routes$", 409),     # the 2nd VirtualService changed meanwhile
+    ("DELETE", r"/gateways/gw-b$", 500),                  # a delete fails
+])
+def test_failures_roll_back_to_the_start(cluster, certs, tmp_path, emulator_only, method, path, status) -> None:
+    start = setup_seed(cluster, certs)
+    emulator_only.inject(method, path, status, times=1, writes_only=True)  # the dry run passes
+    r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), "-n", cluster.ns("team-a")],
+                cluster.env)
+    assert r.status == 4, r.stderr
+    assert "the cluster is as before" in r.stderr and "Traceback" not in r.stderr
+    assert snapshot(cluster) == start
+
+
+def test_apply_refuses_without_a_terminal(cluster, certs) -> None:
+    setup_seed(cluster, certs)
+    r = run_cli(["merge", "--apply", "-n", cluster.ns("team-a")], cluster.env)
+    assert r.status == 2 and "add --yes" in r.stderr
+
+
+def test_plan_file_refuses_a_changed_cluster(cluster, certs, tmp_path) -> None:
+    setup_seed(cluster, certs)
+    plan = tmp_path / "plan.yaml"
+    r = run_cli(["merge", "--plan", "--plan-file", str(plan), "-n", cluster.ns("team-a")], cluster.env)
+    assert r.status == 0 and plan.exists()
+    vs = f"/apis/networking.istio.io/v1/namespaces/{cluster.ns('team-b')}/virtualservices/gw-b-routes"
+    code, obj = cluster.call("GET", vs)
+    obj["metadata"].setdefault("labels", {})["touched"] = "yes"
+    assert cluster.call("PUT", vs, obj)[0] == 200
+    r = run_cli(["merge", "--apply", "--yes", "--plan-file", str(plan), "--backup-dir", str(tmp_path)], cluster.env)
+    assert r.status == 1 and "the cluster changed since the plan was made" in r.stderr

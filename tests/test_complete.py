@@ -10,7 +10,8 @@ from conftest import run_cli
     ([""], ["check\tfind HTTP/2 connection-coalescing hazards",
             "probe\tconfirm hazards on a live gateway, as a browser meets them",
             "apply-421\tanswer 421 Misdirected Request to coalesced requests (EnvoyFilters)",
-            "merge\tmerge the servers that share a certificate into one Gateway (the lasting fix)", ":4"]),
+            "merge\tmerge the servers that share a certificate into one Gateway (the lasting fix)",
+            "fix\tan interactive session from finding to verified fix", ":4"]),
     (["pr"], ["probe\tconfirm hazards on a live gateway, as a browser meets them", ":4"]),
     (["check", "--fail"], ["--fail-level\tlowest finding level that makes the exit status 3: info, warning, "
                            "error or never", ":4"]),

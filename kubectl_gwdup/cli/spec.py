@@ -141,6 +141,14 @@ MERGE = FlagGroup("Merge flags", (
          "when its certificate is valid for every merged host", {"metavar": "SECRET"}),
 ))
 
+FIX = FlagGroup("Fix flags", (
+    Flag(("--strategy",), "with --yes: fix every group this way, without prompts", {"metavar": "merge|421"}),
+    Flag(("--yes", "-y"), "no prompts (needs --strategy)", {"action": "store_true", "dest": "yes"}),
+    Flag(("--backup-dir",), "where merges write their backups", {"default": "gwdup-backups", "metavar": "DIR"}),
+    Flag(("--mitigation",), "how [4]21 answers: vhost or lua (as apply-421 --method)",
+         {"default": "vhost", "metavar": "vhost|lua", "dest": "mitigation"}),
+))
+
 EXIT_STATUSES = """\
 exit status:
   0    no finding at or above --fail-level
@@ -220,6 +228,18 @@ COMMANDS = (
   kubectl gwdup merge --apply --yes --backup-dir /var/backups/gwdup
   kubectl gwdup merge --restore /var/backups/gwdup/gwdup-merge-20261122-031500.yaml""",
         (SOURCE, MERGE), "kubectl_gwdup.commands.merge"),
+    Command(
+        "fix", "an interactive session from finding to verified fix",
+        "Run check, then for each group of hazards show what is at stake and offer [m]erge (plan, "
+        "diff, apply on confirmation), [4]21 (EnvoyFilters, apply on confirmation), [p]robe "
+        "(confirm live first), [s]kip or [q]uit. Writes take the safe paths of merge --apply and "
+        "apply-421; after each fix the group is checked again (and probed when an address is "
+        "known). Ctrl-C leaves the cluster unchanged or fully rolled back.",
+        """examples:
+  kubectl gwdup fix
+  kubectl gwdup fix --address 203.0.113.7 --sample-host www.shop.example.org
+  kubectl gwdup fix --yes --strategy 421        # in a pipeline: no prompts""",
+        (SOURCE, FIX, PROBE), "kubectl_gwdup.commands.fix"),
 )
 
 DESCRIPTION = ("Find and fix HTTP/2 connection-coalescing outages of Istio ingress gateways: "

@@ -89,3 +89,44 @@ def _missing_crd(call: Any, obj: Dict[str, Any]) -> Any:
             raise GwdupError(f'the server doesn\'t have a resource type "{obj["kind"].lower()}s" in '
                              f'{obj["apiVersion"]} (are the Istio CRDs installed?)') from None
         raise
+
+
+def apply_all_or_nothing(access: Writer, objects: Sequence[Dict[str, Any]], out: Any) -> List[str]:
+    """Apply the objects, or none of them: a failure or Ctrl-C (deferred while a write is on the
+    wire) puts back what each object was before."""
+    from .merge import Interrupts, clean
+
+    before: List[Optional[Dict[str, Any]]] = []
+    for obj in objects:
+        try:
+            before.append(access.request("GET", f"{_plural_path(obj)}/{obj['metadata']['name']}"))
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            before.append(None)
+    done: List[int] = []
+    lines: List[str] = []
+    interrupts = Interrupts()
+    with interrupts.deferred():
+        try:
+            for i, obj in enumerate(objects):
+                if interrupts.pending:
+                    raise GwdupError("interrupted")
+                lines += apply_objects(access, [obj], DryRun.NONE)
+                out(lines[-1])
+                done.append(i)
+        except GwdupError as exc:
+            for i in reversed(done):
+                path = f"{_plural_path(objects[i])}/{objects[i]['metadata']['name']}"
+                if before[i] is None:
+                    access.request("DELETE", path)
+                else:
+                    prev = clean(before[i])
+                    prev["metadata"].pop("resourceVersion", None)
+                    access.request("PATCH", path, {"fieldManager": FIELD_MANAGER, "force": "true"}, body=prev,
+                                   content_type="application/apply-patch+yaml")
+            from ..errors import ApplyError
+
+            raise ApplyError(f"applying failed ({exc.render()}); put back {len(done)} object(s): "
+                             "the cluster is as before") from None
+    return lines

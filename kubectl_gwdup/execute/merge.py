@@ -7,8 +7,11 @@ was done, newest first; the result says exactly what state the cluster is in.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -136,9 +139,36 @@ def write_backup(run: Run, directory: str) -> str:
     return path
 
 
+class Interrupts:
+    """Ctrl-C while a write is on the wire would leave its outcome unknown; so SIGINT only sets a
+    flag during writes, and the run stops (and rolls back) between two of them."""
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    @contextlib.contextmanager
+    def deferred(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def note(signum: int, frame: Any) -> None:
+            self.pending = True
+        signal.signal(signal.SIGINT, note)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _undo(access: Writer, step: Step) -> None:
     if step.kind == "apply" and step.before is None:
-        access.request("DELETE", object_path(step.obj))
+        try:
+            access.request("DELETE", object_path(step.obj))
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
     elif step.kind in ("apply", "update"):
         current = access.request("GET", object_path(step.obj))
         body = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"],
@@ -152,25 +182,29 @@ def _undo(access: Writer, step: Step) -> None:
 
 def execute(access: Writer, run: Run, out: Callable[[str], None]) -> None:
     done: List[Step] = []
-    try:
-        for step in run.steps:
-            out(_write(access, step, dry_run=False))
-            done.append(step)
-    except (GwdupError, OSError) as exc:
-        failed = f"{exc.render() if isinstance(exc, GwdupError) else exc}"
-        undone, broken = [], []
-        for step in reversed(done):
-            try:
-                _undo(access, step)
-                undone.append(resource(step.before or step.obj))
-            except (GwdupError, OSError) as undo_exc:
-                broken.append(f"{resource(step.before or step.obj)}: {undo_exc}")
-        if broken:
-            raise RollbackError(f"the merge failed ({failed}) and rolling back failed too: "
-                                f"{'; '.join(broken)}; restore with: kubectl gwdup merge --restore {run.backup}") from None
-        state = f"rolled back {', '.join(undone)}" if undone else "nothing had been changed"
-        raise ApplyError(f"the merge failed ({failed}); {state}: the cluster is as before "
-                         f"(backup: {run.backup})") from None
+    interrupts = Interrupts()
+    with interrupts.deferred():
+        try:
+            for step in run.steps:
+                if interrupts.pending:
+                    raise GwdupError("interrupted")
+                out(_write(access, step, dry_run=False))
+                done.append(step)
+        except (GwdupError, OSError) as exc:
+            failed = f"{exc.render() if isinstance(exc, GwdupError) else exc}"
+            undone, broken = [], []
+            for step in reversed(done):
+                try:
+                    _undo(access, step)
+                    undone.append(resource(step.before or step.obj))
+                except (GwdupError, OSError) as undo_exc:
+                    broken.append(f"{resource(step.before or step.obj)}: {undo_exc}")
+            if broken:
+                raise RollbackError(f"the merge failed ({failed}) and rolling back failed too: "
+                                    f"{'; '.join(broken)}; restore with: kubectl gwdup merge --restore {run.backup}") from None
+            state = f"rolled back {', '.join(undone)}" if undone else "nothing had been changed"
+            raise ApplyError(f"the merge failed ({failed}); {state}: the cluster is as before "
+                             f"(backup: {run.backup})") from None
 
 
 def dry_run(access: Writer, run: Run) -> List[str]:

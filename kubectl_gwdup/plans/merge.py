@@ -292,8 +292,24 @@ def rewrite_virtual_service(vs: Dict[str, Any], old: Set[str], new: str, default
     return after
 
 
-def _routes(inv: Inventory, keys: Set[str]) -> Dict[Tuple[int, str], Tuple[str, str]]:
-    """(server port, host) -> the route configuration answering it, for the unit's hosts."""
+def _names(inv: Inventory, keys: Set[str]) -> Set[str]:
+    """Names to compare routes on: the unit's concrete hosts, the concrete names its
+    certificates and VirtualServices list, and one stand-in name under every wildcard (a
+    wildcard server answers names nobody lists)."""
+    names: Set[str] = set()
+    for p in inv.placements:
+        if p.server.ref.gateway.key not in keys:
+            continue
+        for h in list(p.server.hosts) + list(p.coverage):
+            h = bare_host(h)
+            names.add(f"gwdup-sample.{h[2:]}" if h.startswith("*.") else h)
+    for vs in inv.virtual_services:
+        names.update(h.lower() for h in vs.hosts if not h.startswith("*"))
+    return {n for n in names if n != "*"}
+
+
+def _routes(inv: Inventory, names: Set[str]) -> Dict[Tuple[int, str], Tuple[str, str]]:
+    """(server port, name) -> the route configuration answering it on its own connection."""
     from ..analysis.chains import ChainIndex, live_chains
     from ..hosts import best_domain
 
@@ -302,22 +318,18 @@ def _routes(inv: Inventory, keys: Set[str]) -> Dict[Tuple[int, str], Tuple[str, 
         by_listener.setdefault(p.listener, []).append(p)
     out = {}
     for listener, ps in by_listener.items():
-        live = live_chains(ps)
-        chains = ChainIndex(live)
-        for p in live:
-            if p.server.ref.gateway.key not in keys or not p.server.http_routed:
+        chains = ChainIndex(live_chains(ps))
+        for name in names:
+            t = chains.lookup(name)
+            if t is None or not t.server.http_routed:
                 continue
-            for h in p.server.hosts:
-                name = bare_host(h)
-                if name.startswith("*"):
-                    continue
-                t = chains.lookup(name)
-                hit = best_domain([(v.domain, v.source) for v in t.vhosts], name) if t else None
-                if hit is None:
-                    out[(p.server.ref.port_number, name)] = ("404", "")
-                else:  # routes assumed from server hosts (no VirtualServices read) stay assumed
-                    origin = hit[1].origin if hit[1].origin.startswith("VirtualService") else "its own routes"
-                    out[(p.server.ref.port_number, name)] = (origin, "scoped" if hit[1].scope else "")
+            hit = best_domain([(v.domain, v.source) for v in t.vhosts], name)
+            if hit is None:
+                route = ("404", "")
+            else:  # routes assumed from server hosts (no VirtualServices read) stay assumed
+                origin = hit[1].origin if hit[1].origin.startswith("VirtualService") else "its own routes"
+                route = (origin, "scoped" if hit[1].scope else "")
+            out[(t.server.ref.port_number, name)] = route
     return out
 
 
@@ -339,10 +351,11 @@ def check_invariants(raw: RawObjects, inventory: Inventory, unit: MergeUnit, key
             return f"a hazard would remain ({f.message})"
         if f.code in ("GWD0103", "GWD0105") and merged_ref in {f.resource.key}:
             return f"the merged Gateway would be rejected ({f.message})"
-    before = _routes(inventory, keys)
-    now = _routes(new_inv, {merged_ref})
+    names = _names(inventory, keys)
+    before = _routes(inventory, names)
+    now = _routes(new_inv, names)
     for key, route in sorted(before.items()):
-        if now.get(key) != route:
+        if key in now and now[key] != route or key not in now and route[0] != "404":
             return (f"{key[1]} on port {key[0]} would be answered by {now.get(key, ('nothing',))[0]} "
                     f"instead of {route[0]}")
     return ""

@@ -152,22 +152,32 @@ def test_plan_document_and_offline_cli(tmp_path, scenario_files) -> None:
 @settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(__import__("analysis.test_properties", fromlist=["inventory_st"]).inventory_st)
-def test_invariants_on_random_inventories(pool_pems, tmp_path_factory, spec) -> None:
+def merged_random(spec, pool_pems):
+    """(inventory before, plan document, raw objects once the document is applied), or None."""
     from analysis.test_properties import make_raw
 
     raw = make_raw(spec, pool_pems)
     inv = build_inventory(raw)
     plan = plan_merge(raw, inv, registry.run(inv).findings)
-    doc = plan.to_dict()
     if not plan.units:
-        return
-    # the document, applied: no hazard left among the merged servers
+        return None
+    doc = plan.to_dict()
     after = make_raw(spec, pool_pems)
     gone = {(d["namespace"], d["name"]) for d in doc["delete"]}
     after.gateways = [g for g in after.gateways if (g["metadata"]["namespace"], g["metadata"]["name"]) not in gone]
     after.gateways += [o for o in doc["apply"] if o["kind"] == "Gateway"]
     new = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in doc["apply"] if o["kind"] == "VirtualService"}
-    after.virtual_services = [new.get((v["metadata"]["namespace"], v["metadata"]["name"]), v) for v in after.virtual_services]
+    after.virtual_services = [new.get((v["metadata"]["namespace"], v["metadata"]["name"]), v)
+                              for v in after.virtual_services]
+    return inv, doc, after
+
+
+def test_invariants_on_random_inventories(pool_pems, tmp_path_factory, spec) -> None:
+    merged_ = merged_random(spec, pool_pems)
+    if merged_ is None:
+        return
+    inv, doc, after = merged_
+    # the document, applied: no hazard left among the merged servers
     merged = {f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in doc["apply"] if o["kind"] == "Gateway"}
     for f in registry.run(build_inventory(after)).findings:
         if "outcome" in f.detail:
@@ -300,20 +310,10 @@ merge_st = st.fixed_dictionaries({
 def test_every_host_keeps_its_answer_on_the_real_envoy(pool_pems, certs, spec) -> None:
     """Invariant (2), checked independently of the planner: each host, on a connection of its own,
     gets the same answer from the real Envoy before and after the merge."""
-    from analysis.test_properties import make_raw
-
-    raw = make_raw(spec, pool_pems)
-    inv = build_inventory(raw)
-    plan = plan_merge(raw, inv, registry.run(inv).findings)
-    if not plan.units:
+    merged_ = merged_random(spec, pool_pems)
+    if merged_ is None:
         return
-    doc = plan.to_dict()
-    after = make_raw(spec, pool_pems)
-    gone = {(d["namespace"], d["name"]) for d in doc["delete"]}
-    after.gateways = [g for g in after.gateways if (g["metadata"]["namespace"], g["metadata"]["name"]) not in gone]
-    after.gateways += [o for o in doc["apply"] if o["kind"] == "Gateway"]
-    new = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in doc["apply"] if o["kind"] == "VirtualService"}
-    after.virtual_services = [new.get((v["metadata"]["namespace"], v["metadata"]["name"]), v) for v in after.virtual_services]
+    inv, doc, after = merged_
     inv_after = build_inventory(after)
 
     def answers(inventory):

@@ -149,9 +149,6 @@ def test_plan_document_and_offline_cli(tmp_path, scenario_files) -> None:
     assert run_cli(["merge", "--apply", "-f", files[0]]).status == 2
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(__import__("analysis.test_properties", fromlist=["inventory_st"]).inventory_st)
 def merged_random(spec, pool_pems):
     """(inventory before, plan document, raw objects once the document is applied), or None."""
     from analysis.test_properties import make_raw
@@ -172,6 +169,9 @@ def merged_random(spec, pool_pems):
     return inv, doc, after
 
 
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(__import__("analysis.test_properties", fromlist=["inventory_st"]).inventory_st)
 def test_invariants_on_random_inventories(pool_pems, tmp_path_factory, spec) -> None:
     merged_ = merged_random(spec, pool_pems)
     if merged_ is None:

@@ -187,3 +187,24 @@ def test_resolve_and_ipv6_addresses() -> None:
     assert parse_address("::1") == ("::1", None)
     assert parse_address("gw.example.com") == ("gw.example.com", None)
     assert parse_resolve("A.example.com:443:[::1]") == ("a.example.com", 443, "::1")
+
+
+def test_gateway_address_from_its_service(scenario_files) -> None:
+    import yaml as _yaml
+
+    from kubectl_gwdup.probeplan import service_address
+
+    inv = build_inventory(load_files(scenario_files("seed")))
+    workload = inv.workloads[0].key
+    svc = {"metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+           "spec": {"selector": {"istio": "ingressgateway"}, "externalIPs": ["198.51.100.9"]}}
+    assert service_address([svc], inv, workload) == "198.51.100.9"
+    svc["status"] = {"loadBalancer": {"ingress": [{"hostname": "gw.elb.example"}]}}
+    assert service_address([svc], inv, workload) == "gw.elb.example"
+    svc["status"]["loadBalancer"]["ingress"].insert(0, {"ip": "203.0.113.7"})
+    assert service_address([svc], inv, workload) == "203.0.113.7"
+    other = dict(svc, spec={"selector": {"istio": "egressgateway"}, "externalIPs": ["192.0.2.1"]})
+    assert service_address([other], inv, workload) is None
+    r = run_cli(["probe", *sum((["-f", f] for f in scenario_files("seed")), []), "-o", "json"])
+    results = json.loads(r.stdout)["results"]
+    assert r.status == 1 and results and all("no address" in x["detail"] for x in results)

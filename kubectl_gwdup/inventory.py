@@ -14,14 +14,13 @@ import base64
 import binascii
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import certs as certs_mod
 from .errors import InputError
-from .hosts import bare_host, istio_matches, more_specific, strip_namespace
+from .hosts import bare_host, istio_matches, more_specific
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
-                    Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload,
-                    WorkloadVia)
+                    Ref, RouteSource, Server, VirtualHost, VirtualService, Workload, WorkloadVia)
 from .objects import (ShapeError, gateway_servers, labels_of, object_ref, sanitized_hosts,
                       selector_matches, virtual_service)
 

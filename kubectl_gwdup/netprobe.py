@@ -13,7 +13,7 @@ import hashlib
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from .hosts import cert_covers
 

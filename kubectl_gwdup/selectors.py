@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, List, Mapping, Tuple
+from typing import List, Mapping, Tuple
 
 from .errors import UsageError
 

@@ -9,12 +9,11 @@ connection does not cover the host, so no browser reuses it).
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import List, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-import envoy_harness as eh
 from envoy_harness import serve
 from analysis.test_properties import CERT_POOL, inventory_st, make_raw
 from kubectl_gwdup import netprobe

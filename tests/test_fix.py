@@ -6,7 +6,6 @@ import sys
 import time
 
 import pexpect
-import pytest
 
 from conftest import ROOT, run_cli
 from test_live import scenario_docs

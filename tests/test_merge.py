@@ -2,7 +2,6 @@
 failures injected at every step against the emulator."""
 from __future__ import annotations
 
-import io
 import json
 import os
 

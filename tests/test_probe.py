@@ -190,8 +190,6 @@ def test_resolve_and_ipv6_addresses() -> None:
 
 
 def test_gateway_address_from_its_service(scenario_files) -> None:
-    import yaml as _yaml
-
     from kubectl_gwdup.probeplan import service_address
 
     inv = build_inventory(load_files(scenario_files("seed")))

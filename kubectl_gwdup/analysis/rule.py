@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Iterable, Iterator, List, Set, Tuple
 
 from ..model import Finding, Input, Inventory, Listener, Mitigation, Placement
@@ -12,7 +12,6 @@ from ..model import Finding, Input, Inventory, Listener, Mitigation, Placement
 class Settings:
     """Analysis settings, handed to each rule as an argument."""
 
-    pass
 
 
 @dataclass(frozen=True)

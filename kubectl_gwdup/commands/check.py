@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, List, Mapping, Optional, Set
+from typing import Any, List, Optional, Set
 
 from ..analysis import registry
 from ..cli.flags import KubeFlags, OutputFlags

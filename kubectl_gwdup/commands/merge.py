@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import yaml
 
 from ..analysis import registry
 from ..env import Env
-from ..errors import ExitStatus, GwdupError, InputError, UsageError
+from ..errors import ExitStatus, InputError, UsageError
 from ..execute import merge as executor
 from ..inventory import build_inventory
 from ..plans.merge import plan_merge

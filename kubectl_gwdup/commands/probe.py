@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..analysis import registry
-from ..cli.flags import KubeFlags, OutputFlags, parse_duration
+from ..cli.flags import parse_duration
 from ..env import Env
 from ..errors import ExitStatus, UsageError
 from ..inventory import build_inventory

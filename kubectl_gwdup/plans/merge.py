@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 from ..hosts import bare_host
 from ..inventory import RawObjects, build_inventory
-from ..model import MANAGED_BY, Finding, Inventory, Placement, Ref, ServerRef
+from ..model import MANAGED_BY, Finding, Inventory, Placement
 from ..objects import resolve_gateway_name
 
 CREDENTIAL_KEYS = ("credentialName", "credentialNames", "serverCertificate", "privateKey", "caCertificates")
@@ -134,7 +134,6 @@ def _plan_unit(plan: MergePlan, raw: RawObjects, inventory: Inventory, findings:
                used_names: Set[str]) -> Optional[MergeUnit]:
     members = [gateways[k] for k in sorted(keys) if k in gateways]
     label = ", ".join(sorted(keys))
-    selectors = {json.dumps((m.get("spec") or {}).get("selector") or {}, sort_keys=True) for m in members}
     workloads = {tuple(sorted(str(p.listener.workload.key) for p in placements.get((k, i), [])))
                  for k in keys for i in range(len((gateways[k].get("spec") or {}).get("servers") or []))}
     if len(workloads) > 1:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterable, Iterator, List, Mapping, Sequence, TextIO, Tuple
+from typing import Any, Iterator, List, Mapping, Sequence, TextIO
 
 import yaml
 

@@ -2,7 +2,6 @@
 a pair-by-pair reference model on random inventories (real certificates from a fixed pool)."""
 from __future__ import annotations
 
-import itertools
 from typing import Dict, List, Optional, Tuple
 
 import pytest

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import pytest
 
-from kubectl_gwdup.analysis import coalescing, registry
+from kubectl_gwdup.analysis import registry
 from kubectl_gwdup.analysis.rule import InventoryView, Settings
 from kubectl_gwdup.inventory import build_inventory
-from kubectl_gwdup.model import Input, Level
+from kubectl_gwdup.model import Level
 from kubectl_gwdup.sources.files import load_files
 
 RULES = {r.meta.name: r for r in registry.ALL_RULES}

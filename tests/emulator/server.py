@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
@@ -453,7 +453,7 @@ class Emulator:
                     return 200, self._versioned(existing, kind, version)
                 return 200, self._versioned(self._update(kind, ns, name, merged, dry_run), kind, version)
         if ctype != "application/merge-patch+json":
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml")
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml")
         patch = json.loads(body)
         with self.lock:
             cur = self._get(kind, ns, name)

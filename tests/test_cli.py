@@ -229,3 +229,21 @@ def test_progress_line_only_on_a_terminal_after_a_moment() -> None:
     show("listed 1000 gateways")
     show("")
     assert tty.stderr.getvalue() == "\r\x1b[Klisted 1000 gateways...\r\x1b[K"
+
+
+def test_table_rows_for_every_finding_kind(scenario_files) -> None:
+    from kubectl_gwdup.render.findings import row
+
+    from kubectl_gwdup.analysis import registry as reg
+    from kubectl_gwdup.inventory import build_inventory
+    from kubectl_gwdup.sources.files import load_files
+
+    dropped = reg.run(build_inventory(load_files(scenario_files("dropped_server")))).findings
+    (d,) = [f for f in dropped if f.code == "GWD0103"]
+    assert row(d, False) == ["web/gw-new", "443", "a.example.com,only.example.com", "web/gw-old", "Dropped", "-"]
+    assert row(d, True)[6:8] == ["Error", "GWD0103"] and "duplicate host a.example.com" in row(d, True)[-1]
+    rejected = reg.run(build_inventory(load_files(scenario_files("listener_conflict")))).findings
+    (r,) = rejected
+    assert row(r, False)[:5] == ["web/gw-lower", "443", "shop.example.com", "web/gw-upper", "Rejected"]
+    r = run_cli(["check", *sum((["-f", f] for f in scenario_files("listener_conflict")), [])])
+    assert r.status == 3 and "Rejected" in r.stdout and "1 ListenerRejected" in r.stderr

@@ -131,3 +131,28 @@ def test_without_prompts(cluster, certs, tmp_path) -> None:
     assert r.stdout.count("serverside-applied") >= 1 and "after: no hazard left" in r.stdout
     r = run_cli(["fix", "--strategy", "421"], cluster.env)
     assert r.status == 2 and "--strategy goes with --yes" in r.stderr
+
+
+def test_probe_before_and_after_a_fix(cluster, certs, tmp_path, emulator_only) -> None:
+    """[p]robe confirms live first; after the fix the group is probed again (an address is known)."""
+    from envoy_harness import serve
+    from kubectl_gwdup.cli.flags import KubeFlags
+    from kubectl_gwdup.inventory import build_inventory
+    from kubectl_gwdup.sources.live import load_cluster
+
+    two_groups(cluster, certs)
+    inv = build_inventory(load_cluster(KubeFlags(environ=cluster.env).cluster))
+    mine = [p for p in inv.placements if p.server.ref.gateway.namespace.startswith(cluster.prefix)]
+    gw = serve(type(inv)(**{**inv.__dict__, "placements": tuple(mine)}), certs)
+    try:
+        port = next(iter(gw.ports.values()))
+        child = spawn(cluster, tmp_path, "--address", f"127.0.0.1:{port}", "--cacert", certs.ca_cert)
+        child.expect(r"group 1/2: ([^\r\n]*)")
+        child.expect(r"\[q\]uit\? ")
+        child.sendline("p")
+        child.expect(r"-> \S+: Confirmed-404")
+        child.expect(r"\[q\]uit\? ")
+        child.sendline("q")
+        child.expect(pexpect.EOF)
+    finally:
+        gw.stop()

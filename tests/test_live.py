@@ -226,3 +226,12 @@ def test_private_keys_never_leave_the_cluster_module(cluster, certs, api_server)
 
     raw = load_cluster(KubeFlags(environ=cluster.env).cluster)
     assert raw.secrets and all(b"PRIVATE KEY" not in pem for pem in raw.secrets.values())
+
+
+def test_missing_secret_row_in_the_table(cluster, certs, emulator_only) -> None:
+    docs = [d for d in scenario_docs(certs, "seed") if not (d["kind"] == "Secret" and d["metadata"]["name"] == "c-cert")]
+    cluster.apply(cluster.isolate(docs))
+    r = run_cli(["check", "-n", cluster.ns("team-c")], cluster.env)
+    (line,) = r.stdout.splitlines()[1:]
+    assert "NoSecret" in line and "c.example.com" in line and f"secret {cluster.ns('istio-system')}/c-cert" in line
+    assert "1 SecretNotFound" in r.stderr

@@ -214,7 +214,7 @@ def test_forbidden_and_missing_crd(cluster, certs, emulator_only) -> None:
 
 
 @pytest.mark.parametrize("image,ok", [("docker.io/istio/pilot:1.11.8", False), ("docker.io/istio/pilot:1.22.3", True)])
-def test_istio_version_gate(cluster, certs, image, ok) -> None:
+def test_istio_version_gate(cluster, certs, image, ok, emulator_only) -> None:  # a real cluster has its own istiod
     from test_live import scenario_docs
 
     docs = scenario_docs(certs, "seed") + [{

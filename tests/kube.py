@@ -82,6 +82,13 @@ class TestCluster:
                 if isinstance(labels, dict) and "istio" in labels:
                     labels["istio"] = f"{labels['istio']}-{self.prefix}"
             spec = doc.get("spec") or {}
+            # a real API server wants runnable pod specs, and collects pods whose owner is gone
+            pause = [{"name": "pause", "image": "registry.k8s.io/pause:3.9"}]
+            if doc["kind"] == "Pod":
+                m.pop("ownerReferences", None)
+                doc.setdefault("spec", {}).setdefault("containers", pause)
+            if doc["kind"] == "Deployment":
+                doc["spec"]["template"].setdefault("spec", {}).setdefault("containers", pause)
             if doc["kind"] == "Gateway":
                 for s in spec.get("servers") or []:
                     s["hosts"] = [self._host(h) for h in s.get("hosts") or []]

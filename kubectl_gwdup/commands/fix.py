@@ -155,7 +155,7 @@ def _probe(s: Session, raw: RawObjects, inv: Inventory, findings: List[Finding])
         if not (host or where or s.opts.resolve):
             s.say(f"  {pair.from_host} -> {pair.to_host}: no address (give --address or --resolve)")
             continue
-        p, addr, r = probe._run_pair(s.opts, pair, where)
+        p, addr, r = probe.run_pair(s.opts, pair, where)
         s.say(f"  {r.from_host} -> {r.to_host}: {r.result.value} ({r.detail})")
 
 

@@ -90,7 +90,8 @@ def _plan(opts: Options, env: Env) -> Tuple[Plan, Dict[str, Optional[str]]]:
     return plan, services
 
 
-def _run_pair(opts: Options, pair: Pair, workload_address: Optional[str]) -> Tuple[Pair, str, PairReport]:
+def run_pair(opts: Options, pair: Pair, workload_address: Optional[str]) -> Tuple[Pair, str, PairReport]:
+    """One pair at the address flags or the workload's Service give (used by fix too)."""
     host, port = opts.address_parts()
     port = port or pair.port
     resolved = opts.resolved()
@@ -116,7 +117,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
     printer = opts.output.printer(env.color)
     plan, addresses = _plan(opts, env)
     with ThreadPoolExecutor(max_workers=opts.concurrency) as pool:
-        done = list(pool.map(lambda p: _run_pair(opts, p, addresses.get(p.workload)), plan.pairs))
+        done = list(pool.map(lambda p: run_pair(opts, p, addresses.get(p.workload)), plan.pairs))
     results = [result_dict(p, where, r) for p, where, r in done]
     doc = {"apiVersion": "gwdup.kubectl.io/v1alpha1", "kind": "ProbeReport", "results": results,
            "notes": plan.notes}

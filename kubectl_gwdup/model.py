@@ -104,6 +104,12 @@ class ServerRef:
         return {"gateway": self.gateway.key, "portName": self.port_name,
                 "portNumber": self.port_number, "server": self.index}
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ServerRef":
+        """The inverse of to_dict, for stages that read findings back."""
+        ns, _, name = d["gateway"].partition("/")
+        return cls(Ref("Gateway", ns, name), d["server"], d["portNumber"], d["portName"])
+
     def __str__(self) -> str:
         return f"{self.gateway.key}[{self.index}]"
 

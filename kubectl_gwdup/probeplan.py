@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .analysis.chains import ChainIndex, live_chains
 from .hosts import bare_host, cert_covers, is_wildcard, suffix_match
-from .model import Finding, Inventory, Ref, ServerRef
+from .model import Finding, Inventory, ServerRef
 
 EXPECTED = {"NotFound": "Confirmed-404", "Misrouted": "Confirmed-misroute"}
 REQUESTS_PER_PAIR = 4  # from host, coalesced host, then the coalesced host twice on its own
@@ -66,9 +66,9 @@ def plan_probes(findings: Sequence[Finding], inventory: Inventory, samples: Sequ
         d = f.detail
         if "outcome" not in d:
             continue
-        refs = [r for r in (_ref(x) for x in d["from"]) if r in servers]
+        refs = [r for r in (ServerRef.from_dict(x) for x in d["from"]) if r in servers]
         chains = chain_index[(d["workload"], d["listenerPort"])]
-        to_refs = {_ref(x) for x in d["to"]}
+        to_refs = {ServerRef.from_dict(x) for x in d["to"]}
         for host in d["hosts"]:
             to_host = next(iter(_samples(host, samples, True)), None) if host.startswith("*") else host
             if to_host is None or to_host in d.get("exceptHosts", ()):
@@ -107,11 +107,6 @@ def _within(plan: Plan, max_requests: int) -> Plan:
                           f"allows {limit} pair(s) of up to {REQUESTS_PER_PAIR} requests")
         plan.pairs = plan.pairs[:limit]
     return plan
-
-
-def _ref(d: dict) -> ServerRef:
-    ns, _, name = d["gateway"].partition("/")
-    return ServerRef(Ref("Gateway", ns, name), d["server"], d["portNumber"], d["portName"])
 
 
 def service_address(services: Sequence[dict], inventory: Inventory, workload_key: str) -> Optional[str]:

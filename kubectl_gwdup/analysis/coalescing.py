@@ -15,7 +15,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
 from ..hosts import best_domain, cert_covers, is_wildcard, sorted_hosts
-from ..model import Finding, Input, Level, Listener, Outcome, Placement, RouteSource, TlsMode, VirtualHost
+from ..model import (Finding, Input, Level, Listener, Outcome, Placement, RouteSource, ServerRef, TlsMode,
+                     VirtualHost)
 from .chains import ChainIndex, conflicts, live_chains, table_digest
 from .rule import InventoryView, Metadata, Settings
 
@@ -73,10 +74,10 @@ def _mitigated(f: Finding, guards: Guards, members: List[Placement], chains: Cha
     if lua:
         method, names = "lua", lua
     else:
-        by_ref = {str(p.server.ref): p for p in members}
+        by_ref = {p.server.ref: p for p in members}
         names = []
         for src in f.detail["from"]:
-            p = by_ref.get(f"{src['gateway']}[{src['server']}]")
+            p = by_ref.get(ServerRef.from_dict(src))
             if p is None:
                 return f
             have = {d for name, table in vhost for d in table.get(p.server.route_name, ())}

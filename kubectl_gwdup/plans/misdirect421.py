@@ -28,8 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..analysis.chains import LUA_DIGEST_PREFIX, ChainIndex, chain_table, live_chains, table_digest
 from ..hosts import bare_host, safe_host, sorted_hosts
-from ..model import MANAGED_BY
-from ..model import Finding, Inventory, Listener, Placement, ServerRef
+from ..model import MANAGED_BY, Finding, Inventory, Listener, Placement, ServerRef
 
 API_VERSION = "networking.istio.io/v1alpha3"
 HCM = "envoy.filters.network.http_connection_manager"
@@ -61,16 +60,8 @@ def _foreign(findings: Sequence[Finding]) -> Dict[Tuple[str, int], Dict[ServerRe
             continue
         per = out.setdefault((d["workload"], d["listenerPort"]), {})
         for src in d["from"]:
-            per.setdefault(_ref(src), [])
-            per[_ref(src)].extend(d["hosts"])
+            per.setdefault(ServerRef.from_dict(src), []).extend(d["hosts"])
     return out
-
-
-def _ref(d: Dict[str, Any]) -> ServerRef:
-    from ..model import Ref
-
-    ns, _, name = d["gateway"].partition("/")
-    return ServerRef(Ref("Gateway", ns, name), d["server"], d["portNumber"], d["portName"])
 
 
 def _object(listener: Listener, root_namespace: str, patches: List[Dict[str, Any]], method: Method421) -> Dict[str, Any]:

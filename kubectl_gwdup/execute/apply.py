@@ -27,20 +27,22 @@ class Writer(Protocol):
              chunk_size: int = 500, metadata_only: bool = False) -> Any: ...
 
 
-def _plural_path(obj: Dict[str, Any]) -> str:
+def object_path(obj: Dict[str, Any], name: bool = True) -> str:
+    """The REST path of a namespaced object (or of its collection, name=False)."""
     group_version = obj["apiVersion"]
-    plural = obj["kind"].lower() + "s"
-    ns = obj["metadata"]["namespace"]
-    return f"/apis/{group_version}/namespaces/{ns}/{plural}"
+    base = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+    m = obj["metadata"]
+    path = f"{base}/namespaces/{m['namespace']}/{obj['kind'].lower()}s"
+    return f"{path}/{m['name']}" if name else path
 
 
 def _suffix(dry_run: DryRun) -> str:
     return {DryRun.NONE: "", DryRun.CLIENT: " (dry run)", DryRun.SERVER: " (server dry run)"}[dry_run]
 
 
-def _resource(obj: Dict[str, Any]) -> str:
-    group = obj["apiVersion"].rpartition("/")[0]
-    return f"{obj['kind'].lower()}.{group}/{obj['metadata']['name']}"
+def resource(obj: Dict[str, Any]) -> str:
+    """kubectl's name for an object in result lines: `<kind>.<group>/<name>`."""
+    return f"{obj['kind'].lower()}.{obj['apiVersion'].rpartition('/')[0]}/{obj['metadata']['name']}"
 
 
 def apply_objects(access: Optional[Writer], objects: Sequence[Dict[str, Any]], dry_run: DryRun) -> List[str]:
@@ -49,13 +51,13 @@ def apply_objects(access: Optional[Writer], objects: Sequence[Dict[str, Any]], d
     for obj in objects:
         if dry_run is not DryRun.CLIENT:
             assert access is not None
-            path = f"{_plural_path(obj)}/{obj['metadata']['name']}"
+            path = object_path(obj)
             query = {"fieldManager": FIELD_MANAGER, "force": "true",
                      "dryRun": "All" if dry_run is DryRun.SERVER else None}
             # the client serializes the body as JSON, which is YAML: a valid apply patch
             _missing_crd(lambda: access.request("PATCH", path, query, body=obj,
                                                 content_type="application/apply-patch+yaml"), obj)
-        lines.append(f"{_resource(obj)} serverside-applied{_suffix(dry_run)}")
+        lines.append(f"{resource(obj)} serverside-applied{_suffix(dry_run)}")
     return lines
 
 
@@ -71,13 +73,12 @@ def delete_managed(access: Writer, template: Dict[str, Any], label_selector: str
         m = obj["metadata"]
         if namespaces and m["namespace"] not in namespaces:
             continue
+        obj = {**obj, "apiVersion": group_version, "kind": template["kind"]}
         if dry_run is not DryRun.CLIENT:
-            access.request("DELETE", f"/apis/{group_version}/namespaces/{m['namespace']}/{plural}/{m['name']}",
-                           {"dryRun": "All" if dry_run is DryRun.SERVER else None},
+            access.request("DELETE", object_path(obj), {"dryRun": "All" if dry_run is DryRun.SERVER else None},
                            body={"kind": "DeleteOptions", "apiVersion": "v1",
                                  "preconditions": {"uid": m.get("uid")}})
-        obj = {**obj, "apiVersion": group_version}
-        lines.append(f"{_resource(obj)} deleted{_suffix(dry_run)}")
+        lines.append(f"{resource(obj)} deleted{_suffix(dry_run)}")
     return lines
 
 
@@ -99,7 +100,7 @@ def apply_all_or_nothing(access: Writer, objects: Sequence[Dict[str, Any]], out:
     before: List[Optional[Dict[str, Any]]] = []
     for obj in objects:
         try:
-            before.append(access.request("GET", f"{_plural_path(obj)}/{obj['metadata']['name']}"))
+            before.append(access.request("GET", object_path(obj)))
         except ApiError as exc:
             if exc.code != 404:
                 raise
@@ -117,7 +118,7 @@ def apply_all_or_nothing(access: Writer, objects: Sequence[Dict[str, Any]], out:
                 done.append(i)
         except GwdupError as exc:
             for i in reversed(done):
-                path = f"{_plural_path(objects[i])}/{objects[i]['metadata']['name']}"
+                path = object_path(objects[i])
                 if before[i] is None:
                     access.request("DELETE", path)
                 else:

@@ -19,21 +19,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import yaml
 
 from ..errors import ApiError, ApplyError, GwdupError, RollbackError
-from .apply import FIELD_MANAGER, Writer
+from .apply import FIELD_MANAGER, Writer, object_path, resource
 
 STRIP = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink")
-
-
-def object_path(obj: Dict[str, Any], name: bool = True) -> str:
-    group_version = obj["apiVersion"]
-    base = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
-    m = obj["metadata"]
-    path = f"{base}/namespaces/{m['namespace']}/{obj['kind'].lower()}s"
-    return f"{path}/{m['name']}" if name else path
-
-
-def resource(obj: Dict[str, Any]) -> str:
-    return f"{obj['kind'].lower()}.{obj['apiVersion'].rpartition('/')[0]}/{obj['metadata']['name']}"
 
 
 def clean(obj: Dict[str, Any]) -> Dict[str, Any]:

@@ -5,15 +5,13 @@ import argparse
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..analysis import registry
 from ..env import Env
 from ..errors import ExitStatus, GwdupError, UsageError
 from ..execute.apply import DryRun, apply_objects, delete_managed
-from ..inventory import RawObjects, build_inventory
+from ..inventory import RawObjects
 from ..model import MANAGED_BY
 from ..plans.misdirect421 import API_VERSION, MIN_ISTIO, Method421, parse_version, plan_421
 from ..render.printers import OutputFormat
-from ..selectors import parse_selector
 from . import check
 
 CAVEAT = ("clients that do not retry on 421 (Safari 14 and older) still fail; merging the servers "
@@ -98,8 +96,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
     if version is not None and version < MIN_ISTIO:
         raise GwdupError(f"Istio {version[0]}.{version[1]} (from the {source}) is older than "
                          f"{MIN_ISTIO[0]}.{MIN_ISTIO[1]}, the oldest release these EnvoyFilters are made for")
-    inventory = build_inventory(raw, opts.settings)
-    report = check.scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    inventory, report = check.analyze(opts, raw)
     plan = plan_421(inventory, report.findings, Method421(opts.method), opts.istio_namespace, version)
     env.stderr.write(f"note: control plane: {'Istio %d.%d' % version if version else 'unknown'} ({source})\n")
     for note in plan.notes:

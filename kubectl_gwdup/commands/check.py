@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, List, Optional, Set
+from typing import Any, List, Optional, Set, Tuple
 
 from ..analysis import registry
 from ..cli.flags import KubeFlags, OutputFlags
@@ -115,6 +115,13 @@ def scope(report: Report, raw: RawObjects, namespace: Optional[str], selector: S
     return replace(report, findings=tuple(keep))
 
 
+def analyze(opts: Options, raw: RawObjects) -> Tuple[Inventory, Report]:
+    """Inventory, rules, then the -n/-l scope: what every command sees of the mesh."""
+    inventory = build_inventory(raw, opts.settings)
+    report = scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    return inventory, report
+
+
 def summary(report: Report, inventory: Inventory) -> str:
     outcomes = Counter(f.detail["outcome"] for f in report.findings if "outcome" in f.detail)
     others = Counter(f.type.name for f in report.findings if "outcome" not in f.detail)
@@ -136,9 +143,7 @@ def summary(report: Report, inventory: Inventory) -> str:
 def run(opts: Options, env: Env) -> ExitStatus:
     printer = opts.output.printer(env.color)
     raw = load(opts, env)
-    inventory = build_inventory(raw, opts.settings)
-    report = registry.run(inventory)
-    report = scope(report, raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    inventory, report = analyze(opts, raw)
     printer.print(report, env.stdout)
     for note in report.notes:
         env.stderr.write(f"note: {note}\n")

@@ -11,17 +11,15 @@ import argparse
 from dataclasses import dataclass, field
 from typing import List, Sequence, Set, Tuple
 
-from ..analysis import registry
 from ..env import Env
 from ..errors import ExitStatus, GwdupError, UsageError
 from ..execute import merge as merge_exec
 from ..execute.apply import apply_all_or_nothing
-from ..inventory import RawObjects, build_inventory
+from ..inventory import RawObjects
 from ..model import Finding, Inventory
 from ..plans.merge import hazard_units, plan_merge
 from ..plans.misdirect421 import Method421, plan_421
 from ..probeplan import plan_probes, service_address
-from ..selectors import parse_selector
 from . import check, probe
 
 STRATEGIES = ("merge", "421")
@@ -73,9 +71,7 @@ class Session:
 
     def read(self) -> Tuple[RawObjects, Inventory, List[Finding]]:
         raw = check.load(self.opts, self.env)
-        inv = build_inventory(raw, self.opts.settings)
-        report = check.scope(registry.run(inv), raw, self.opts.kube.report_namespace,
-                             parse_selector(self.opts.selector))
+        inv, report = check.analyze(self.opts, raw)
         return raw, inv, [f for f in report.findings if "outcome" in f.detail]
 
 

@@ -8,14 +8,11 @@ from typing import Any, Dict, List
 
 import yaml
 
-from ..analysis import registry
 from ..env import Env
 from ..errors import ExitStatus, InputError, UsageError
 from ..execute import merge as executor
-from ..inventory import build_inventory
 from ..plans.merge import plan_merge
 from ..render.printers import OutputFormat
-from ..selectors import parse_selector
 from . import check
 
 
@@ -84,8 +81,7 @@ def _plan(opts: Options, env: Env) -> Dict[str, Any]:
             raise InputError(f"{opts.plan_file}: not a MergePlan document")
         return doc
     raw = check.load(opts, env)
-    inventory = build_inventory(raw, opts.settings)
-    report = check.scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    inventory, report = check.analyze(opts, raw)
     plan = plan_merge(raw, inventory, report.findings, name=opts.name or None,
                       namespace=opts.target_namespace or None, prefer_cert=opts.prefer_cert or None)
     doc = plan.to_dict()

@@ -6,14 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from ..analysis import registry
 from ..cli.flags import parse_duration
 from ..env import Env
 from ..errors import ExitStatus, UsageError
-from ..inventory import build_inventory
 from ..netprobe import PairReport, ProbeResult, client_context, probe_pair
 from ..probeplan import Pair, Plan, manual, parse_address, parse_resolve, plan_probes, service_address
-from ..selectors import parse_selector
 from . import check
 
 HEADERS = ["from host", "host", "address", "expected", "result", "detail"]
@@ -82,8 +79,7 @@ def _plan(opts: Options, env: Env) -> Tuple[Plan, Dict[str, Optional[str]]]:
     if opts.hosts:
         return manual(opts.hosts, port or 443, opts.max_requests), {}
     raw = check.load(opts, env)
-    inventory = build_inventory(raw, opts.settings)
-    report = check.scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    inventory, report = check.analyze(opts, raw)
     plan = plan_probes(report.findings, inventory, opts.sample_hosts, opts.max_requests)
     services = {p.workload: (None if host else service_address(raw.services, inventory, p.workload))
                 for p in plan.pairs}

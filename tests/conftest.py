@@ -18,6 +18,7 @@ from certfactory import CertFactory  # noqa: E402
 
 SCENARIOS = os.path.join(ROOT, "tests", "analysis", "scenarios")
 _CERT = re.compile(r'"@cert(?P<rsa>-rsa)? (?P<tag>[\w-]+): (?P<sans>[^"]+)"')
+_KEY = re.compile(r'"@key(?P<rsa>-rsa)? (?P<tag>[\w-]+): (?P<sans>[^"]+)"')
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +28,15 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> CertFactory:
 
 def render_scenario(certs: CertFactory, text: str) -> str:
     """Replace `"@cert TAG: SAN SAN"` (or `@cert-rsa`) with the PEM of a certificate made now
-    (same TAG, same certificate)."""
+    (same TAG, same certificate), and `"@key TAG: SAN SAN"` with its private key: a
+    `kubernetes.io/tls` Secret needs both, or a real API server refuses it."""
     def pem(m: "re.Match[str]") -> str:
         leaf = certs.leaf(*m.group("sans").split(), tag=m.group("tag"), rsa=bool(m.group("rsa")))
         return '"' + leaf.cert_pem.decode().replace("\n", "\\n") + '"'
-    return _CERT.sub(pem, text)
+    def key(m: "re.Match[str]") -> str:
+        leaf = certs.leaf(*m.group("sans").split(), tag=m.group("tag"), rsa=bool(m.group("rsa")))
+        return '"' + leaf.key_pem.decode().replace("\n", "\\n") + '"'
+    return _KEY.sub(key, _CERT.sub(pem, text))
 
 
 @pytest.fixture(scope="session")

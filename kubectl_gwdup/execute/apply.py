@@ -75,11 +75,22 @@ def delete_managed(access: Writer, template: Dict[str, Any], label_selector: str
             continue
         obj = {**obj, "apiVersion": group_version, "kind": template["kind"]}
         if dry_run is not DryRun.CLIENT:
-            access.request("DELETE", object_path(obj), {"dryRun": "All" if dry_run is DryRun.SERVER else None},
-                           body={"kind": "DeleteOptions", "apiVersion": "v1",
-                                 "preconditions": {"uid": m.get("uid")}})
+            access.request("DELETE", object_path(obj), body=delete_options(
+                dry_run is DryRun.SERVER, uid=m.get("uid")))
         lines.append(f"{resource(obj)} deleted{_suffix(dry_run)}")
     return lines
+
+
+def delete_options(dry_run: bool, **preconditions: Optional[str]) -> Dict[str, Any]:
+    """The DeleteOptions body of a DELETE. kube-apiserver reads every option of a DELETE that
+    has a body from that body and ignores the query string (apiserver
+    endpoints/handlers/delete.go), so dryRun must be here: `?dryRun=All` beside a body deletes
+    for real."""
+    body: Dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1",
+                            "preconditions": {k: v for k, v in preconditions.items() if v}}
+    if dry_run:
+        body["dryRun"] = ["All"]
+    return body
 
 
 def _missing_crd(call: Any, obj: Dict[str, Any]) -> Any:

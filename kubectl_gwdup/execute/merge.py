@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import yaml
 
 from ..errors import ApiError, ApplyError, GwdupError, RollbackError
-from .apply import FIELD_MANAGER, Writer, object_path, resource
+from .apply import FIELD_MANAGER, Writer, delete_options, object_path, resource
 
 STRIP = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink")
 
@@ -107,9 +107,8 @@ def _write(access: Writer, step: Step, dry_run: bool) -> str:
                        content_type="application/merge-patch+json")
         return f"{resource(obj)} configured"
     m = step.before["metadata"]
-    access.request("DELETE", object_path(obj), query, body={
-        "kind": "DeleteOptions", "apiVersion": "v1",
-        "preconditions": {"uid": m.get("uid"), "resourceVersion": m.get("resourceVersion")}})
+    access.request("DELETE", object_path(obj), body=delete_options(
+        dry_run, uid=m.get("uid"), resourceVersion=m.get("resourceVersion")))
     return f"{resource(step.before)} deleted"
 
 

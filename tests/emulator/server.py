@@ -1,12 +1,52 @@
 """A Kubernetes API emulator over HTTPS on loopback, for tests through a real kubeconfig.
 
-It behaves as the API server documents for what kubectl-gwdup uses: discovery, namespaced
-and cluster-wide LISTs with labelSelector/fieldSelector and limit/continue paging,
-PartialObjectMetadataList, GET, create (409 AlreadyExists), update and merge patch with
-resourceVersion preconditions (409 Conflict), server-side apply (fieldManager required),
-delete with uid/resourceVersion preconditions, dryRun=All, bearer-token authentication (401)
-and per-user deny rules answered as RBAC answers them (403 with the same message shape).
-Faults and delays can be injected per request.
+It is a fake, and fakes drift from the server; so every behaviour the tests depend on follows
+kube-apiserver point by point, and each names the source it follows (paths under
+kubernetes/kubernetes, `staging/src/k8s.io/apiserver/` shortened to `apiserver/`):
+
+- Request body size: more than 3 MiB is 413 RequestEntityTooLarge
+  (`apiserver/pkg/server/config.go` MaxRequestBodyBytes = 3 * 1024 * 1024;
+  `apiserver/pkg/endpoints/handlers/rest.go` limitedReadBody).
+- DELETE options: when the request has a body, every option (dryRun, preconditions,
+  propagationPolicy, gracePeriodSeconds) is decoded from the DeleteOptions in the body and the
+  query string is ignored; only a body-less DELETE reads them from the query
+  (`apiserver/pkg/endpoints/handlers/delete.go` DeleteResource).
+- dryRun: only `All` is accepted, anything else is 400 (`apiserver/pkg/endpoints/handlers/rest.go`
+  dryRunHandling / `apimachinery/pkg/apis/meta/v1/validation` ValidateDryRun); a dry run is
+  validated and admitted like the real write, then not stored.
+- Create: the server sets uid, creationTimestamp and resourceVersion, whatever the body says
+  (`apiserver/pkg/registry/rest/create.go` BeforeCreate, FillObjectMetaSystemFields); a body
+  namespace other than the URL's is 400 (`apiserver/pkg/endpoints/handlers/create.go`,
+  "the namespace of the provided object does not match the namespace sent on the request");
+  a name that is not a DNS-1123 subdomain (a label, for Namespaces) is 422 Invalid
+  (`apimachinery/pkg/api/validation/objectmeta.go` ValidateObjectMeta); 409 AlreadyExists.
+- Secrets: `stringData` is merged into `data` on write (`pkg/apis/core/v1/conversion.go`
+  Convert_v1_Secret_To_core_Secret); a `kubernetes.io/tls` Secret needs both `tls.crt` and
+  `tls.key`, else 422 `data[tls.key]: Required value`; data keys must be valid config keys; the
+  type cannot change on update (`pkg/apis/core/validation/validation.go` ValidateSecret,
+  ValidateSecretUpdate; `pkg/registry/core/secret/strategy.go`).
+- Update, merge patch and server-side apply keep uid and creationTimestamp from the stored
+  object (`apiserver/pkg/registry/rest/update.go` BeforeUpdate, FillObjectMetaSystemFields is
+  create-only); a resourceVersion in the body that is not the stored one is 409 Conflict
+  (`apiserver/pkg/registry/generic/registry/store.go` Update via GuaranteedUpdate); a patch or
+  apply that changes nothing does not bump resourceVersion (`store.go`, no-op updates).
+- Delete preconditions: a uid or resourceVersion that does not match is 409 Conflict with the
+  "Precondition failed" message (`apiserver/pkg/registry/generic/registry/store.go` Delete,
+  `apiserver/pkg/storage/interfaces.go` Preconditions.Check).
+- Server-side apply needs fieldManager (400), and creates a missing object
+  (`apiserver/pkg/endpoints/handlers/patch.go` applyPatcher).
+- Authentication: a bearer token it does not know is 401 (`apiserver/pkg/authentication`);
+  RBAC denials are 403 Forbidden with RBAC's message shape (`apiserver/pkg/endpoints/handlers/
+  responsewriters/errors.go` ForbiddenStatusError).
+- Admission: a validating-webhook denial (a policy engine) is 403 Forbidden,
+  `admission webhook "<name>" denied the request: <why>`, on the real write only; the dry run
+  of the same request passes, as a webhook that skips dry runs lets it
+  (`apiserver/pkg/admission/plugin/webhook/errors/statuserror.go` ToStatusErr).
+- Namespaces: deleting one deletes what is in it (on a real cluster the namespace controller
+  does this a little later; tests use fresh namespaces, so they do not see the difference).
+
+Faults and delays can be injected per request (`inject`), the only behaviour with no
+counterpart on a real server: tests that use it are skipped there.
 """
 from __future__ import annotations
 
@@ -58,6 +98,23 @@ class Fault:
     reason: str = ""
     delay: float = 0.0
     writes_only: bool = False  # leave dry runs alone, fail the real write
+
+
+MAX_BODY = 3 * 1024 * 1024
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+@dataclass
+class AdmissionDenial:
+    """A validating webhook that denies matching real writes (dry runs pass)."""
+
+    method: str
+    path: re.Pattern
+    webhook: str
+    why: str
+    times: int
 
 
 def status(code: int, reason: str, message: str, details: Optional[dict] = None) -> Dict[str, Any]:
@@ -138,6 +195,7 @@ class Emulator:
         self.tokens: Dict[str, str] = {"admin-token": "admin"}
         self.deny: List[Tuple[str, str, str, str]] = []  # (user, verb, group, resource)
         self.faults: List[Fault] = []
+        self.admission: List[AdmissionDenial] = []
         self.log: List[Tuple[str, str, Dict[str, List[str]]]] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -163,6 +221,16 @@ class Emulator:
                delay: float = 0.0, writes_only: bool = False) -> None:
         self.faults.append(Fault(method, re.compile(path), status_code, times, reason, delay, writes_only))
 
+    def deny_admission(self, method: str, path: str, times: int = 1, webhook: str = "validation.policy.example",
+                       why: str = "denied by policy") -> None:
+        """A policy engine's validating webhook denies the next `times` real writes that match."""
+        self.admission.append(AdmissionDenial(method, re.compile(path), webhook, why, times))
+
+    def snapshot(self) -> Dict[Tuple[str, str], Dict[Tuple[str, str], Dict[str, Any]]]:
+        """The whole store, deep-copied: what a dry-run test compares before and after."""
+        with self.lock:
+            return copy.deepcopy(self.store)
+
     def requests(self, method: str = "", path_re: str = "") -> List[Tuple[str, str, Dict[str, List[str]]]]:
         return [r for r in self.log if (not method or r[0] == method) and re.search(path_re, r[1])]
 
@@ -185,15 +253,48 @@ class Emulator:
         if kind.namespaced:
             m["namespace"] = ns
         m.setdefault("uid", str(uuid.uuid4()))
-        if "creationTimestamp" not in m or not m.get("resourceVersion"):  # the server sets it on create
+        if "creationTimestamp" not in m:  # set on create only; updates carry the stored one
             m["creationTimestamp"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         m["resourceVersion"] = str(next(self.rv))
+
+    def _invalid(self, kind: Kind, name: str, causes: List[str]) -> ApiError:
+        what = f"{kind.kind}.{kind.group}" if kind.group else kind.kind
+        return ApiError(422, "Invalid", f'{what} "{name}" is invalid: {", ".join(causes)}')
+
+    def _validate(self, kind: Kind, obj: Dict[str, Any], old: Optional[Dict[str, Any]] = None) -> None:
+        """ValidateObjectMeta's name rule, and ValidateSecret / ValidateSecretUpdate."""
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        pattern = _LABEL if kind.resource == "namespaces" else _SUBDOMAIN
+        if len(name) > (63 if kind.resource == "namespaces" else 253) or not pattern.match(name):
+            what = "RFC 1123 label" if kind.resource == "namespaces" else "RFC 1123 subdomain"
+            raise self._invalid(kind, name, [f'metadata.name: Invalid value: "{name}": a lowercase {what} '
+                                             "must consist of lower case alphanumeric characters, '-' or '.'"])
+        if kind.resource != "secrets":
+            return
+        data = obj.get("data") or {}
+        for k, v in (obj.pop("stringData", None) or {}).items():  # stringData wins, stored as data
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        obj["data"] = data
+        obj.setdefault("type", "Opaque")
+        causes = [f'data[{k}]: Invalid value: "{k}": a valid config key must consist of alphanumeric '
+                  "characters, '-', '_' or '.'" for k in data if not _CONFIG_KEY.match(k)]
+        if obj["type"] == "kubernetes.io/tls":
+            causes += [f"data[{k}]: Required value" for k in ("tls.crt", "tls.key") if k not in data]
+        if old is not None and old.get("type") != obj["type"]:
+            causes.append(f'type: Invalid value: "{obj["type"]}": field is immutable')
+        if causes:
+            raise self._invalid(kind, name, causes)
 
     def _create(self, kind: Kind, ns: str, obj: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
         with self.lock:
             name = (obj.get("metadata") or {}).get("name")
             if not name:
                 raise ApiError(422, "Invalid", f"{kind.kind} is invalid: metadata.name: Required value")
+            body_ns = (obj.get("metadata") or {}).get("namespace")
+            if kind.namespaced and body_ns and body_ns != ns:
+                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match "
+                               "the namespace sent on the request")
+            self._validate(kind, obj)
             if kind.namespaced and (kind.group, kind.resource) != ("", "namespaces") and \
                     ("", ns) not in self.store[("", "namespaces")]:
                 raise ApiError(404, "NotFound", f'namespaces "{ns}" not found')
@@ -202,6 +303,9 @@ class Emulator:
             if key in bucket:
                 raise ApiError(409, "AlreadyExists", f'{kind.resource}.{kind.group} "{name}" already exists'
                                if kind.group else f'{kind.resource} "{name}" already exists')
+            m = obj["metadata"]
+            for server_set in ("uid", "creationTimestamp", "resourceVersion"):  # FillObjectMetaSystemFields
+                m.pop(server_set, None)
             self._stamp(obj, kind, ns)
             if not dry_run:
                 bucket[key] = obj
@@ -235,12 +339,18 @@ class Emulator:
                 url = urlparse(self.path)
                 query = parse_qs(url.query, keep_blank_values=True)
                 length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY:
+                    self.close_connection = True
+                    self._reply(413, status(413, "RequestEntityTooLarge",
+                                            f"Request entity too large: limit is {MAX_BODY}"))
+                    return
                 body = self.rfile.read(length) if length else b""
                 emu.log.append((method, url.path, query))
                 try:
                     user = emu._authenticate(self.headers.get("Authorization", ""))
+                    dry = emu._is_dry_run(method, query, body)
                     for fault in emu.faults:
-                        if fault.writes_only and query.get("dryRun"):
+                        if fault.writes_only and dry:
                             continue
                         if fault.times > 0 and fault.method == method and fault.path.search(url.path):
                             fault.times -= 1
@@ -249,6 +359,8 @@ class Emulator:
                             if fault.status:
                                 raise ApiError(fault.status, fault.reason or {409: "Conflict", 403: "Forbidden"}.get(fault.status, "InternalError"),
                                                f"injected failure for {method} {url.path}")
+                    if method != "GET" and not dry:
+                        emu._admit(method, url.path)
                     code, out = emu._route(method, url.path, query, body, self.headers, user)
                     self._reply(code, out)
                 except ApiError as exc:
@@ -270,6 +382,31 @@ class Emulator:
                 self._serve("DELETE")
 
         return Handler
+
+    @staticmethod
+    def _delete_options(query: Dict[str, List[str]], body: bytes) -> Dict[str, Any]:
+        """delete.go: a body is the whole DeleteOptions; only without one is the query read."""
+        if body:
+            try:
+                opts = json.loads(body)
+            except ValueError:
+                raise ApiError(400, "BadRequest", "the body of the request could not be decoded as DeleteOptions")
+            return opts if isinstance(opts, dict) else {}
+        return {"dryRun": query.get("dryRun") or []}
+
+    def _is_dry_run(self, method: str, query: Dict[str, List[str]], body: bytes) -> bool:
+        values = self._delete_options(query, body).get("dryRun") if method == "DELETE" else query.get("dryRun")
+        values = values or []
+        if any(v != "All" for v in values):
+            raise ApiError(400, "BadRequest", f"Invalid dry run value: {values}")
+        return bool(values)
+
+    def _admit(self, method: str, path: str) -> None:
+        with self.lock:
+            for d in self.admission:
+                if d.times > 0 and d.method == method and d.path.search(path):
+                    d.times -= 1
+                    raise ApiError(403, "Forbidden", f'admission webhook "{d.webhook}" denied the request: {d.why}')
 
     def _authenticate(self, header: str) -> str:
         scheme, _, token = header.partition(" ")
@@ -341,7 +478,7 @@ class Emulator:
         if not kind.namespaced:
             ns = ""
         q = {k: v[-1] for k, v in query.items()}
-        dry_run = q.get("dryRun") == "All"
+        dry_run = self._is_dry_run(method, query, body)
         if method == "GET" and not name:
             self._authorize(user, "list", kind, ns, "")
             return 200, self._list(kind, version, ns, q, headers.get("Accept", ""))
@@ -360,8 +497,7 @@ class Emulator:
             return self._patch(kind, version, ns, name, body, headers.get("Content-Type", ""), q, dry_run)
         if method == "DELETE" and name:
             self._authorize(user, "delete", kind, ns, name)
-            opts = json.loads(body) if body else {}
-            return 200, self._delete(kind, ns, name, opts, dry_run)
+            return 200, self._delete(kind, ns, name, self._delete_options(query, body), dry_run)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
 
     def _versioned(self, obj: Dict[str, Any], kind: Kind, version: str) -> Dict[str, Any]:
@@ -420,7 +556,11 @@ class Emulator:
                 raise self._conflict(kind, name)
             obj = copy.deepcopy(obj)
             obj.setdefault("metadata", {})
-            for keep in ("uid", "creationTimestamp"):
+            if (obj["metadata"].get("name") or name) != name:
+                raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
+            obj["metadata"]["name"] = name
+            self._validate(kind, obj, cur)
+            for keep in ("uid", "creationTimestamp"):  # BeforeUpdate: never taken from the body
                 obj["metadata"][keep] = cur["metadata"][keep]
             self._stamp(obj, kind, ns)
             if not dry_run:
@@ -447,6 +587,9 @@ class Emulator:
                     applied.setdefault("metadata", {})["name"] = name
                     created = self._create(kind, ns, applied, dry_run)
                     return 201, self._versioned(created, kind, version)
+                want = (applied.get("metadata") or {}).get("resourceVersion")
+                if want and want != existing["metadata"]["resourceVersion"]:
+                    raise self._conflict(kind, name)
                 merged = _merge_patch(existing, {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")})
                 merged["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
                 if merged == existing:
@@ -462,6 +605,8 @@ class Emulator:
                 raise self._conflict(kind, name)
             merged = _merge_patch(cur, patch)
             merged["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            if merged == cur:
+                return 200, self._versioned(cur, kind, version)
             return 200, self._versioned(self._update(kind, ns, name, merged, dry_run), kind, version)
 
     def _delete(self, kind: Kind, ns: str, name: str, opts: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:

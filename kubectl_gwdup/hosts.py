@@ -10,7 +10,7 @@ Three different wildcard dialects meet at a gateway, and the hazard lives in the
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional, Sequence, Tuple, TypeVar
+from typing import Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 T = TypeVar("T")
 _HOST_NAME = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?)*)$")
@@ -66,6 +66,42 @@ def istio_matches(a: str, b: str) -> bool:
     if bw:
         return a.endswith(b[1:])
     return a == b
+
+
+def istio_subset_of(n: str, o: str) -> bool:
+    """istiod's host.Name.SubsetOf: every name `n` matches, `o` matches too. Case-sensitive."""
+    nw, ow = n.startswith("*"), o.startswith("*")
+    if nw:
+        return ow and len(n) >= len(o) and n[1:].endswith(o[1:])
+    if ow:
+        return n.endswith(o[1:])
+    return n == o
+
+
+def istio_intersection(server_hosts: Sequence[str], vs_hosts: Sequence[str]) -> List[str]:
+    """istiod's host.Names.Intersection: for each matching pair, the narrower of the two. These
+    become the route table's virtual-host domains (buildGatewayHTTPRouteConfig)."""
+    out: List[str] = []
+    for h in server_hosts:
+        for o in vs_hosts:
+            pick = h if istio_subset_of(h, o) else o if istio_subset_of(o, h) else None
+            if pick is not None and pick not in out:
+                out.append(pick)
+    return out
+
+
+def names_for_namespace(hosts: Sequence[str], namespace: str) -> List[str]:
+    """istiod's host.NamesForNamespace: server hosts a VirtualService of `namespace` may bind
+    (``ns/h`` only for that namespace, ``*/h`` and bare ``h`` for all), namespace stripped."""
+    out = []
+    for h in hosts:
+        ns, slash, name = h.partition("/")
+        if slash:
+            if ns not in (namespace, "*"):
+                continue
+            h = name
+        out.append(h)
+    return out
 
 
 def more_specific(a: str, b: str) -> str:

@@ -18,10 +18,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import certs as certs_mod
 from .errors import InputError
-from .hosts import bare_host, istio_matches, more_specific
+from .hosts import bare_host, istio_intersection, names_for_namespace
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
                     Ref, RouteSource, Server, VirtualHost, VirtualService, Workload, WorkloadVia)
-from .objects import (ShapeError, gateway_servers, labels_of, object_ref, sanitized_hosts,
+from .objects import (ShapeError, gateway_servers, http_routes, labels_of, object_ref, sanitized_hosts,
                       selector_matches, virtual_service)
 
 CERT_KEYS = ("tls.crt", "cert")  # istio reads kubernetes.io/tls Secrets and generic ones
@@ -281,25 +281,38 @@ def _wildcard_san(host: str) -> Optional[str]:
 
 def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
             have_vs: bool) -> Tuple[VirtualHost, ...]:
-    """The virtual hosts istiod puts in this server's route table (first binding wins)."""
+    """The virtual hosts istiod puts in this server's route table (buildGatewayHTTPRouteConfig):
+    for each VirtualService bound to the Gateway, in creation order, the server hosts its
+    namespace may bind (NamesForNamespace) intersected with its hosts (Names.Intersection) give
+    the domains, and its routes are appended to each; then catch-all routes move last
+    (SortVHostRoutes)."""
     gw_key = server.ref.gateway.key
     if not have_vs:
-        src = RouteSource(f"server {server.ref}")
+        origin = f"server {server.ref}"
+        src = RouteSource(origin, routes=(origin,))
         return tuple(VirtualHost(h, src) for h in dict.fromkeys(bare_host(x) for x in server.hosts))
-    out: Dict[str, VirtualHost] = {}
-    for vs in vs_by_gateway.get(gw_key, ()):
-        src = RouteSource(str(vs.ref), gw_key if gw_key in vs.route_gateways else "")
-        for vh in vs.hosts:
-            for sh in sanitized_hosts(server):
-                if "/" in sh:
-                    ns, _, sh = sh.partition("/")
-                    if ns != vs.ref.namespace:
-                        continue  # "ns/host" binds only VirtualServices of that namespace
-                # istiod compares case-sensitively; Envoy later lower-cases the domain
-                if istio_matches(sh, vh):
-                    domain = more_specific(sh, vh).lower()
-                    out.setdefault(domain, VirtualHost(domain, src))
-    return tuple(out.values())
+    hosts = sanitized_hosts(server)
+    routes: Dict[str, List[Tuple[str, bool]]] = {}
+    bound: Dict[str, List[VirtualService]] = {}
+    for vs in vs_by_gateway.get(gw_key, ()):  # already in creation order
+        domains = istio_intersection(names_for_namespace(hosts, vs.ref.namespace), vs.hosts)
+        if not domains:
+            continue
+        mine = http_routes(vs, gw_key, server.ref.port_number)
+        for d in domains:
+            d = d.lower()  # istiod matches case-sensitively, then lower-cases the domain
+            routes.setdefault(d, []).extend(mine)
+            bound.setdefault(d, []).append(vs)
+    out = []
+    for d, composed in routes.items():
+        # catch-all routes last, and nothing after the first of them: it takes every request
+        ordered = tuple([r for r, catch_all in composed if not catch_all]
+                        + [r for r, catch_all in composed if catch_all][:1])
+        vss = bound[d]
+        first = dict.fromkeys(r.split(" http[", 1)[0] for r in ordered) or dict.fromkeys(str(v.ref) for v in vss)
+        scope = gw_key if any(gw_key in v.route_gateways for v in vss) else ""
+        out.append(VirtualHost(d, RouteSource(" + ".join(first), scope, ordered)))
+    return tuple(out)
 
 
 def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
@@ -337,7 +350,8 @@ def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
 def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
     """A chain that is not HTTP-routed here (PASSTHROUGH, TLS to TCP) sends every request
     that reaches it to its upstream, whatever the host: one catch-all source stands for that."""
-    return (VirtualHost("*", RouteSource(f"upstream of {server.ref}")),) if server.sni_chain else ()
+    origin = f"upstream of {server.ref}"
+    return (VirtualHost("*", RouteSource(origin, routes=(origin,))),) if server.sni_chain else ()
 
 
 def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Inventory:

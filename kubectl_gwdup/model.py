@@ -218,10 +218,23 @@ class Listener:
 
 @dataclass(frozen=True)
 class RouteSource:
-    """Which configuration answers a virtual host; equal sources mean equal routes."""
+    """Which configuration answers a virtual host; equal sources mean equal routes.
 
-    origin: str  # "VirtualService ns/name" or "server ns/gw[i]" when routes are assumed
-    scope: str = ""  # the gateway, when the VirtualService routes per gateway
+    `routes` is the virtual host's route list as istiod composes it: the routes of every
+    VirtualService bound to the host, in creation order, catch-all routes moved last
+    (SortVHostRoutes). Empty for a virtual host istiod creates without routes (a TLS-only
+    VirtualService): Envoy answers it 404. Two tables answer a host alike when their lists
+    are equal, whichever gateway they are on, so `scope` is shown but not compared.
+    """
+
+    origin: str  # "VirtualService ns/name" (several joined by " + ") or "server ns/gw[i]" when assumed
+    scope: str = field(default="", compare=False)  # the gateway, when a VirtualService routes per gateway
+    routes: Tuple[str, ...] = ()
+
+    @property
+    def answers(self) -> bool:
+        """A request that reaches this virtual host gets a route, not a 404."""
+        return bool(self.routes)
 
 
 @dataclass(frozen=True)

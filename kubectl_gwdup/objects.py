@@ -207,3 +207,49 @@ def check_workload_object(obj: Mapping[str, Any]) -> None:
             target = p.get("targetPort")
             if target is not None and not isinstance(target, (int, str)):
                 raise ShapeError(f"spec.ports[{i}].targetPort: must be a number or a name")
+
+
+HEADER_MATCHES = ("headers", "queryParams", "withoutHeaders", "method", "authority", "scheme")
+
+
+def _catch_all(match: Optional[Mapping[str, Any]]) -> bool:
+    """route.IsCatchAllRoute on what istiod builds from one match: path prefix ``/`` (also when
+    no uri is given) or regex ``.*``, and no header or query matcher (method, authority and
+    scheme become header matchers)."""
+    if not match:
+        return True
+    uri = match.get("uri")
+    if uri is None:
+        path_ok = True
+    elif isinstance(uri, dict):
+        path_ok = uri.get("prefix") == "/" or uri.get("regex") == ".*"
+    else:
+        path_ok = False
+    return path_ok and not any(match.get(k) for k in HEADER_MATCHES)
+
+
+def http_routes(vs: VirtualService, gateway: str, port: int) -> Tuple[Tuple[str, bool], ...]:
+    """The Envoy routes istiod builds from a VirtualService's `http` for one gateway server, in
+    order, as (id, catch-all): one per match (one for a route without matches); a match naming
+    other gateways, or another port, gives none (BuildHTTPRoutesForVirtualService,
+    sourceMatchHTTP). The id names the route: ``VirtualService ns/name http[i].match[j]``."""
+    out: List[Tuple[str, bool]] = []
+    spec = vs.raw.get("spec") if isinstance(vs.raw.get("spec"), dict) else {}
+    routes = spec.get("http") if isinstance(spec.get("http"), list) else []
+    for i, route in enumerate(routes):
+        if not isinstance(route, dict):
+            continue
+        matches = route.get("match") or []
+        if not matches:
+            out.append((f"{vs.ref} http[{i}]", True))
+            continue
+        for j, match in enumerate(matches):
+            if not isinstance(match, dict):
+                continue
+            gws = match.get("gateways") or []
+            if gws and gateway not in {resolve_gateway_name(str(g), vs.ref.namespace) for g in gws}:
+                continue
+            if match.get("port") not in (None, 0, port):
+                continue
+            out.append((f"{vs.ref} http[{i}].match[{j}]", _catch_all(match)))
+    return tuple(out)

@@ -107,6 +107,7 @@ def cluster(api_server):
     if emu is not None:
         emu.deny.clear()
         emu.faults.clear()
+        emu.admission.clear()
 
 
 @pytest.fixture

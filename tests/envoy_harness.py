@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def body_for(source) -> str:
-    return f"{source.origin}|{source.scope}"
+    return f"{source.origin}|{','.join(source.routes)}"
 
 
 def _tls(pairs: List[Tuple[str, str]]) -> dict:

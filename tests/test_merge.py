@@ -2,6 +2,7 @@
 failures injected at every step against the emulator."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -36,46 +37,55 @@ def routed(tmp_path, scenario_files, name):
     return [str(path)]
 
 
-def after_plan(tmp_path, files, doc):
-    """The manifests as they are once the plan's document is applied."""
-    gone = {(d["namespace"], d["name"]) for d in doc["delete"]}
-    changed = {(o["metadata"]["namespace"], o["metadata"]["name"], o["kind"]) for o in doc["apply"]}
-    out = []
-    for p in files:
-        for d in yaml.safe_load_all(open(p)):
-            if not d:
-                continue
-            m = d["metadata"]
-            key = (m.get("namespace", "default"), m["name"])
-            if d["kind"] == "Gateway" and key in gone:
-                continue
-            if (key[0], key[1], d["kind"]) in changed:
-                continue
-            out.append(d)
-    out += doc["apply"]
-    path = tmp_path / "after.yaml"
-    path.write_text(yaml.safe_dump_all(out))
+def apply_steps(docs, steps):
+    """Objects once the steps are written as the API server writes them: an update replaces
+    the spec and keeps the metadata, a delete removes the object."""
+    out = [copy.deepcopy(d) for d in docs]
+    for step in steps:
+        key = (step["kind"], step["namespace"], step["name"])
+        found = [d for d in out if (d["kind"], d["metadata"].get("namespace", "default"), d["metadata"]["name"]) == key]
+        assert len(found) == 1, key
+        if step["action"] == "delete":
+            out.remove(found[0])
+        else:
+            found[0]["spec"] = copy.deepcopy(step["spec"])
+    return out
+
+
+def after_plan(tmp_path, files, doc, steps=None):
+    """The manifests once the plan's steps (all, or the first `steps`) are written."""
+    docs = [d for p in files for d in yaml.safe_load_all(open(p)) if d]
+    path = tmp_path / f"after-{steps}.yaml"
+    path.write_text(yaml.safe_dump_all(apply_steps(docs, doc["steps"][:steps])))
     return [str(path)]
+
+
+def merged_gateway(doc):
+    (step,) = [s for s in doc["steps"] if s["phase"] == "merge"]
+    return step
 
 
 def test_seed_becomes_one_server_with_both_hosts(tmp_path, scenario_files) -> None:
     files = routed(tmp_path, scenario_files, "seed")
     raw, inv, plan = planned(files)
     doc = plan.to_dict()
-    (gw,) = [o for o in doc["apply"] if o["kind"] == "Gateway"]
+    # into the oldest Gateway, in place; gw-b's VirtualService bound to both first; delete last
+    assert [(s["phase"], s["kind"], s["name"]) for s in doc["steps"]] == [
+        ("bind", "VirtualService", "gw-b-routes"), ("merge", "Gateway", "gw-a"),
+        ("unbind", "VirtualService", "gw-b-routes"), ("delete", "Gateway", "gw-b")]
+    gw = merged_gateway(doc)
     (server,) = gw["spec"]["servers"]
     assert server["hosts"] == ["team-a/a.example.com", "b.example.com"]
-    assert gw["metadata"]["namespace"] == "istio-system"
-    vss = {o["metadata"]["name"]: o["spec"]["gateways"] for o in doc["apply"] if o["kind"] == "VirtualService"}
-    assert vss == {"gw-a-routes": ["istio-system/gwdup-merged-gw-a"], "gw-b-routes": ["istio-system/gwdup-merged-gw-a"]}
-    assert sorted((d["namespace"], d["name"]) for d in doc["delete"]) == [("team-a", "gw-a"), ("team-b", "gw-b")]
+    assert (gw["namespace"], gw["name"]) == ("team-a", "gw-a")
+    assert doc["steps"][0]["spec"]["gateways"] == ["gw-b", "team-a/gw-a"]
+    assert doc["steps"][2]["spec"]["gateways"] == ["team-a/gw-a"]
     after = run_cli(["check", "-f", *after_plan(tmp_path, files, doc), "-o", "json"])
     assert after.status == 0 and json.loads(after.stdout)["findings"] == []
 
 
 def test_servers_of_one_gateway(tmp_path, scenario_files) -> None:
     raw, inv, plan = planned(routed(tmp_path, scenario_files, "one_gateway_two_servers"))
-    (gw,) = [o for o in plan.to_dict()["apply"] if o["kind"] == "Gateway"]
+    gw = merged_gateway(plan.to_dict())
     assert [s["hosts"] for s in gw["spec"]["servers"]] == [["a.example.com", "b.example.com"]]
 
 
@@ -89,7 +99,10 @@ def test_virtual_service_references() -> None:
     assert out["spec"]["gateways"] == ["istio-system/merged", "mesh", "other/gw"]
     assert out["spec"]["http"][0]["match"] == [{"gateways": ["istio-system/merged"]}, {"gateways": ["mesh"]}]
     assert out["spec"]["tls"][0]["match"][0]["gateways"] == ["istio-system/merged"]
-    assert "resourceVersion" not in out["metadata"]
+    assert out["metadata"] == vs["metadata"]  # an update keeps the object's metadata
+    both = rewrite_virtual_service(vs, {"shop/gw-a", "team-b/gw-b"}, "istio-system/merged", "default", keep_old=True)
+    assert both["spec"]["gateways"] == ["gw-a", "istio-system/merged", "mesh", "team-b/gw-b", "other/gw"]
+    assert both["spec"]["http"][0]["match"] == [{"gateways": ["gw-a", "istio-system/merged"]}, {"gateways": ["mesh"]}]
     assert rewrite_virtual_service(vs, {"x/y"}, "istio-system/merged", "default") is None
 
 
@@ -102,7 +115,7 @@ def test_https_redirect_servers_are_carried_once(tmp_path, scenario_files) -> No
                                          "hosts": [host], "tls": {"httpsRedirect": True}})
     path = tmp_path / "redirect.yaml"
     path.write_text(yaml.safe_dump_all(with_routes(docs)))
-    (gw,) = [o for o in planned([str(path)])[2].to_dict()["apply"] if o["kind"] == "Gateway"]
+    gw = merged_gateway(planned([str(path)])[2].to_dict())
     http = [s for s in gw["spec"]["servers"] if s["port"]["number"] == 80]
     assert len(http) == 1 and http[0]["hosts"] == ["team-a/a.example.com", "b.example.com"]
     assert http[0]["tls"] == {"httpsRedirect": True}
@@ -114,8 +127,7 @@ def test_different_certificates_are_explained_not_merged(tmp_path, scenario_file
     raw, inv, plan = planned(files)
     assert plan.units == [] and "different certificates" in plan.notes[0] and "--prefer-cert" in plan.notes[0]
     raw, inv, plan = planned(files, prefer_cert="wild")  # *.example.com is valid for b.example.com too
-    doc = plan.to_dict()
-    (gw,) = [o for o in doc["apply"] if o["kind"] == "Gateway"]
+    gw = merged_gateway(plan.to_dict())
     assert gw["spec"]["servers"][0]["tls"]["credentialName"] == "wild"
     raw, inv, plan = planned(files, prefer_cert="b-only")  # valid for b only: refused
     assert plan.units == []
@@ -140,10 +152,10 @@ def test_plan_document_and_offline_cli(tmp_path, scenario_files) -> None:
     files = routed(tmp_path, scenario_files, "seed")
     r = run_cli(["merge", "--plan", "-f", files[0], "-o", "yaml"])
     doc = yaml.safe_load(r.stdout)
-    assert doc["kind"] == "MergePlan" and {"apply", "delete", "notes", "preconditions"} <= set(doc)
+    assert doc["kind"] == "MergePlan" and {"steps", "notes", "preconditions"} <= set(doc)
     r = run_cli(["merge", "--plan", "-f", files[0]])
-    assert r.stdout.startswith("create Gateway istio-system/gwdup-merged-gw-a:")
-    assert "-  - gw-a" in r.stdout and "+  - istio-system/gwdup-merged-gw-a" in r.stdout
+    assert r.stdout.startswith("1. bind VirtualService team-b/gw-b-routes to the merged Gateway too\n")
+    assert "+  - team-a/gw-a" in r.stdout and "4. delete Gateway team-b/gw-b" in r.stdout
     assert run_cli(["merge", "-f", files[0]]).status == 2
     assert run_cli(["merge", "--apply", "-f", files[0]]).status == 2
 
@@ -159,12 +171,8 @@ def merged_random(spec, pool_pems):
         return None
     doc = plan.to_dict()
     after = make_raw(spec, pool_pems)
-    gone = {(d["namespace"], d["name"]) for d in doc["delete"]}
-    after.gateways = [g for g in after.gateways if (g["metadata"]["namespace"], g["metadata"]["name"]) not in gone]
-    after.gateways += [o for o in doc["apply"] if o["kind"] == "Gateway"]
-    new = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in doc["apply"] if o["kind"] == "VirtualService"}
-    after.virtual_services = [new.get((v["metadata"]["namespace"], v["metadata"]["name"]), v)
-                              for v in after.virtual_services]
+    after.gateways = [d for d in apply_steps(after.gateways, [s for s in doc["steps"] if s["kind"] == "Gateway"])]
+    after.virtual_services = apply_steps(after.virtual_services, [s for s in doc["steps"] if s["kind"] == "VirtualService"])
     return inv, doc, after
 
 
@@ -177,7 +185,7 @@ def test_invariants_on_random_inventories(pool_pems, tmp_path_factory, spec) -> 
         return
     inv, doc, after = merged_
     # the document, applied: no hazard left among the merged servers
-    merged = {f"{o['metadata']['namespace']}/{o['metadata']['name']}" for o in doc["apply"] if o["kind"] == "Gateway"}
+    merged = {f"{s['namespace']}/{s['name']}" for s in doc["steps"] if s["phase"] == "merge"}
     for f in registry.run(build_inventory(after)).findings:
         if "outcome" in f.detail:
             assert not merged & {s["gateway"] for s in f.detail["from"] + f.detail["to"]}
@@ -220,13 +228,14 @@ def test_merged_gateway_on_the_real_envoy(tmp_path, scenario_files, certs) -> No
 # --- --apply against the API server ------------------------------------------------------------
 
 def snapshot(cluster):
+    """What a rollback must keep: each Gateway's and VirtualService's spec, labels, annotations."""
     out = {}
     for path in ("/apis/networking.istio.io/v1/gateways", "/apis/networking.istio.io/v1/virtualservices"):
         code, body = cluster.call("GET", path)
         for o in body.get("items", []):
             m = o["metadata"]
             if m["namespace"].startswith(cluster.prefix):
-                out[(o["kind"], m["namespace"], m["name"])] = (o.get("spec"), m.get("labels"))
+                out[(o["kind"], m["namespace"], m["name"])] = (o.get("spec"), m.get("labels"), m.get("annotations"))
     return out
 
 
@@ -240,9 +249,9 @@ def test_apply_merges_and_rerun_is_a_no_op(cluster, certs, tmp_path) -> None:
     scope = ["-n", cluster.ns("team-a")]
     r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), *scope], cluster.env)
     assert r.status == 0, r.stderr
-    lines = r.stdout.splitlines()
-    assert lines[0].startswith("gateway.networking.istio.io/gwdup-merged-") and lines[0].endswith("serverside-applied")
-    assert sum(l.endswith(" configured") for l in lines) == 2 and sum(l.endswith(" deleted") for l in lines) == 2
+    assert r.stdout.splitlines() == [
+        "virtualservice.networking.istio.io/gw-b-routes configured", "gateway.networking.istio.io/gw-a configured",
+        "virtualservice.networking.istio.io/gw-b-routes configured", "gateway.networking.istio.io/gw-b deleted"]
     assert "(server dry run)" in r.stderr and "backup written to" in r.stderr
     assert run_cli(["check", *scope], cluster.env).status == 0
     again = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), *scope], cluster.env)
@@ -253,10 +262,47 @@ def test_apply_merges_and_rerun_is_a_no_op(cluster, certs, tmp_path) -> None:
     assert snapshot(cluster) == start
 
 
+def planned_writes(cluster, *args):
+    """(method, path pattern, matching writes before it) for every write of `merge --apply`."""
+    r = run_cli(["merge", "--plan", "-o", "yaml", *args], cluster.env)
+    assert r.status == 0, r.stderr
+    writes, seen = [], {}
+    for s in yaml.safe_load(r.stdout)["steps"]:
+        plural = s["kind"].lower() + "s"
+        key = ("DELETE" if s["action"] == "delete" else "PUT", f"/namespaces/{s['namespace']}/{plural}/{s['name']}$")
+        writes.append((*key, seen.get(key, 0)))
+        seen[key] = seen.get(key, 0) + 1
+    return writes
+
+
+def test_a_denied_write_at_every_step_leaves_everything_as_it_was(cluster, certs, tmp_path, emulator_only) -> None:
+    """A policy (validating webhook) denies one real write after the dry run passed, at each
+    write of a plan with two groups in turn: spec, labels and annotations come back each time."""
+    from test_fix import two_groups
+
+    two_groups(cluster, certs)
+    writes = planned_writes(cluster)
+    assert len(writes) == 8 and writes[-1][0] == "DELETE"
+    for i, (method, path, skip) in enumerate(writes):
+        start = snapshot(cluster)
+        emulator_only.deny_admission(method, path, skip=skip)
+        r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path / str(i))], cluster.env)
+        assert r.status == 4, (i, r.stderr)
+        assert 'admission webhook "validation.policy.example" denied the request' in r.stderr
+        assert "Traceback" not in r.stderr
+        assert snapshot(cluster) == start, i
+        if method == "DELETE" and i == len(writes) - 1:
+            assert "was created again" in r.stderr  # the first delete went through and was undone
+        else:
+            assert "the cluster is as before" in r.stderr
+    r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path / "last")], cluster.env)
+    assert r.status == 0, r.stderr
+
+
 @pytest.mark.parametrize("method,path,status", [
-    ("PATCH", r"/gateways/gwdup-merged-", 500),          # the merged Gateway cannot be created
-    ("PATCH", r"/virtualservices/gw-b-routes$", 409),     # the 2nd VirtualService changed meanwhile
-    ("DELETE", r"/gateways/gw-b$", 500),                  # a delete fails
+    ("PUT", r"/gateways/gw-a$", 500),                     # the merge into gw-a fails
+    ("PUT", r"/virtualservices/gw-b-routes$", 409),       # the VirtualService changed meanwhile
+    ("DELETE", r"/gateways/gw-b$", 500),                  # the delete fails
 ])
 def test_failures_roll_back_to_the_start(cluster, certs, tmp_path, emulator_only, method, path, status) -> None:
     start = setup_seed(cluster, certs)

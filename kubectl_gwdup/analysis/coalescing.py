@@ -126,12 +126,14 @@ def _wildcard_route(vhosts: Sequence[VirtualHost], base: str) -> Optional[RouteS
             best, best_len = v.source, 0
         elif d.startswith("*.") and (base == d[2:] or base.endswith(d[1:])) and len(d) > best_len:
             best, best_len = v.source, len(d)
-    return best
+    return best if best is not None and best.answers else None
 
 
 def _route(vhosts: Sequence[VirtualHost], host: str) -> Optional[RouteSource]:
+    """The routes answering `host` in a table; None for a 404 (no virtual host, or one without
+    routes, which still takes the host from any wildcard)."""
     hit = best_domain([(v.domain, v.source) for v in vhosts], host)
-    return hit[1] if hit else None
+    return hit[1] if hit and hit[1].answers else None
 
 
 Outcomes = Iterator[Tuple[str, Placement, Optional[Outcome]]]

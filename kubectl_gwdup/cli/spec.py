@@ -134,9 +134,6 @@ MERGE = FlagGroup("Merge flags", (
          "the cluster changed since)", {"metavar": "FILE"}),
     Flag(("--yes", "-y"), "apply without asking", {"action": "store_true", "dest": "yes"}),
     Flag(("--backup-dir",), "where --apply writes its backup", {"default": "gwdup-backups", "metavar": "DIR"}),
-    Flag(("--name",), "name of the merged Gateway (default gwdup-merged-<first Gateway>)", {"metavar": "NAME"}),
-    Flag(("--target-namespace",), "namespace of the merged Gateway (default: the gateway workload's)",
-         {"metavar": "NS"}),
     Flag(("--prefer-cert",), "merge servers with different certificates under this credentialName, "
          "when its certificate is valid for every merged host", {"metavar": "SECRET"}),
 ))

@@ -101,8 +101,7 @@ def _merge(s: Session, raw: RawObjects, inv: Inventory, findings: List[Finding],
         return False
     from .merge import human
 
-    s.say(human(doc, {f"VirtualService {b['metadata']['namespace']}/{b['metadata']['name']}": b
-                      for u in plan.units for b, _ in u.rewritten}).rstrip())
+    s.say(human(doc, {st.key: st.before for st in plan.steps}).rstrip())
     access = s.opts.kube.cluster
     run = merge_exec.read_current(access, doc)
     for line in merge_exec.dry_run(access, run):

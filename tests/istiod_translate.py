@@ -1,0 +1,403 @@
+"""A second reading of istiod, for tests: raw manifests -> the Envoy configuration of each gateway
+proxy, written from istio/istio's source without importing kubectl_gwdup, so that when this
+and the product agree on the real Envoy, two readings of istiod agree, not one with itself.
+
+What it follows (paths in istio/istio):
+- proxies: every gateway Pod, and every Deployment's pod template (a Deployment with no Pod
+  listed still runs pods); one proxy per namespace and label set (pod-template-hash aside);
+- pilot/pkg/model/push_context.go initGateways + pilot/pkg/model/config.go
+  sortConfigByCreationTime: Gateways whose selector the proxy's labels satisfy, ordered by
+  creationTimestamp, then name, then namespace;
+- pilot/pkg/model/gateway.go MergeGateways: hosts sanitized (sanitizeServerHostNamespace:
+  `./h` -> `<gw ns>/h`, `*/h` -> `h`); each server bound on resolvePorts (the Service
+  targetPort of the proxy's Service whose port is the server port, else the port itself); a TLS
+  server with a host already known on that port is skipped whole (CheckDuplicates);
+  gatewayRDSRouteName `https.<server port>.<port name>.<gateway>.<namespace>`;
+- pilot/pkg/networking/core/listener.go toFilterChainMatch: server_names are the hosts with the
+  namespace stripped (GetSNIHostsForServer), none at all when one of them is `*`;
+- credentialName: the Secret of that name in the proxy's namespace (tls.crt, tls.key);
+- pilot/pkg/networking/core/gateway.go buildGatewayHTTPRouteConfig: for every VirtualService
+  bound to the server's Gateway (spec.gateways, default `mesh`; creation order,
+  pilot/pkg/model/virtualservice_controller.go sortMergedVirtualServicesByCreationTime),
+  host.NamesForNamespace(server hosts, vs namespace) intersected with its hosts
+  (pkg/config/host/names.go Intersection: the narrower of each matching pair) gives domains,
+  lower-cased; the VirtualService's routes are appended to each domain's virtual host; then
+  pilot/pkg/networking/core/route/route.go SortVHostRoutes moves catch-all routes
+  (IsCatchAllRoute) last; with no virtual host at all, one blackhole `*` without routes;
+- pilot/pkg/networking/core/route/route.go BuildHTTPRoutesForVirtualService: one Envoy route per
+  match of an http route (one with prefix `/` without matches); a match naming gateways other
+  than this one, or another port, gives none (sourceMatchHTTP).
+Each route answers 200 with a body naming it (`ns/name#http[i].match[j]`), so a test reads
+which route answered; a PASSTHROUGH server's chain proxies TCP to an upstream that terminates
+TLS itself and answers `passthrough ns/name[i]`.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import ssl
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import h2.config
+import h2.connection
+import h2.events
+
+from envoy_process import free_port, launch, stop
+
+TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = {"name": "envoy.filters.http.router",
+          "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
+
+
+def _meta(o: Dict[str, Any]) -> Dict[str, Any]:
+    return o.get("metadata") or {}
+
+
+def _ns(o: Dict[str, Any]) -> str:
+    return _meta(o).get("namespace") or "default"
+
+
+def _order(o: Dict[str, Any]) -> Tuple[str, str, str]:
+    m = _meta(o)
+    return (str(m.get("creationTimestamp") or ""), m["name"], _ns(o))
+
+
+# --- host names as pkg/config/host reads them ------------------------------------------------
+
+def _subset_of(n: str, o: str) -> bool:
+    """host.Name.SubsetOf."""
+    if n.startswith("*"):
+        return o.startswith("*") and len(n) >= len(o) and n[1:].endswith(o[1:])
+    if o.startswith("*"):
+        return n.endswith(o[1:])
+    return n == o
+
+
+def _intersection(server_hosts: Sequence[str], vs_hosts: Sequence[str]) -> List[str]:
+    out: List[str] = []
+    for h in server_hosts:
+        for o in vs_hosts:
+            if _subset_of(h, o):
+                pick = h
+            elif _subset_of(o, h):
+                pick = o
+            else:
+                continue
+            if pick not in out:
+                out.append(pick)
+    return out
+
+
+def _for_namespace(hosts: Sequence[str], namespace: str) -> List[str]:
+    out = []
+    for h in hosts:
+        if "/" in h:
+            ns, h = h.split("/", 1)
+            if ns not in (namespace, "*"):
+                continue
+        out.append(h)
+    return out
+
+
+def _sanitize(hosts: Sequence[str], namespace: str) -> List[str]:
+    out: List[str] = []
+    for h in hosts:
+        if h.startswith("./"):
+            h = f"{namespace}/{h[2:]}"
+        elif h.startswith("*/"):
+            if h == "*/*":
+                return ["*"]
+            h = h[2:]
+        out.append(h)
+    return out
+
+
+# --- proxies ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Proxy:
+    namespace: str
+    labels: Tuple[Tuple[str, str], ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.namespace}/" + ",".join(f"{k}={v}" for k, v in self.labels)
+
+
+def proxies(docs: Iterable[Dict[str, Any]]) -> List[Proxy]:
+    found = set()
+    for d in docs:
+        if d.get("kind") == "Pod":
+            labels = {k: str(v) for k, v in (_meta(d).get("labels") or {}).items() if k != "pod-template-hash"}
+        elif d.get("kind") == "Deployment":
+            labels = {k: str(v) for k, v in ((((d.get("spec") or {}).get("template") or {}).get("metadata") or {})
+                                             .get("labels") or {}).items()}
+        else:
+            continue
+        found.add(Proxy(_ns(d), tuple(sorted(labels.items()))))
+    return sorted(found, key=lambda p: p.name)
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+def _string_match(m: Dict[str, Any]) -> Dict[str, Any]:
+    if "exact" in m:
+        return {"exact": m["exact"]}
+    if "prefix" in m:
+        return {"prefix": m["prefix"]}
+    return {"safe_regex": {"regex": m["regex"]}}
+
+
+def _envoy_match(match: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    uri = (match or {}).get("uri")
+    if not uri:
+        out: Dict[str, Any] = {"prefix": "/"}
+    elif "exact" in uri:
+        out = {"path": uri["exact"]}
+    elif "prefix" in uri:
+        out = {"prefix": uri["prefix"]}
+    else:
+        out = {"safe_regex": {"regex": uri["regex"]}}
+    headers = []
+    for name, m in ((match or {}).get("headers") or {}).items():
+        headers.append({"name": name, "string_match": _string_match(m)})
+    for key, name in (("method", ":method"), ("authority", ":authority"), ("scheme", ":scheme")):
+        if (match or {}).get(key):
+            headers.append({"name": name, "string_match": _string_match(match[key])})
+    if headers:
+        out["headers"] = headers
+    if (match or {}).get("queryParams"):
+        out["query_parameters"] = [{"name": k, "string_match": _string_match(v)}
+                                   for k, v in match["queryParams"].items()]
+    return out
+
+
+def _is_catch_all(route: Dict[str, Any]) -> bool:
+    m = route["match"]
+    path = m.get("prefix") == "/" or (m.get("safe_regex") or {}).get("regex") == ".*"
+    return path and not m.get("headers") and not m.get("query_parameters")
+
+
+def _gateway_refs(vs: Dict[str, Any], refs: Sequence[str]) -> List[str]:
+    return [r if r == "mesh" or "/" in r else f"{_ns(vs)}/{r}" for r in refs]
+
+
+def _vs_routes(vs: Dict[str, Any], gateway: str, port: int) -> List[Dict[str, Any]]:
+    out = []
+    for i, http in enumerate((vs.get("spec") or {}).get("http") or []):
+        matches = http.get("match") or [None]
+        for j, match in enumerate(matches):
+            if match is not None:
+                if match.get("gateways") and gateway not in _gateway_refs(vs, match["gateways"]):
+                    continue
+                if match.get("port") not in (None, 0, port):
+                    continue
+            name = f"{_ns(vs)}/{_meta(vs)['name']}#http[{i}]" + (f".match[{j}]" if match is not None else "")
+            out.append({"name": name, "match": _envoy_match(match),
+                        "direct_response": {"status": 200, "body": {"inline_string": name}}})
+    return out
+
+
+def route_table(name: str, gateway: str, server: Dict[str, Any], vss: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    vhosts: Dict[str, List[Dict[str, Any]]] = {}
+    for vs in sorted(vss, key=_order):
+        if gateway not in _gateway_refs(vs, (vs.get("spec") or {}).get("gateways") or ["mesh"]):
+            continue
+        domains = _intersection(_for_namespace(server["hosts"], _ns(vs)), (vs.get("spec") or {}).get("hosts") or [])
+        if not domains:
+            continue
+        routes = _vs_routes(vs, gateway, server["port"]["number"])
+        for d in domains:
+            vhosts.setdefault(d.lower(), []).extend(routes)
+    if not vhosts:
+        return {"name": name, "virtual_hosts": [{"name": "blackhole", "domains": ["*"], "routes": []}]}
+    out = []
+    for d, routes in sorted(vhosts.items()):
+        ordered = [r for r in routes if not _is_catch_all(r)] + [r for r in routes if _is_catch_all(r)]
+        out.append({"name": d, "domains": [d], "routes": ordered})
+    return {"name": name, "virtual_hosts": out}
+
+
+# --- the configuration -----------------------------------------------------------------------
+
+def _addr(port: int) -> Dict[str, Any]:
+    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+
+
+def _hcm(route_config: Dict[str, Any]) -> Dict[str, Any]:
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
+        "@type": HCM, "stat_prefix": "gw", "codec_type": "AUTO", "route_config": route_config,
+        "http_filters": [ROUTER]}}
+
+
+def _tls(cert: str, key: str) -> Dict[str, Any]:
+    return {"name": "envoy.transport_sockets.tls", "typed_config": {"@type": TLS, "common_tls_context": {
+        "alpn_protocols": ["h2", "http/1.1"],
+        "tls_certificates": [{"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}]}}}
+
+
+class Translation:
+    """The Envoy bootstrap for every proxy of the manifests; `ports[(proxy name, bound port)]`."""
+
+    def __init__(self, docs: Sequence[Dict[str, Any]], workdir: str, passthrough_pem: Tuple[str, str]) -> None:
+        self.workdir = workdir
+        self.ports: Dict[Tuple[str, int], int] = {}
+        self.listeners: List[Dict[str, Any]] = []
+        self.clusters: List[Dict[str, Any]] = []
+        self.passthrough_pem = passthrough_pem
+        gateways = sorted((d for d in docs if d.get("kind") == "Gateway"), key=_order)
+        vss = [d for d in docs if d.get("kind") == "VirtualService"]
+        services = [d for d in docs if d.get("kind") == "Service"]
+        secrets = {(_ns(d), _meta(d)["name"]): d for d in docs if d.get("kind") == "Secret"}
+        for proxy in proxies(docs):
+            self._proxy(proxy, gateways, vss, services, secrets)
+
+    def _target_port(self, proxy: Proxy, services: Sequence[Dict[str, Any]], port: int) -> int:
+        labels = dict(proxy.labels)
+        for svc in services:
+            sel = (svc.get("spec") or {}).get("selector") or {}
+            if _ns(svc) != proxy.namespace or not sel or any(labels.get(k) != str(v) for k, v in sel.items()):
+                continue
+            for p in (svc.get("spec") or {}).get("ports") or []:
+                if p.get("port") == port:
+                    target = p.get("targetPort", port)
+                    return target if isinstance(target, int) else port
+        return port
+
+    def _secret_files(self, secret: Dict[str, Any]) -> Tuple[str, str]:
+        stem = os.path.join(self.workdir, f"{_ns(secret)}-{_meta(secret)['name']}")
+        data = secret.get("data") or {}
+        plain = secret.get("stringData") or {}
+        for suffix, key in ((".crt", "tls.crt"), (".key", "tls.key")):
+            value = plain[key].encode() if key in plain else base64.b64decode(data[key])
+            with open(stem + suffix, "wb") as f:
+                f.write(value)
+        return stem + ".crt", stem + ".key"
+
+    def _proxy(self, proxy: Proxy, gateways: Sequence[Dict[str, Any]], vss: Sequence[Dict[str, Any]],
+               services: Sequence[Dict[str, Any]], secrets: Dict[Tuple[str, str], Dict[str, Any]]) -> None:
+        labels = dict(proxy.labels)
+        known: Dict[int, set] = {}
+        chains: Dict[int, List[Dict[str, Any]]] = {}
+        for gw in gateways:
+            sel = (gw.get("spec") or {}).get("selector") or {}
+            if any(labels.get(k) != str(v) for k, v in sel.items()):
+                continue
+            gw_ref = f"{_ns(gw)}/{_meta(gw)['name']}"
+            for i, raw_server in enumerate((gw.get("spec") or {}).get("servers") or []):
+                server = dict(raw_server, hosts=_sanitize(raw_server.get("hosts") or [], _ns(gw)))
+                tls = server.get("tls") or {}
+                protocol = str(server["port"].get("protocol", "")).upper()
+                if not tls or protocol not in ("HTTPS", "TLS"):
+                    continue  # plain-text servers carry no SNI chain: not what these tests look at
+                port = self._target_port(proxy, services, server["port"]["number"])
+                seen = known.setdefault(port, set())
+                if any(h in seen for h in server["hosts"]):
+                    continue  # CheckDuplicates: the whole server is skipped
+                seen.update(server["hosts"])
+                sni = sorted({h.split("/", 1)[-1] for h in server["hosts"]})
+                chain: Dict[str, Any] = {"name": f"{gw_ref}[{i}]"}
+                if "*" not in sni:
+                    chain["filter_chain_match"] = {"server_names": sni}
+                if tls.get("mode") == "PASSTHROUGH":
+                    chain["filters"] = [self._passthrough(f"{gw_ref}[{i}]")]
+                else:
+                    secret = secrets.get((proxy.namespace, tls.get("credentialName")))
+                    if secret is None:
+                        raise ValueError(f"{gw_ref}[{i}]: no Secret {proxy.namespace}/{tls.get('credentialName')} "
+                                         "(a chain whose certificate never arrives is not translated here)")
+                    chain["transport_socket"] = _tls(*self._secret_files(secret))
+                    name = f"https.{server['port']['number']}.{server['port']['name']}.{_meta(gw)['name']}.{_ns(gw)}"
+                    chain["filters"] = [_hcm(route_table(name, gw_ref, server, vss))]
+                chains.setdefault(port, []).append(chain)
+        for port, cs in sorted(chains.items()):
+            local = free_port()
+            self.ports[(proxy.name, port)] = local
+            self.listeners.append({
+                "name": f"{proxy.name}:{port}", "address": _addr(local),
+                "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}],
+                "filter_chains": cs})
+
+    def _passthrough(self, name: str) -> Dict[str, Any]:
+        up = free_port()
+        body = f"passthrough {name}"
+        self.listeners.append({"name": f"upstream-{name}", "address": _addr(up), "filter_chains": [{
+            "transport_socket": _tls(*self.passthrough_pem),
+            "filters": [_hcm({"name": "up", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
+                {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": body}}}]}]})]}]})
+        self.clusters.append({"name": f"pt-{up}", "type": "STATIC", "connect_timeout": "1s",
+                              "load_assignment": {"cluster_name": f"pt-{up}", "endpoints": [{"lb_endpoints": [
+                                  {"endpoint": {"address": _addr(up)}}]}]}})
+        return {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            "stat_prefix": "passthrough", "cluster": f"pt-{up}"}}
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        return {"static_resources": {"listeners": self.listeners, "clusters": self.clusters}}
+
+
+# --- the real Envoy, and a browser-like client -----------------------------------------------
+
+class Envoy:
+    """The real Envoy serving a translation on loopback; stops itself on exit."""
+
+    def __init__(self, translation: Translation) -> None:
+        self.t = translation
+        self.proc, _, self.log = launch(translation.config, translation.ports.values(), translation.workdir)
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+    def __enter__(self) -> "Envoy":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def get(port: int, sni: str, authority: str, cafile: str, path: str = "/", timeout: float = 5.0) -> Tuple[int, str]:
+    """One HTTP/2 request on a new TLS connection opened for `sni`: (status, body); (0, reason)
+    when the handshake fails (a browser shows an error there)."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.set_alpn_protocols(["h2"])
+    ctx.check_hostname = False  # a coalesced request is judged by status, not by the name
+    try:
+        sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=timeout), server_hostname=sni)
+    except (ssl.SSLError, OSError) as exc:
+        return 0, f"handshake: {exc}"
+    try:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"), (":authority", authority),
+                                (":path", path)], end_stream=True)
+        sock.sendall(conn.data_to_send())
+        status, body = 0, b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            data = sock.recv(65536)
+            if not data:
+                break
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    status = int(dict(ev.headers)[b":status"])
+                elif isinstance(ev, h2.events.DataReceived):
+                    body += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                    return status, body.decode()
+            sock.sendall(conn.data_to_send())
+        return status, body.decode()
+    finally:
+        sock.close()
+
+
+def new_workdir() -> str:
+    return tempfile.mkdtemp(prefix="istiod-translate-")

@@ -105,6 +105,19 @@ def namespaces_family(certs) -> Tuple[List[dict], List[Tuple[str, str]]]:
                   ("b.example.org", "/shared"), ("c.example.org", "/")]
 
 
+def namespaced_wildcard_family(certs) -> Tuple[List[dict], List[Tuple[str, str]]]:
+    """An older catch-all wildcard VirtualService in one namespace and a specific one in another:
+    in one server the wildcard's route would come first for b; spelled `ns/host`, each host binds
+    only its own namespace's VirtualServices, and b keeps its backend."""
+    docs = workload() + [
+        gateway("web", "gw-w", ["*.example.net"], "net-wild", 1),
+        gateway("shop", "gw-b", ["b.example.net"], "net-wild", 2),
+        secret(certs, "net-wild", "*.example.net"),
+        vs("web", "web", ["*.example.net"], ["gw-w"], 3),
+        vs("shop", "b", ["b.example.net"], ["gw-b"], 4)]
+    return docs, [("b.example.net", "/"), ("www.example.net", "/")]
+
+
 def plan_of(docs: List[dict]) -> dict:
     path = os.path.join(new_workdir(), "manifests.yaml")
     with open(path, "w") as f:
@@ -122,7 +135,7 @@ def answers(docs: List[dict], certs, requests: List[Tuple[str, str]]) -> Dict[Tu
         return {(host, path): get(port, host, host, certs.ca_cert, path) for host, path in requests}
 
 
-@pytest.mark.parametrize("family", [seed, wildcard_family, namespaces_family])
+@pytest.mark.parametrize("family", [seed, wildcard_family, namespaces_family, namespaced_wildcard_family])
 def test_every_prefix_of_the_writes_serves_every_host_with_its_own_routes(certs, family) -> None:
     docs, requests = family(certs)
     doc = plan_of(docs)
@@ -161,3 +174,12 @@ def test_a_merge_that_would_send_checkout_to_the_storefront_is_declined(certs) -
     store["spec"]["servers"][0]["hosts"].append("checkout.shop.example.com")
     next(d for d in naive if d["metadata"]["name"] == "checkout")["spec"]["gateways"] = ["shop/gw-store"]
     assert answers(naive, certs, ask)[ask[0]] == (200, "shop/storefront#http[0]")
+
+
+def test_virtual_services_of_two_namespaces_are_kept_apart_with_ns_hosts(certs) -> None:
+    docs, _ = namespaced_wildcard_family(certs)
+    doc = plan_of(docs)
+    assert [(s["phase"], s["name"]) for s in doc["steps"]] == [
+        ("bind", "b"), ("qualify", "gw-b"), ("merge", "gw-w"), ("unbind", "b"), ("delete", "gw-b")]
+    assert doc["steps"][1]["spec"]["servers"][0]["hosts"] == ["shop/b.example.net"]
+    assert doc["steps"][2]["spec"]["servers"][0]["hosts"] == ["web/*.example.net", "shop/b.example.net"]

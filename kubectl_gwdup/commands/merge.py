@@ -48,7 +48,9 @@ def _yaml(obj: Any) -> List[str]:
     return yaml.safe_dump(obj, sort_keys=False).splitlines(keepends=True)
 
 
-WHAT = {"bind": "bind {ref} to the merged Gateway too", "merge": "merge into {ref} (the oldest of the group)",
+WHAT = {"bind": "bind {ref} to the merged Gateway too",
+        "qualify": "spell {ref}'s hosts as ns/host (as the merged server will)",
+        "merge": "merge into {ref} (the oldest of the group)",
         "unbind": "unbind {ref} from the old Gateways", "delete": "delete {ref}"}
 
 

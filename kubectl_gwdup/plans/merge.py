@@ -37,14 +37,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
-from ..hosts import bare_host, cert_covers, parent
+from ..hosts import bare_host, cert_covers, istio_intersection, parent
 from ..inventory import RawObjects, build_inventory
 from ..model import Finding, Inventory, Placement
 from ..objects import resolve_gateway_name
 
 CREDENTIAL_KEYS = ("credentialName", "credentialNames", "serverCertificate", "privateKey", "caCertificates")
 ROUTE_KINDS = ("http", "tls", "tcp")
-PHASES = ("bind", "merge", "unbind", "delete")
+PHASES = ("bind", "qualify", "merge", "unbind", "delete")
+SINGLE = ("qualify", "merge")  # phases whose every write is simulated, not only the phase's end
 API_VERSION = "gwdup.kubectl.io/v1alpha2"
 
 
@@ -195,7 +196,59 @@ def _plan_unit(plan: MergePlan, raw: RawObjects, gateways: Dict[str, Dict[str, A
     if len(workloads) > 1:
         plan.notes.append(f"not merged: {label}: the Gateways select different gateway workloads")
         return None
-    servers = _merged_servers(plan, members, placements, prefer_cert, label, ns0)
+    unit = _unit(plan, raw, members, placements, prefer_cert, label, touched, {})
+    if unit is None:
+        return None
+    problem = sim.check([unit])
+    if problem:
+        # VirtualServices of different namespaces sharing a virtual host: `ns/host` keeps each
+        # host to the namespace whose VirtualServices answered it on its own server
+        spelling = _qualified(members, sim.vs_by_gateway, ns0)
+        second = _unit(plan, raw, members, placements, prefer_cert, label, touched, spelling) if spelling else None
+        if second is None or sim.check([second]):
+            plan.notes.append(f"not merged: {label}: {problem}")
+            return None
+        unit = second
+    return unit
+
+
+def _qualified(members: List[Dict[str, Any]], vs_by_gateway: Mapping[str, List[Mapping[str, Any]]],
+               ns0: str) -> Dict[Tuple[str, int, str], str]:
+    """(Gateway, server index, host) -> `ns/host`, for each bare host of a terminating server
+    whose routes, on its own Gateway, come from VirtualServices of one namespace only."""
+    out: Dict[Tuple[str, int, str], str] = {}
+    for gw in members:
+        key, gw_ns = _gw_key(gw, ns0), gw["metadata"].get("namespace") or ns0
+        for i, server in enumerate((gw.get("spec") or {}).get("servers") or []):
+            tls = server.get("tls") or {}
+            if str((server.get("port") or {}).get("protocol", "")).upper() != "HTTPS" or not tls or \
+                    tls.get("mode") in ("PASSTHROUGH", "AUTO_PASSTHROUGH"):
+                continue
+            for h in server.get("hosts") or []:
+                bare = _rehome(h, gw_ns)
+                if "/" in bare:
+                    continue
+                spaces = {(vs.get("metadata") or {}).get("namespace") or ns0 for vs in vs_by_gateway.get(key, ())
+                          if istio_intersection([bare], [str(x) for x in (vs.get("spec") or {}).get("hosts") or []])}
+                if len(spaces) == 1:
+                    out[(key, i, h)] = f"{spaces.pop()}/{bare}"
+    return out
+
+
+def _unit(plan: MergePlan, raw: RawObjects, members: List[Dict[str, Any]],
+          placements: Dict[Tuple[str, int], List[Placement]], prefer_cert: Optional[str], label: str,
+          touched: Set[Tuple[str, str]], spelling: Mapping[Tuple[str, int, str], str]) -> Optional[MergeUnit]:
+    """The unit's writes, with the host spellings given (an old Gateway whose hosts are spelled
+    anew is rewritten in place first, so istiod's duplicate check still sees the same hosts)."""
+    ns0 = raw.default_namespace
+    respelled = []
+    for gw in members:
+        key = _gw_key(gw, ns0)
+        spec = copy.deepcopy(gw.get("spec") or {})
+        for i, server in enumerate(spec.get("servers") or []):
+            server["hosts"] = [spelling.get((key, i, h), h) for h in server.get("hosts") or []]
+        respelled.append(dict(gw, spec=spec))
+    servers = _merged_servers(plan if not spelling else MergePlan(), respelled, placements, prefer_cert, label, ns0)
     if servers is None:
         return None
     target, others = members[0], members[1:]
@@ -215,14 +268,11 @@ def _plan_unit(plan: MergePlan, raw: RawObjects, gateways: Dict[str, Dict[str, A
         if bound is not None and bound["spec"] != vs.get("spec"):
             steps.append(Step("bind", "update", vs, bound["spec"]))
         steps.append(Step("unbind", "update", vs, final["spec"]))
+    steps += [Step("qualify", "update", g, r["spec"]) for g, r in zip(others, respelled[1:])
+              if r["spec"] != (g.get("spec") or {})]
     steps.append(Step("merge", "update", target, dict(copy.deepcopy(target.get("spec") or {}), servers=servers)))
     steps += [Step("delete", "delete", g) for g in others]
-    unit = MergeUnit(target, servers, steps, others)
-    problem = sim.check([unit])
-    if problem:
-        plan.notes.append(f"not merged: {label}: {problem}")
-        return None
-    return unit
+    return MergeUnit(target, servers, steps, others)
 
 
 def _merged_servers(plan: MergePlan, members: List[Dict[str, Any]], placements: Dict[Tuple[str, int], List[Placement]],
@@ -470,14 +520,21 @@ class _Simulator:
         gws, vss = self._scope(units, names)
         before = self._answers(gws, vss, names)
         done: List[Step] = []
+        states: List[Tuple[str, List[Step]]] = []
         for phase in PHASES:
-            done += [s for u in units for s in u.steps if s.phase == phase]
-            g_now, v_now = self._apply(gws, vss, done)
+            for s in (s for u in units for s in u.steps if s.phase == phase):
+                done.append(s)
+                if phase in SINGLE:
+                    states.append((f"{s.phase} write of {s.key[0]} {s.key[1]}/{s.key[2]}", list(done)))
+            if not states or states[-1][1] != done:
+                states.append((f"{phase} writes", list(done)))
+        for what, steps in states:
+            g_now, v_now = self._apply(gws, vss, steps)
             now = self._answers(g_now, v_now, names)
             for key in sorted(set(before) | set(now)):
                 was, is_ = before.get(key, ("no chain",)), now.get(key, ("no chain",))
                 if was != is_:
-                    return (f"after the {phase} writes, {key[1]} on {key[0]} would be answered by "
+                    return (f"after the {what}, {key[1]} on {key[0]} would be answered by "
                             f"{_describe(is_)} instead of {_describe(was)}")
         raw = copy.copy(self.raw)
         raw.gateways, raw.virtual_services = g_now, v_now

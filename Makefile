@@ -22,6 +22,7 @@ test: $(VENV)/.ready
 bench: $(VENV)/.ready
 	$(BIN)/python -m pip install -q cryptography
 	$(BIN)/python benchmarks/analysis_scale.py
+	$(BIN)/python benchmarks/merge_scale.py
 	$(BIN)/python benchmarks/cluster_requests.py
 	$(BIN)/python benchmarks/envoy_421.py
 	$(BIN)/python benchmarks/startup.py

@@ -10,7 +10,7 @@ Three different wildcard dialects meet at a gateway, and the hazard lives in the
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, Optional, Sequence, Tuple, TypeVar
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 T = TypeVar("T")
 _HOST_NAME = re.compile(r"^(\*|(\*\.)?[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?)*)$")
@@ -90,6 +90,49 @@ def istio_intersection(server_hosts: Sequence[str], vs_hosts: Sequence[str]) -> 
     return out
 
 
+def _dot_suffixes(name: str) -> List[str]:
+    """``a.b.c`` -> ``[".b.c", ".c"]``: what a ``*.x`` pattern can be the rest of."""
+    return [name[i:] for i in range(len(name)) if name[i] == "."]
+
+
+class HostSet:
+    """Server hosts indexed for istio_intersection with many VirtualServices: each lookup costs
+    the labels of one VirtualService host, not the size of the server (a merged server can list
+    thousands of hosts, each bound by its own VirtualService). Same result set as
+    istio_intersection; the order may differ, which nothing downstream depends on."""
+
+    def __init__(self, hosts: Sequence[str]) -> None:
+        self.all = list(dict.fromkeys(hosts))
+        self.exact = {h for h in self.all if not h.startswith("*")}
+        self.wild = {h[1:]: h for h in self.all if h.startswith("*")}  # "*" -> ""
+        self.concrete_under: Dict[str, List[str]] = {}  # ".x" -> concrete hosts ending in it
+        for h in self.exact:
+            for sfx in _dot_suffixes(h):
+                self.concrete_under.setdefault(sfx, []).append(h)
+        self.wild_under: Dict[str, List[str]] = {}  # ".x" -> wildcard hosts "*<u>" with u ending in it
+        for u, h in self.wild.items():
+            if u:  # "*.b.x" is narrower than "*.b.x" itself and than "*.x"
+                for sfx in [u] + _dot_suffixes(u[1:]):
+                    self.wild_under.setdefault(sfx, []).append(h)
+
+    def intersect(self, vs_hosts: Sequence[str]) -> List[str]:
+        out: Dict[str, None] = {}
+        for v in vs_hosts:
+            if v == "*":
+                out.update(dict.fromkeys(self.all))
+                continue
+            if not v.startswith("*"):  # concrete: itself, when a server host equals or covers it
+                if v in self.exact or "" in self.wild or any(s in self.wild for s in _dot_suffixes(v)):
+                    out[v] = None
+                continue
+            t = v[1:]
+            out.update(dict.fromkeys(self.concrete_under.get(t, ())))  # server names under v
+            out.update(dict.fromkeys(self.wild_under.get(t, ())))  # narrower server wildcards
+            if "" in self.wild or t in self.wild or any(s in self.wild for s in _dot_suffixes(t[1:])):
+                out[v] = None  # v is narrower than (or equal to) a server wildcard
+        return list(out)
+
+
 def names_for_namespace(hosts: Sequence[str], namespace: str) -> List[str]:
     """istiod's host.NamesForNamespace: server hosts a VirtualService of `namespace` may bind
     (``ns/h`` only for that namespace, ``*/h`` and bare ``h`` for all), namespace stripped."""
@@ -156,6 +199,42 @@ def best_domain(domains: Sequence[Tuple[str, T]], host: str) -> Optional[Tuple[s
         if r > rank:
             best, rank = entry, r
     return best
+
+
+class DomainIndex:
+    """best_domain for many names against one table: exact, then longest ``*`` suffix, then
+    longest ``*`` prefix, then ``*``, each lookup costing the name's length, not the table's."""
+
+    def __init__(self, domains: Sequence[Tuple[str, T]]) -> None:
+        self.exact: Dict[str, Tuple[str, T]] = {}
+        self.suffix: Dict[str, Tuple[str, T]] = {}
+        self.prefix: Dict[str, Tuple[str, T]] = {}
+        self.star: Optional[Tuple[str, T]] = None
+        for entry in domains:
+            d = entry[0]
+            if d == "*":
+                self.star = self.star or entry
+            elif d.startswith("*"):
+                self.suffix.setdefault(d[1:], entry)
+            elif d.endswith("*"):
+                self.prefix.setdefault(d[:-1], entry)
+            else:
+                self.exact.setdefault(d, entry)
+
+    def lookup(self, host: str) -> Optional[Tuple[str, T]]:
+        host = host.lower()
+        hit = self.exact.get(host)
+        if hit is not None:
+            return hit
+        for i in range(1, len(host)):  # the wildcard matches at least one character
+            hit = self.suffix.get(host[i:])
+            if hit is not None:
+                return hit
+        for j in range(len(host) - 1, 0, -1):
+            hit = self.prefix.get(host[:j])
+            if hit is not None:
+                return hit
+        return self.star
 
 
 def sorted_hosts(hosts: Iterable[str]) -> list:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import certs as certs_mod
 from .errors import InputError
-from .hosts import bare_host, istio_intersection, names_for_namespace
+from .hosts import HostSet, bare_host
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
                     Ref, RouteSource, Server, VirtualHost, VirtualService, Workload, WorkloadVia)
 from .objects import (ShapeError, gateway_servers, http_routes, labels_of, object_ref, sanitized_hosts,
@@ -245,9 +245,17 @@ def referenced_secrets(raw: RawObjects, settings: Settings = Settings()) -> Set[
 class _CertLookup:
     def __init__(self, raw: RawObjects) -> None:
         self.raw = raw
-        self.by_name: Dict[str, List[Tuple[str, str]]] = defaultdict(list)
-        for key in raw.secrets:
-            self.by_name[key[1]].append(key)
+        self._by_name: Optional[Dict[str, List[Tuple[str, str]]]] = None
+
+    @property
+    def by_name(self) -> Dict[str, List[Tuple[str, str]]]:
+        """Secrets by name, built only when a workload's namespace is unknown (most builds
+        never need it, and a merge plan builds many small inventories)."""
+        if self._by_name is None:
+            self._by_name = defaultdict(list)
+            for key in self.raw.secrets:
+                self._by_name[key[1]].append(key)
+        return self._by_name
 
     def get(self, cred: Credential) -> Tuple[Optional[Certificate], CertStatus]:
         if cred.kind == "file":
@@ -294,8 +302,17 @@ def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
     hosts = sanitized_hosts(server)
     routes: Dict[str, List[Tuple[str, bool]]] = {}
     bound: Dict[str, List[VirtualService]] = {}
+    # NamesForNamespace, indexed once: bare hosts bind every namespace, `ns/h` only ns
+    scoped: Dict[str, List[str]] = defaultdict(list)
+    for h in hosts:
+        ns, slash, name = h.partition("/")
+        scoped[ns if slash else ""].append(name if slash else h)
+    index = {ns: HostSet(hs) for ns, hs in scoped.items()}
+    everyone = index.get("")
     for vs in vs_by_gateway.get(gw_key, ()):  # already in creation order
-        domains = istio_intersection(names_for_namespace(hosts, vs.ref.namespace), vs.hosts)
+        mine = index.get(vs.ref.namespace)
+        domains = list(dict.fromkeys((everyone.intersect(vs.hosts) if everyone else [])
+                                     + (mine.intersect(vs.hosts) if mine and vs.ref.namespace else [])))
         if not domains:
             continue
         mine = http_routes(vs, gw_key, server.ref.port_number)

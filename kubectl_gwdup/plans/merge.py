@@ -177,8 +177,8 @@ def plan_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding
         if unit is not None:
             plan.units.append(unit)
             touched.update((s.key[1], s.key[2]) for s in unit.steps if s.key[0] == "VirtualService")
-    if len(plan.units) > 1:
-        problem = sim.check(plan.units)
+    if len(plan.units) > 1:  # each unit's every write was checked alone; now the phase ends together
+        problem = sim.check(plan.units, every_write=False)
         if problem:
             plan.notes.append(f"not merged: the groups together: {problem}")
             plan.units = []
@@ -196,7 +196,7 @@ def _plan_unit(plan: MergePlan, raw: RawObjects, gateways: Dict[str, Dict[str, A
     if len(workloads) > 1:
         plan.notes.append(f"not merged: {label}: the Gateways select different gateway workloads")
         return None
-    unit = _unit(plan, raw, members, placements, prefer_cert, label, touched, {})
+    unit = _unit(plan, raw, members, placements, prefer_cert, label, touched, {}, sim)
     if unit is None:
         return None
     problem = sim.check([unit])
@@ -204,7 +204,7 @@ def _plan_unit(plan: MergePlan, raw: RawObjects, gateways: Dict[str, Dict[str, A
         # VirtualServices of different namespaces sharing a virtual host: `ns/host` keeps each
         # host to the namespace whose VirtualServices answered it on its own server
         spelling = _qualified(members, sim.vs_by_gateway, ns0)
-        second = _unit(plan, raw, members, placements, prefer_cert, label, touched, spelling) if spelling else None
+        second = _unit(plan, raw, members, placements, prefer_cert, label, touched, spelling, sim) if spelling else None
         if second is None or sim.check([second]):
             plan.notes.append(f"not merged: {label}: {problem}")
             return None
@@ -237,7 +237,8 @@ def _qualified(members: List[Dict[str, Any]], vs_by_gateway: Mapping[str, List[M
 
 def _unit(plan: MergePlan, raw: RawObjects, members: List[Dict[str, Any]],
           placements: Dict[Tuple[str, int], List[Placement]], prefer_cert: Optional[str], label: str,
-          touched: Set[Tuple[str, str]], spelling: Mapping[Tuple[str, int, str], str]) -> Optional[MergeUnit]:
+          touched: Set[Tuple[str, str]], spelling: Mapping[Tuple[str, int, str], str],
+          sim: "_Simulator") -> Optional[MergeUnit]:
     """The unit's writes, with the host spellings given (an old Gateway whose hosts are spelled
     anew is rewritten in place first, so istiod's duplicate check still sees the same hosts)."""
     ns0 = raw.default_namespace
@@ -255,7 +256,8 @@ def _unit(plan: MergePlan, raw: RawObjects, members: List[Dict[str, Any]],
     target_ref = _gw_key(target, ns0)
     old = {_gw_key(g, ns0) for g in others}
     steps: List[Step] = []
-    for vs in sorted(raw.virtual_services, key=lambda v: istiod_order(v, ns0)):
+    naming = {id(v): v for k in old for v in sim.vs_by_gateway.get(k, ())}
+    for vs in sorted(naming.values(), key=lambda v: istiod_order(v, ns0)):
         bound = rewrite_virtual_service(vs, old, target_ref, ns0, keep_old=True)
         final = rewrite_virtual_service(vs, old, target_ref, ns0)
         if final is None:
@@ -415,20 +417,20 @@ class _Simulator:
             for s in ((g.get("spec") or {}).get("servers") or []):
                 for h in (s.get("hosts") or []) if isinstance(s, dict) else []:
                     self.by_host.setdefault(bare_host(str(h)), []).append(g)
-        self.vs_by_gateway: Dict[str, List[Mapping[str, Any]]] = {}
+        self.vs_by_gateway: Dict[str, List[Mapping[str, Any]]] = {}  # every VirtualService naming it
         for vs in inventory.virtual_services:
             for gw in set(vs.gateways) | set(vs.route_gateways):
                 self.vs_by_gateway.setdefault(gw, []).append(vs.raw)
-        self.inventory = inventory
+        self.placements: Dict[str, List[Placement]] = {}
+        for p in inventory.placements:
+            self.placements.setdefault(p.server.ref.gateway.key, []).append(p)
 
     def _names(self, units: Sequence[MergeUnit]) -> Set[str]:
         """The group's concrete hosts, the names its certificates and VirtualServices list, and
         one stand-in name under every wildcard (a wildcard server answers names nobody lists)."""
         keys = {_gw_key(g, self.ns0) for u in units for g in [u.target] + u.deleted}
         names: Set[str] = set()
-        for p in self.inventory.placements:
-            if p.server.ref.gateway.key not in keys:
-                continue
+        for p in (p for k in keys for p in self.placements.get(k, ())):
             for h in list(p.server.hosts) + list(p.coverage):
                 h = bare_host(h)
                 names.add(f"gwdup-sample.{h[2:]}" if h.startswith("*.") else h)
@@ -463,7 +465,7 @@ class _Simulator:
 
     def _answers(self, gateways: List[Mapping[str, Any]], vss: List[Mapping[str, Any]], names: Set[str]) -> Dict[Tuple[str, str], Answer]:
         from ..analysis.chains import ChainIndex, conflicts, live_chains
-        from ..hosts import best_domain
+        from ..hosts import DomainIndex
 
         raw = copy.copy(self.raw)
         raw.gateways, raw.virtual_services = list(gateways), list(vss)
@@ -475,6 +477,7 @@ class _Simulator:
         for p in inv.placements:
             by_listener.setdefault(p.listener, []).append(p)
         out: Dict[Tuple[str, str], Answer] = {}
+        tables: Dict[int, Any] = {}
         for listener, ps in by_listener.items():
             live = live_chains(ps)
             rejected = next(conflicts(live), None) is not None
@@ -491,7 +494,9 @@ class _Simulator:
                     out[key] = ("opaque", t.server.route_name)
                     continue
                 covered = not t.coverage or any(cert_covers(s, name) for s in t.coverage)
-                hit = best_domain([(v.domain, v.source) for v in t.vhosts], name)
+                if id(t) not in tables:  # one index per chain and state, for every name
+                    tables[id(t)] = DomainIndex([(v.domain, v.source) for v in t.vhosts])
+                hit = tables[id(t)].lookup(name)
                 if hit is None:
                     out[key] = ("404", "" if covered else "certificate error")
                 else:
@@ -512,8 +517,9 @@ class _Simulator:
                 bucket[id(s.before)] = {**bucket.get(id(s.before), s.before), "spec": s.spec}
         return list(gws.values()), list(vs_out.values())
 
-    def check(self, units: Sequence[MergeUnit]) -> str:
-        """'' when every phase end answers every name as before and no hazard remains."""
+    def check(self, units: Sequence[MergeUnit], every_write: bool = True) -> str:
+        """'' when every phase end (and, with every_write, each write of the single-write
+        phases) answers every name as before and no hazard remains."""
         from ..analysis import registry
 
         names = self._names(units)
@@ -524,7 +530,7 @@ class _Simulator:
         for phase in PHASES:
             for s in (s for u in units for s in u.steps if s.phase == phase):
                 done.append(s)
-                if phase in SINGLE:
+                if phase in SINGLE and every_write:
                     states.append((f"{s.phase} write of {s.key[0]} {s.key[1]}/{s.key[2]}", list(done)))
             if not states or states[-1][1] != done:
                 states.append((f"{phase} writes", list(done)))

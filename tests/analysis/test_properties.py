@@ -233,3 +233,30 @@ def test_grouped_analysis_equals_pairwise_reference(pool_pems, spec) -> None:
     inventory = build_inventory(make_raw(spec, pool_pems))
     report = registry.run(inventory)  # never raises on any generated inventory
     assert expand(inventory, report) == reference(inventory)
+
+
+HOST_POOL = ["*", "*.a.com", "*.b.a.com", "x.a.com", "y.b.a.com", "a.com", "*.com", "z.c.com", "*.c.com",
+             "q.x.a.com", "X.a.com"]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(HOST_POOL), max_size=6), st.lists(st.sampled_from(HOST_POOL), max_size=4))
+def test_indexed_intersection_equals_istiods_pairwise_one(server_hosts, vs_hosts) -> None:
+    """HostSet (what the inventory uses on big merged servers) against Names.Intersection as
+    istiod writes it: every pair compared."""
+    from kubectl_gwdup.hosts import HostSet, istio_intersection
+
+    assert set(HostSet(server_hosts).intersect(vs_hosts)) == set(istio_intersection(server_hosts, vs_hosts))
+
+
+DOMAIN_POOL = ["*", "*.a.com", "*.b.a.com", "x.a.com", "a.com", "*.com", "x.*", "x.a.*", "*-x.a.com", "b-x.a.com"]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(DOMAIN_POOL), max_size=6, unique=True),
+       st.sampled_from(["x.a.com", "y.a.com", "b-x.a.com", "q.b.a.com", "a.com", "x.a.org", "zz"]))
+def test_domain_index_equals_best_domain(domains, host) -> None:
+    from kubectl_gwdup.hosts import DomainIndex
+
+    table = [(d, i) for i, d in enumerate(domains)]
+    assert DomainIndex(table).lookup(host) == best_domain(table, host)

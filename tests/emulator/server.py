@@ -342,6 +342,11 @@ class Emulator:
                 query = parse_qs(url.query, keep_blank_values=True)
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY:
+                    # the API server reads up to the limit, and Go's server drains a little more
+                    # before answering; reading it all keeps the answer readable for the client
+                    remaining = length
+                    while remaining > 0:
+                        remaining -= len(self.rfile.read(min(remaining, 1 << 20)) or b"x" * remaining)
                     self.close_connection = True
                     self._reply(413, status(413, "RequestEntityTooLarge",
                                             f"Request entity too large: limit is {MAX_BODY}"))

@@ -94,32 +94,34 @@ def _selector_workload(selector: Tuple[Tuple[str, str], ...]) -> Workload:
 
 
 class WorkloadIndex:
-    """Which workloads a selector picks, with the most precise evidence available."""
+    """Which workloads a selector picks, with the most precise evidence available.
+
+    A workload is named by its owner: a Pod made by a Deployment's ReplicaSet is that
+    Deployment, and a listed Deployment whose Pods are not listed is a workload all the same
+    (its pods exist or are coming), so Pods and Deployments are read together, never one
+    instead of the other."""
 
     def __init__(self, raw: RawObjects, settings: Settings) -> None:
         self.settings = settings
-        self.candidates: List[Tuple[Workload, Dict[str, str]]] = []
-        if raw.pods:
-            self.via = WorkloadVia.PODS
-            seen: Dict[Tuple[str, str, Tuple[Tuple[str, str], ...]], Workload] = {}
-            for pod in raw.pods:
-                labels = {k: v for k, v in labels_of(pod).items() if k != "pod-template-hash"}
-                ns = str((pod.get("metadata") or {}).get("namespace") or raw.default_namespace)
-                key = (ns, _pod_workload_name(pod), tuple(sorted(labels.items())))
-                if key not in seen:
-                    seen[key] = Workload(ns, key[1], WorkloadVia.PODS, key[2])
-                    self.candidates.append((seen[key], labels))
-        elif raw.deployments:
-            self.via = WorkloadVia.DEPLOYMENTS
-            for d in raw.deployments:
-                tmpl = ((d.get("spec") or {}).get("template") or {})
-                labels = labels_of(tmpl)
-                ref = object_ref(d, raw.default_namespace)
-                self.candidates.append(
-                    (Workload(ref.namespace, ref.name, WorkloadVia.DEPLOYMENTS,
-                              tuple(sorted(labels.items()))), labels))
-        else:
-            self.via = WorkloadVia.SELECTOR
+        found: Dict[Tuple[str, str], Tuple[Workload, Dict[str, str]]] = {}
+        for d in raw.deployments:
+            tmpl = ((d.get("spec") or {}).get("template") or {})
+            labels = labels_of(tmpl)
+            ref = object_ref(d, raw.default_namespace)
+            found[(ref.namespace, ref.name)] = (
+                Workload(ref.namespace, ref.name, WorkloadVia.DEPLOYMENTS, tuple(sorted(labels.items()))), labels)
+        for pod in raw.pods:
+            labels = {k: v for k, v in labels_of(pod).items() if k != "pod-template-hash"}
+            ns = str((pod.get("metadata") or {}).get("namespace") or raw.default_namespace)
+            key = (ns, _pod_workload_name(pod))
+            if key in found and found[key][0].via is WorkloadVia.DEPLOYMENTS:
+                w, known = found[key]  # the Deployment's own pods: one workload, seen running
+                found[key] = (Workload(w.namespace, w.name, WorkloadVia.PODS, w.labels), known)
+            elif key not in found:
+                found[key] = (Workload(ns, key[1], WorkloadVia.PODS, tuple(sorted(labels.items()))), labels)
+        self.candidates: List[Tuple[Workload, Dict[str, str]]] = [found[k] for k in sorted(found)]
+        self.via = (WorkloadVia.PODS if raw.pods else WorkloadVia.DEPLOYMENTS if raw.deployments
+                    else WorkloadVia.SELECTOR)
         self._cache: Dict[Tuple[Any, ...], Tuple[Workload, ...]] = {}
 
     def select(self, selector: Tuple[Tuple[str, str], ...], namespace: str) -> Tuple[Workload, ...]:

@@ -52,6 +52,8 @@ CASES = [
     Case("selector_variants", "tls.Coalescing", [("GWD0101", "Gateway team-a/gw-a")],
          {"Gateway team-a/gw-a": ["b.example.com"]}),
     Case("listener_conflict", "gateway.ListenerConflict", [("GWD0105", "Gateway web/gw-lower")]),
+    Case("deployment_without_pods", "tls.Coalescing", [("GWD0101", "Gateway team-p/gw-p")],
+         {"Gateway team-p/gw-p": ["p.internal.example", "q.internal.example"]}),
     Case("seed", "gateway.ListenerConflict", []),
     Case("seed", "gateway.DroppedServer", []),
     Case("seed", "tls.MissingSecret", []),

@@ -22,8 +22,10 @@ COALESCED_NOT_FOUND = FindingType(
 COALESCED_MISROUTED = FindingType(
     "GWD0102", "CoalescedMisrouted", Level.ERROR,
     summary="As GWD0101, but a wildcard host in the wrong route table matches: the request is "
-            "answered 200 by the wrong backend, silently.",
-    template="{hosts} ({to}) can arrive on connections of {from_}: answered by the wrong backend")
+            "answered 200 by the wrong backend, silently, and what the browser sends for the host "
+            "(its cookies, its Authorization header) reaches that backend.",
+    template="{hosts} ({to}) can arrive on connections of {from_}: answered by the wrong backend, "
+             "which receives their cookies and Authorization headers")
 
 SERVER_DROPPED = FindingType(
     "GWD0103", "ServerDropped", Level.ERROR,
@@ -44,8 +46,14 @@ LISTENER_REJECTED = FindingType(
             "listener update, so no change on that port takes effect.",
     template="{server} repeats SNI {host}, already matched by {other} on {listener}: Envoy rejects the listener")
 
+CERT_NOT_VALID_FOR_HOST = FindingType(
+    "GWD0106", "CertificateNotValidForHost", Level.ERROR,
+    summary="A server's certificate is not valid for one of the hosts its filter chain is selected "
+            "for: every browser shows a certificate error there (and never reuses that connection).",
+    template="{server} presents a certificate for {sans}, not valid for its host {hosts}: browsers show an error")
+
 ALL: Tuple[FindingType, ...] = (COALESCED_NOT_FOUND, COALESCED_MISROUTED, SERVER_DROPPED,
-                                SECRET_NOT_FOUND, LISTENER_REJECTED)
+                                SECRET_NOT_FOUND, LISTENER_REJECTED, CERT_NOT_VALID_FOR_HOST)
 
 CODE_FORMAT = re.compile(r"^GWD0[1-49]\d\d$")
 BEGIN, END = "<!-- catalogue:begin -->", "<!-- catalogue:end -->"

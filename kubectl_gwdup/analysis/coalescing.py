@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
-from ..hosts import best_domain, cert_covers, is_wildcard, sorted_hosts
-from ..model import (Finding, Input, Level, Listener, Outcome, Placement, RouteSource, ServerRef, TlsMode,
-                     VirtualHost)
+from ..hosts import bare_host, best_domain, cert_covers, is_wildcard, sorted_hosts
+from ..model import (CertStatus, Finding, Input, Level, Listener, Outcome, Placement, RouteSource, ServerRef,
+                     TlsMode, VirtualHost)
 from .chains import ChainIndex, conflicts, live_chains, table_digest
 from .rule import InventoryView, Metadata, Settings
 
@@ -37,7 +37,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
         chains = ChainIndex(live)
         groups: Dict[Tuple[Tuple[str, ...], bool], List[Placement]] = {}
         for p in live:
-            if p.server.http_routed and view.certificates_of(p).coverage:
+            if p.server.http_routed and view.certificates_of(p).coverage and opens_connections(p, chains):
                 mode = p.server.tls_mode
                 # Chrome does not pool a connection on which it sent a client certificate
                 key = (p.coverage, bool(mode and mode.client_cert))
@@ -94,8 +94,37 @@ def _mitigated(f: Finding, guards: Guards, members: List[Placement], chains: Cha
     return Finding(f.type, f.resource, Level.INFO, f.message + "; answered 421 by an installed mitigation", detail)
 
 
+def opens_connections(p: Placement, chains: ChainIndex) -> bool:
+    """Some name's SNI selects p and p's certificate is valid for that name. Otherwise every
+    connection to p shows a certificate error, and Chrome never pools on one
+    (SpdySession::CanPool): e.g. a `*` chain whose names are all taken by other chains."""
+    def valid(name: str) -> bool:
+        return any(cert_covers(s, name) for s in p.coverage)
+
+    for h in p.server.hosts:
+        h = bare_host(h)
+        if h == "*" or h.startswith("*."):
+            for san in p.coverage:  # names under the pattern that the certificate lists
+                if san.startswith("*."):
+                    if (h == "*" or san == h or san.endswith(h[1:])) and chains.default_child(san[2:]) is p:
+                        return True
+                elif (h == "*" or san.endswith(h[1:])) and chains.lookup(san) is p:
+                    return True
+        elif chains.lookup(h) is p and valid(h):
+            return True
+    return False
+
+
+def broken(t: Placement) -> bool:
+    """A terminating chain whose certificate never arrives (its Secret is missing or holds no
+    certificate): istiod keeps it, Envoy resets every handshake on it. Its hosts fail on their
+    own connections, which is MissingSecret's outage, not a coalescing one."""
+    return t.server.http_routed and t.cert_status in (CertStatus.MISSING, CertStatus.INVALID)
+
+
 def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:
-    """Every host (or ``*.x`` pattern) the certificate is valid for, with the chain it reaches."""
+    """Every host (or ``*.x`` pattern) the certificate is valid for, with the chain it reaches
+    (chains whose own handshakes fail are left out: see `broken`)."""
     out: Hosts = {}
     for san in coverage:
         if san.startswith("*."):
@@ -109,7 +138,7 @@ def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:
             t = chains.lookup(san)
             if t is not None:
                 out.setdefault(san, t)
-    return out
+    return {h: t for h, t in out.items() if not broken(t)}
 
 
 def answers_foreign_hosts(p: Placement, chains: ChainIndex) -> bool:
@@ -159,8 +188,10 @@ def outcomes(mine: Sequence[VirtualHost], host: str, t: Placement, chains: Chain
 
 
 def _compare(host: str, t: Placement, mine: Optional[RouteSource], theirs: Optional[RouteSource]) -> Outcomes:
-    if mine == theirs:
-        return  # the same routes, or a 404 on its own connection as well
+    if mine == theirs or theirs is None:
+        # the same routes; or nothing answers the host on its own connection (a 404 there
+        # too), so no intended backend is missed, whatever the other table does with it
+        return
     yield host, t, (Outcome.NOT_FOUND if mine is None else Outcome.MISROUTED)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 from typing import List, Tuple
 
 from ..model import Finding, Inventory, Report, SkippedRule
-from . import coalescing, dropped_server, listener_conflict, missing_secret
+from . import cert_mismatch, coalescing, dropped_server, listener_conflict, missing_secret
 from .rule import InventoryView, Rule, Settings
 
 ALL_RULES: Tuple[Rule, ...] = tuple(sorted(
-    (Rule(m.META, m.analyze) for m in (coalescing, dropped_server, listener_conflict, missing_secret)),
+    (Rule(m.META, m.analyze) for m in (cert_mismatch, coalescing, dropped_server, listener_conflict,
+                                          missing_secret)),
     key=lambda r: r.meta.name))
 
 

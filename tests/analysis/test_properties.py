@@ -11,7 +11,7 @@ from kubectl_gwdup.analysis import registry
 from kubectl_gwdup.hosts import (bare_host, best_domain, cert_covers, cert_sni_intersection,
                                  istio_matches, suffix_match)
 from kubectl_gwdup.inventory import RawObjects, build_inventory
-from kubectl_gwdup.model import Input, Placement
+from kubectl_gwdup.model import CertStatus, Input, Placement
 
 LABELS = ["a", "b", "c", "x"]
 BASE = "ex.com"
@@ -178,14 +178,19 @@ def reference(inventory) -> Dict[Tuple, str]:
         for f in live:
             if not (f.server.http_routed and f.coverage):
                 continue
+            # a browser holds a connection to f only for a name f's SNI gets and its cert covers
+            if not any(ref_chain(live, n) is f and any(cert_covers(s, n) for s in f.coverage) for n in NAMES):
+                continue
             for n in NAMES:
                 if not any(cert_covers(s, n) for s in f.coverage):
                     continue
                 t = ref_chain(live, n)
                 if t is None or t is f:
                     continue
+                if t.server.http_routed and t.cert_status in (CertStatus.MISSING, CertStatus.INVALID):
+                    continue  # n fails on its own connection: not a coalescing outage
                 mine, theirs = ref_route(f, n), ref_route(t, n)
-                if mine != theirs:  # alike (same routes, or 404 both ways) is no hazard
+                if theirs is not None and mine != theirs:  # alike, or nothing of n's own answers: no hazard
                     out[(listener.workload.key, listener.port, str(f.server.ref), n)] = \
                         "NotFound" if mine is None else "Misrouted"
     return out

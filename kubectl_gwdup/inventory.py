@@ -18,11 +18,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import certs as certs_mod
 from .errors import InputError
-from .hosts import HostSet, bare_host
+from .hosts import HostSet, bare_host, istio_intersection, names_for_namespace
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
-                    Ref, RouteSource, Server, VirtualHost, VirtualService, Workload, WorkloadVia)
-from .objects import (ShapeError, gateway_servers, http_routes, labels_of, object_ref, sanitized_hosts,
-                      selector_matches, virtual_service)
+                    Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload, WorkloadVia)
+from .objects import (ShapeError, gateway_servers, http_routes, labels_of, object_ref, resolve_gateway_name,
+                      sanitized_hosts, selector_matches, virtual_service)
 
 CERT_KEYS = ("tls.crt", "cert")  # istio reads kubernetes.io/tls Secrets and generic ones
 GATEWAY_SECRET_PREFIX = "kubernetes-gateway://"
@@ -366,6 +366,33 @@ def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
     return out
 
 
+def _has_tls_route(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]]) -> bool:
+    """A PASSTHROUGH server's filter chains come from the TLS routes of the VirtualServices bound
+    to its Gateway whose hosts match the server's (buildGatewayNetworkFiltersFromTLSRoutes,
+    pickMatchingGatewayHosts, l4SingleMatch): with none, istiod builds no chain at all, and the
+    server's SNI reaches whatever other chain matches it. The chain's SNI names are taken to be
+    the server's hosts (what the routes' sniHosts list in practice)."""
+    gw_key = server.ref.gateway.key
+    hosts = sanitized_hosts(server)
+    for vs in vs_by_gateway.get(gw_key, ()):
+        if not istio_intersection(names_for_namespace(hosts, vs.ref.namespace), vs.hosts):
+            continue
+        spec = vs.raw.get("spec") if isinstance(vs.raw.get("spec"), dict) else {}
+        for route in spec.get("tls") or []:
+            if not isinstance(route, dict) or not route.get("route"):
+                continue
+            for match in route.get("match") or []:
+                if not isinstance(match, dict):
+                    continue
+                gws = match.get("gateways") or []
+                if gws and gw_key not in {resolve_gateway_name(str(g), vs.ref.namespace) for g in gws}:
+                    continue
+                if match.get("port") not in (None, 0, server.ref.port_number):
+                    continue
+                return True
+    return False
+
+
 def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
     """A chain that is not HTTP-routed here (PASSTHROUGH, TLS to TCP) sends every request
     that reaches it to its upstream, whatever the host: one catch-all source stands for that."""
@@ -422,7 +449,9 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
                 status = st if status in (None, CertStatus.LOADED) else status
                 if cert is not None:
                     certs.append(cert)
-            drafts.append(dict(server=server, listener=listener, dropped_for=dropped,
+            passthrough = server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain
+            chained = not (passthrough and have_vs) or _has_tls_route(server, vs_by_gateway)
+            drafts.append(dict(server=server, listener=listener, dropped_for=dropped, chained=chained,
                                credentials=creds, certificates=tuple(certs), cert_status=status,
                                vhosts=_vhosts(server, vs_by_gateway, have_vs) if server.http_routed
                                else _opaque(server)))

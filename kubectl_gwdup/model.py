@@ -256,6 +256,7 @@ class Placement:
     coverage: Tuple[str, ...] = ()  # SAN patterns a browser would accept on its connections
     coverage_inferred: bool = False  # True: contents not inspected, coverage from server hosts
     vhosts: Tuple[VirtualHost, ...] = ()
+    chained: bool = True  # False: a PASSTHROUGH server no TLS route matches gets no filter chain
 
     @property
     def id(self) -> Tuple[Listener, ServerRef]:

@@ -88,7 +88,7 @@ def translate(inv: Inventory, key_for: KeyFor, passthrough_cert: Callable[[List[
         by_listener.setdefault(p.listener, []).append(p)
     listeners, clusters, ports = [], [], {}
     for listener in sorted(by_listener):
-        live = [p for p in by_listener[listener] if p.server.sni_chain and p.dropped_for is None]
+        live = [p for p in by_listener[listener] if p.server.sni_chain and p.dropped_for is None and p.chained]
         if not live:
             continue
         ports[listener] = free_port()

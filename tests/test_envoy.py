@@ -78,7 +78,7 @@ def differential(inv: Inventory, certs) -> List[Tuple[str, str, str, str, str]]:
     wrong = []
     try:
         for listener, port in gateway.ports.items():
-            live = [p for p in inv.placements if p.listener == listener and p.server.sni_chain and p.dropped_for is None]
+            live = [p for p in inv.placements if p.listener == listener and p.server.sni_chain and p.dropped_for is None and p.chained]
             chains = ChainIndex(live)
             names = names_on(live)
             for c in names:

@@ -54,8 +54,9 @@ class ChainIndex:
 
 
 def live_chains(placements: Sequence[Placement]) -> List[Placement]:
-    """The TLS servers that got a filter chain on their listener (istiod kept them)."""
-    return [p for p in placements if p.server.sni_chain and p.dropped_for is None]
+    """The TLS servers that got a filter chain on their listener (istiod kept them, and a
+    PASSTHROUGH one has a TLS route)."""
+    return [p for p in placements if p.server.sni_chain and p.dropped_for is None and p.chained]
 
 
 def conflicts(live: Sequence[Placement]) -> Iterator[Tuple[Placement, Placement, str]]:

@@ -170,7 +170,7 @@ def reference(inventory) -> Dict[Tuple, str]:
         by_listener.setdefault(p.listener, []).append(p)
     out = {}
     for listener, ps in by_listener.items():
-        live = [p for p in ps if p.server.sni_chain and p.dropped_for is None]
+        live = [p for p in ps if p.server.sni_chain and p.dropped_for is None and p.chained]
         keys = [k for p in live for k in ({"*"} if "*" in {bare_host(h) for h in p.server.hosts}
                                           else {h.split("/")[-1] for h in p.server.hosts})]
         if len({k.lower() for k in keys}) != len(keys):
@@ -199,7 +199,7 @@ def reference(inventory) -> Dict[Tuple, str]:
 def expand(inventory, report) -> Dict[Tuple, str]:
     live_by_key: Dict = {}
     for p in inventory.placements:
-        if p.server.sni_chain and p.dropped_for is None:
+        if p.server.sni_chain and p.dropped_for is None and p.chained:
             live_by_key.setdefault((p.listener.workload.key, p.listener.port), []).append(p)
     # names some chain lists exactly (a chain with "*" has no server names at all)
     exact_names = {k: {bare_host(h) for p in ps for h in p.server.hosts if not bare_host(h).startswith("*")

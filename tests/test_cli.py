@@ -107,8 +107,45 @@ def test_recursive(tmp_path) -> None:
     for f in os.listdir(EXAMPLES):
         if f.endswith(".yaml"):
             (deep / f).write_text(open(os.path.join(EXAMPLES, f)).read())
-    assert run_cli(["check", "-f", str(tmp_path)]).status == 0  # one level only, as kubectl
+    flat = run_cli(["check", "-f", str(tmp_path)])  # one level only, as kubectl: nothing there
+    assert flat.status == 1 and flat.stderr == f"error: {tmp_path}: no objects found (-R reads subdirectories too)\n"
     assert run_cli(["check", "-f", str(tmp_path), "-R"]).status == 3
+
+
+@pytest.mark.parametrize("stdin,message", [(None, "standard input is closed"), ("", "<stdin>: no objects found"),
+                                           ("\udcff\udcfe", "not UTF-8 text")])
+def test_nothing_read_is_an_error_not_a_clean_bill(tmp_path, stdin, message) -> None:
+    from kubectl_gwdup.cli.main import main
+    from kubectl_gwdup.env import Env
+    import io
+
+    err, source = io.StringIO(), io.StringIO(stdin or "")
+    if stdin is None:
+        source.close()  # `-f - <&-`
+    status = main(["check", "-f", "-"], Env(stdout=io.StringIO(), stderr=err, stdin=source,
+                                            environ={"HOME": "/nonexistent"}))
+    assert status == 1 and message in err.getvalue() and "internal" not in err.getvalue()
+    (tmp_path / "empty.yaml").write_text("# nothing\n---\n")
+    r = run_cli(["check", "-f", str(tmp_path / "empty.yaml")])
+    assert r.status == 1 and "no objects found" in r.stderr
+
+
+def test_the_same_object_twice_counts_once(tmp_path) -> None:
+    text = open(os.path.join(EXAMPLES, "10-seed.yaml")).read()
+    (tmp_path / "twice.yaml").write_text(text + "\n---\n" + text)
+    once = run_cli(["check", "-f", os.path.join(EXAMPLES, "10-seed.yaml"), "-o", "json"])
+    twice = run_cli(["check", "-f", str(tmp_path / "twice.yaml"), "-o", "json"])
+    assert json.loads(twice.stdout)["findings"] == json.loads(once.stdout)["findings"]
+    assert "GWD0103" not in twice.stdout
+
+
+def test_a_certificate_that_is_not_pem_is_an_error(tmp_path) -> None:
+    import base64
+
+    (tmp_path / "s.yaml").write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: x}\n"
+                                     f"data: {{tls.crt: {base64.b64encode(b'LS0tLS1CRUdJTg==').decode()}}}\n")
+    r = run_cli(["check", "-f", str(tmp_path / "s.yaml")])
+    assert r.status == 1 and "tls.crt holds no PEM certificate" in r.stderr
 
 
 @pytest.mark.parametrize("content,message", [

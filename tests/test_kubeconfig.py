@@ -147,3 +147,22 @@ def test_in_cluster_config(tmp_path, certs, emulator_only, monkeypatch) -> None:
     result = run_cli(["check", "-v", "6"], env)
     assert result.status == 0, result.stderr
     assert f"GET https://127.0.0.1:{port}/apis/networking.istio.io" in result.stderr
+
+
+@pytest.mark.parametrize("cluster_extra,user,message", [
+    ('certificate-authority-data: "!!notbase64"', "token: x", "certificate-authority-data: illegal base64 data"),
+    ("", "auth-provider: {name: gcp, config: {}}", "The gcp auth plugin has been removed"),
+    ('proxy-url: "::not a url"', "token: x", 'proxy-url "::not a url"'),
+    ("", "exec: {apiVersion: client.authentication.k8s.io/v1beta1, command: /nonexistent/plugin}",
+     "getting credentials: exec: executable /nonexistent/plugin not found"),
+])
+def test_kubeconfigs_kubectl_refuses_are_one_line_errors(tmp_path, cluster_extra, user, message) -> None:
+    """Refused before any request, as kubectl refuses them: no internal error, no library logs."""
+    path = tmp_path / "config"
+    extra = f", {cluster_extra}" if cluster_extra else ""
+    path.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                    f'clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:1"{extra}}}}}]\n'
+                    f"users: [{{name: u, user: {{{user}}}}}]\n"
+                    "contexts: [{name: c, context: {cluster: c, user: u}}]\n")
+    r = run_cli(["check", "--kubeconfig", str(path), "--request-timeout", "2s"], {"HOME": str(tmp_path), "PATH": "/usr/bin"})
+    assert r.status == 1 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr

@@ -19,10 +19,16 @@ META = Metadata("gateway.DroppedServer",
 
 def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
     for listener, placements in view.listeners():
+        by_ref = {p.server.ref: p for p in placements}
         for p in placements:
             if p.dropped_for is None:
                 continue
             winner, host = p.dropped_for
+            kept = by_ref.get(winner)
+            if not p.server.sni_chain and kept is not None and set(p.server.hosts) <= set(kept.server.hosts):
+                # a plain-HTTP server (an httpsRedirect on port 80, say) repeating only hosts the
+                # kept one lists: istiod's check applies to it too, but nothing it served is lost
+                continue
             yield SERVER_DROPPED.finding(
                 p.server.ref.gateway, server=str(p.server.ref), host=host,
                 listener=str(listener), winner=str(winner),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import logging
 import sys
 
 from .. import __version__
@@ -99,6 +100,10 @@ def main(argv: Optional[List[str]] = None, env: Optional[Env] = None) -> int:
 
         env.stdout.write("\n".join(complete(argv[1:], env.environ)) + "\n")
         return int(ExitStatus.OK)
+    # the client libraries log through `logging`; without a handler Python prints their
+    # warnings and errors raw (urllib3's retries, the exec provider's "ERROR:root:"): kubectl
+    # prints one error line, and so do we
+    logging.getLogger().addHandler(logging.NullHandler())
     try:
         return run(parse(argv, env.prog), env)
     except GwdupError as exc:

@@ -54,6 +54,8 @@ class KubeCluster:
         from kubernetes.config.config_exception import ConfigException
 
         cfg = client.Configuration()
+        if self.selection is not None:
+            _check_selection(self.selection.config, self.environ)
         try:
             if self.selection is None:
                 from kubernetes.config.incluster_config import InClusterConfigLoader
@@ -71,7 +73,7 @@ class KubeCluster:
                 cfg.proxy = proxy or _env_proxy(cfg.host)
         except ConfigException as exc:
             raise ConfigError(f"invalid kubeconfig: {exc}") from None
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: binascii.Error on bad base64 data
             raise ConfigError(f"invalid kubeconfig: {exc}") from None
         api = client.ApiClient(cfg)
         api.user_agent = "kubectl-gwdup"
@@ -153,6 +155,44 @@ class KubeCluster:
 
     def get(self, path: str) -> Dict[str, Any]:
         return self.request("GET", path)
+
+
+REMOVED_AUTH_PROVIDERS = {
+    "gcp": 'The gcp auth plugin has been removed. Please use the "gke-gcloud-auth-plugin" kubectl/client-go '
+           "credential plugin instead.",
+    "azure": 'The azure auth plugin has been removed. Please use the "kubelogin" kubectl/client-go credential '
+             "plugin instead."}
+
+
+def _check_selection(config: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+    """What kubectl refuses before any request, refused the same way (the client library would
+    fail later with an internal error, or log and go on without credentials)."""
+    import base64
+    import binascii
+    import shutil
+
+    cluster = (config.get("clusters") or [{}])[0].get("cluster") or {}
+    user = (config.get("users") or [{}])[0].get("user") or {}
+    for key, where in (("certificate-authority-data", cluster), ("client-certificate-data", user),
+                       ("client-key-data", user)):
+        value = where.get(key)
+        if value is not None:
+            try:
+                base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError):
+                raise ConfigError(f"invalid kubeconfig: {key}: illegal base64 data") from None
+    proxy = cluster.get("proxy-url")
+    if proxy:
+        parsed = urlparse(str(proxy))
+        if parsed.scheme not in ("http", "https", "socks5") or not parsed.hostname:
+            raise ConfigError(f'invalid kubeconfig: proxy-url "{proxy}": unsupported scheme or no host '
+                              "(http, https or socks5 and a host)")
+    provider = (user.get("auth-provider") or {}).get("name")
+    if provider in REMOVED_AUTH_PROVIDERS:
+        raise ConfigError(REMOVED_AUTH_PROVIDERS[provider])
+    command = (user.get("exec") or {}).get("command")
+    if command and not shutil.which(str(command), path=environ.get("PATH", os.defpath)):
+        raise ConfigError(f"getting credentials: exec: executable {command} not found")
 
 
 def _env_proxy(host: str) -> Optional[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterator, List, Mapping, Sequence, TextIO
+from typing import Any, Dict, Iterator, List, Mapping, Sequence, TextIO, Tuple
 
 import yaml
 
@@ -84,24 +84,44 @@ def _flatten(doc: Any, path: str) -> Iterator[Mapping[str, Any]]:
 
 def load_files(paths: Sequence[str], recursive: bool = False, default_namespace: str = "default",
                stdin: TextIO = sys.stdin) -> RawObjects:
+    """Every object of the files, as kubectl reads them: the same object given twice counts
+    once (the later wins, as the later `kubectl apply` would), and reading no object at all is an
+    error, as kubectl's "no objects passed" is, so a CI gate cannot pass on nothing."""
     raw = RawObjects(default_namespace=default_namespace, source="files")
     raw.available.update((Input.GATEWAYS, Input.WORKLOADS))
+    objects: Dict[Tuple[str, str, str, str], Tuple[Mapping[str, Any], str]] = {}
     for path in expand_paths(paths, recursive):
         name = "<stdin>" if path == "-" else path
         try:
             if path == "-":
+                if stdin is None or getattr(stdin, "closed", False):
+                    raise InputError("-f -: standard input is closed")
                 docs = list(_documents(name, stdin))
             else:
                 with open(path, encoding="utf-8") as f:
                     docs = list(_documents(name, f))
         except OSError as exc:
             raise InputError(f"{name}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, UnicodeEncodeError):
             raise InputError(f"{name}: not UTF-8 text") from None
         for doc in docs:
             for obj in _flatten(doc, name):
-                _add(raw, obj, name)
+                objects[_identity(obj, default_namespace)] = (obj, name)
+    if not objects:
+        read = ", ".join("<stdin>" if p == "-" else p for p in paths)
+        hint = "" if recursive or paths == ["-"] else " (-R reads subdirectories too)"
+        raise InputError(f"{read}: no objects found{hint}")
+    for obj, name in objects.values():
+        _add(raw, obj, name)
     return raw
+
+
+def _identity(obj: Mapping[str, Any], default_namespace: str) -> Tuple[str, str, str, str]:
+    m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    ns = m.get("namespace") or default_namespace
+    if not isinstance(ns, str) or not isinstance(m.get("name", ""), str):
+        raise InputError(f"{obj['kind']}: metadata.name and metadata.namespace must be strings")
+    return (obj["apiVersion"].rpartition("/")[0], obj["kind"], ns, m.get("name") or f"<unnamed {id(obj)}>")
 
 
 def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
@@ -115,6 +135,9 @@ def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
             raise InputError(f"{path}: Secret: {exc}") from None
         raw.available.add(Input.CERTIFICATES)
         if pem is not None:
+            if b"-----BEGIN CERTIFICATE-----" not in pem:
+                raise InputError(f"{path}: Secret {ref.namespace}/{ref.name}: tls.crt holds no PEM "
+                                 "certificate (istiod reads PEM; is it base64-encoded twice?)")
             raw.secrets[(ref.namespace, ref.name)] = pem
         return
     bucket = _KINDS.get((group, kind))

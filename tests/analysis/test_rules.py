@@ -59,6 +59,7 @@ CASES = [
     Case("own_route_404", "tls.Coalescing", [("GWD0101", "Gateway shop/gw-b")],
          {"Gateway shop/gw-b": ["*.example.com"]}),
     Case("broken_target_chain", "tls.Coalescing", []),
+    Case("redirect_twice", "gateway.DroppedServer", [("GWD0103", "Gateway team-c/gw-ac")]),
     Case("deployment_without_pods", "tls.Coalescing", [("GWD0101", "Gateway team-p/gw-p")],
          {"Gateway team-p/gw-p": ["p.internal.example", "q.internal.example"]}),
     Case("seed", "gateway.ListenerConflict", []),

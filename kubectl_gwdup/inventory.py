@@ -366,14 +366,16 @@ def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
     return out
 
 
-def _has_tls_route(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]]) -> bool:
+def _tls_route_sni(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]]) -> Optional[Tuple[str, ...]]:
     """A PASSTHROUGH server's filter chains come from the TLS routes of the VirtualServices bound
     to its Gateway whose hosts match the server's (buildGatewayNetworkFiltersFromTLSRoutes,
-    pickMatchingGatewayHosts, l4SingleMatch): with none, istiod builds no chain at all, and the
-    server's SNI reaches whatever other chain matches it. The chain's SNI names are taken to be
-    the server's hosts (what the routes' sniHosts list in practice)."""
+    pickMatchingGatewayHosts, l4SingleMatch), matched on each route's sniHosts: the names those
+    chains are matched on, or None when there is no such route (istiod builds no chain, and the
+    server's hosts reach whatever other chain matches them)."""
     gw_key = server.ref.gateway.key
     hosts = sanitized_hosts(server)
+    names: List[str] = []
+    found = False
     for vs in vs_by_gateway.get(gw_key, ()):
         if not istio_intersection(names_for_namespace(hosts, vs.ref.namespace), vs.hosts):
             continue
@@ -389,8 +391,9 @@ def _has_tls_route(server: Server, vs_by_gateway: Mapping[str, List[VirtualServi
                     continue
                 if match.get("port") not in (None, 0, server.ref.port_number):
                     continue
-                return True
-    return False
+                found = True
+                names += [str(h) for h in match.get("sniHosts") or ["*"]]
+    return tuple(dict.fromkeys(names)) if found else None
 
 
 def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
@@ -449,9 +452,11 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
                 status = st if status in (None, CertStatus.LOADED) else status
                 if cert is not None:
                     certs.append(cert)
-            passthrough = server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain
-            chained = not (passthrough and have_vs) or _has_tls_route(server, vs_by_gateway)
-            drafts.append(dict(server=server, listener=listener, dropped_for=dropped, chained=chained,
+            sni: Optional[Tuple[str, ...]] = ()
+            if server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain and have_vs:
+                sni = _tls_route_sni(server, vs_by_gateway)
+            drafts.append(dict(server=server, listener=listener, dropped_for=dropped, chained=sni is not None,
+                               sni=sni or (),
                                credentials=creds, certificates=tuple(certs), cert_status=status,
                                vhosts=_vhosts(server, vs_by_gateway, have_vs) if server.http_routed
                                else _opaque(server)))

@@ -257,6 +257,13 @@ class Placement:
     coverage_inferred: bool = False  # True: contents not inspected, coverage from server hosts
     vhosts: Tuple[VirtualHost, ...] = ()
     chained: bool = True  # False: a PASSTHROUGH server no TLS route matches gets no filter chain
+    sni: Tuple[str, ...] = ()  # a PASSTHROUGH chain's server names: its TLS routes' sniHosts
+
+    @property
+    def sni_hosts(self) -> Tuple[str, ...]:
+        """The names Envoy matches this chain on: the server's hosts, or for a PASSTHROUGH
+        server the sniHosts of the TLS routes that made its chain."""
+        return self.sni or self.server.hosts
 
     @property
     def id(self) -> Tuple[Listener, ServerRef]:

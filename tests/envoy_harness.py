@@ -95,7 +95,7 @@ def translate(inv: Inventory, key_for: KeyFor, passthrough_cert: Callable[[List[
         chains = []
         for p in live:
             # GetSNIHostsForServer: `ns/` stripped, case kept (Envoy compares case-insensitively)
-            hosts = sorted({strip_namespace(h) for h in p.server.hosts})
+            hosts = sorted({strip_namespace(h) for h in p.sni_hosts})
             chain: dict = {"name": f"{p.server.ref}"}
             if "*" not in hosts:
                 chain["filter_chain_match"] = {"server_names": hosts}

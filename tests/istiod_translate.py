@@ -229,10 +229,22 @@ def _addr(port: int) -> Dict[str, Any]:
     return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
 
 
-def _hcm(route_config: Dict[str, Any]) -> Dict[str, Any]:
-    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-        "@type": HCM, "stat_prefix": "gw", "codec_type": "AUTO", "route_config": route_config,
-        "http_filters": [ROUTER]}}
+CHAIN_HEADER = "x-gwdup-chain"
+
+
+def _hcm(route_config: Dict[str, Any], chain: str = "") -> Dict[str, Any]:
+    """An HTTP connection manager; every answer it gives (routed, or Envoy's own 404) carries a
+    header naming its filter chain, so a test sees which chain a connection was opened on."""
+    hcm: Dict[str, Any] = {"@type": HCM, "stat_prefix": "gw", "codec_type": "AUTO", "route_config": route_config,
+                           "http_filters": [ROUTER]}
+    if chain:
+        header = [{"header": {"key": CHAIN_HEADER, "value": chain}}]
+        route_config["response_headers_to_add"] = header
+        hcm["local_reply_config"] = {"mappers": [{
+            "filter": {"status_code_filter": {"comparison": {"op": "GE", "value": {
+                "default_value": 0, "runtime_key": "gwdup.chain_header"}}}},
+            "headers_to_add": header}]}
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
 
 
 def _tls(cert: str, key: str) -> Dict[str, Any]:
@@ -244,11 +256,13 @@ def _tls(cert: str, key: str) -> Dict[str, Any]:
 class Translation:
     """The Envoy bootstrap for every proxy of the manifests; `ports[(proxy name, bound port)]`."""
 
-    def __init__(self, docs: Sequence[Dict[str, Any]], workdir: str, passthrough_pem: Tuple[str, str]) -> None:
+    def __init__(self, docs: Sequence[Dict[str, Any]], workdir: str, passthrough_pem: Any) -> None:
         self.workdir = workdir
         self.ports: Dict[Tuple[str, int], int] = {}
         self.listeners: List[Dict[str, Any]] = []
         self.clusters: List[Dict[str, Any]] = []
+        # the upstream behind a PASSTHROUGH chain terminates TLS itself: a certificate for the
+        # route's SNI names (a callable), or one fixed (cert, key) pair
         self.passthrough_pem = passthrough_pem
         gateways = sorted((d for d in docs if d.get("kind") == "Gateway"), key=_order)
         vss = [d for d in docs if d.get("kind") == "VirtualService"]
@@ -283,6 +297,7 @@ class Translation:
                services: Sequence[Dict[str, Any]], secrets: Dict[Tuple[str, str], Dict[str, Any]]) -> None:
         labels = dict(proxy.labels)
         known: Dict[int, set] = {}
+        passthrough_sni: Dict[int, set] = {}
         chains: Dict[int, List[Dict[str, Any]]] = {}
         for gw in gateways:
             sel = (gw.get("spec") or {}).get("selector") or {}
@@ -300,22 +315,27 @@ class Translation:
                 if any(h in seen for h in server["hosts"]):
                     continue  # CheckDuplicates: the whole server is skipped
                 seen.update(server["hosts"])
+                if tls.get("mode") == "PASSTHROUGH":
+                    taken = passthrough_sni.setdefault(port, set())
+                    chains.setdefault(port, []).extend(self._passthrough_chains(gw_ref, i, server, vss, taken))
+                    continue
                 sni = sorted({h.split("/", 1)[-1] for h in server["hosts"]})
                 chain: Dict[str, Any] = {"name": f"{gw_ref}[{i}]"}
                 if "*" not in sni:
                     chain["filter_chain_match"] = {"server_names": sni}
-                if tls.get("mode") == "PASSTHROUGH":
-                    chain["filters"] = [self._passthrough(f"{gw_ref}[{i}]")]
+                secret = secrets.get((proxy.namespace, tls.get("credentialName")))
+                if secret is None or not self._has_certificate(secret):
+                    # istiod keeps the chain, but its certificate never arrives over SDS: Envoy
+                    # ends every handshake on it (here: a TCP proxy to a port nobody listens on)
+                    chain["filters"] = [self._dead_end()]
                 else:
-                    secret = secrets.get((proxy.namespace, tls.get("credentialName")))
-                    if secret is None:
-                        raise ValueError(f"{gw_ref}[{i}]: no Secret {proxy.namespace}/{tls.get('credentialName')} "
-                                         "(a chain whose certificate never arrives is not translated here)")
                     chain["transport_socket"] = _tls(*self._secret_files(secret))
                     name = f"https.{server['port']['number']}.{server['port']['name']}.{_meta(gw)['name']}.{_ns(gw)}"
-                    chain["filters"] = [_hcm(route_table(name, gw_ref, server, vss))]
+                    chain["filters"] = [_hcm(route_table(name, gw_ref, server, vss), f"{gw_ref}[{i}]")]
                 chains.setdefault(port, []).append(chain)
         for port, cs in sorted(chains.items()):
+            if not cs:
+                continue  # a port whose servers got no chain gets no listener at all
             local = free_port()
             self.ports[(proxy.name, port)] = local
             self.listeners.append({
@@ -324,11 +344,63 @@ class Translation:
                     "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}],
                 "filter_chains": cs})
 
-    def _passthrough(self, name: str) -> Dict[str, Any]:
+    @staticmethod
+    def _has_certificate(secret: Dict[str, Any]) -> bool:
+        data, plain = secret.get("data") or {}, secret.get("stringData") or {}
+        try:
+            crt = plain["tls.crt"].encode() if "tls.crt" in plain else base64.b64decode(data.get("tls.crt", ""))
+            key = plain.get("tls.key") or data.get("tls.key")
+        except (ValueError, TypeError):
+            return False
+        return key is not None and ssl_pem_ok(crt)
+
+    def _dead_end(self) -> Dict[str, Any]:
+        port = free_port()
+        self.clusters.append({"name": f"dead-{port}", "type": "STATIC", "connect_timeout": "0.5s",
+                              "load_assignment": {"cluster_name": f"dead-{port}", "endpoints": [{"lb_endpoints": [
+                                  {"endpoint": {"address": _addr(port)}}]}]}})
+        return {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            "stat_prefix": "dead", "cluster": f"dead-{port}"}}
+
+    def _passthrough_chains(self, gw_ref: str, i: int, server: Dict[str, Any], vss: Sequence[Dict[str, Any]],
+                            taken: set) -> List[Dict[str, Any]]:
+        """gateway.go buildGatewayNetworkFiltersFromTLSRoutes: one chain per TLS route match of a
+        bound VirtualService whose hosts match the server's (pickMatchingGatewayHosts), named by
+        the match's sniHosts; a match repeating an SNI already taken on the port is skipped
+        (CheckDuplicates); no route, no chain."""
+        out = []
+        for vs in sorted(vss, key=_order):
+            spec = vs.get("spec") or {}
+            if gw_ref not in _gateway_refs(vs, spec.get("gateways") or ["mesh"]):
+                continue
+            if not _intersection(_for_namespace(server["hosts"], _ns(vs)), spec.get("hosts") or []):
+                continue
+            for j, tls_route in enumerate(spec.get("tls") or []):
+                if not tls_route.get("route"):
+                    continue
+                for k, match in enumerate(tls_route.get("match") or []):
+                    if match.get("gateways") and gw_ref not in _gateway_refs(vs, match["gateways"]):
+                        continue
+                    if match.get("port") not in (None, 0, server["port"]["number"]):
+                        continue
+                    sni = list(match.get("sniHosts") or [])
+                    if any(h in taken for h in sni):
+                        continue
+                    taken.update(sni)
+                    name = f"{gw_ref}[{i}] {_ns(vs)}/{_meta(vs)['name']}#tls[{j}].match[{k}]"
+                    chain: Dict[str, Any] = {"name": name, "filters": [self._passthrough(name, sni)]}
+                    if "*" not in sni:
+                        chain["filter_chain_match"] = {"server_names": sorted(sni)}
+                    out.append(chain)
+        return out
+
+    def _passthrough(self, name: str, sni: Sequence[str] = ()) -> Dict[str, Any]:
         up = free_port()
         body = f"passthrough {name}"
+        pem = self.passthrough_pem(list(sni)) if callable(self.passthrough_pem) else self.passthrough_pem
         self.listeners.append({"name": f"upstream-{name}", "address": _addr(up), "filter_chains": [{
-            "transport_socket": _tls(*self.passthrough_pem),
+            "transport_socket": _tls(*pem),
             "filters": [_hcm({"name": "up", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                 {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": body}}}]}]})]}]})
         self.clusters.append({"name": f"pt-{up}", "type": "STATIC", "connect_timeout": "1s",
@@ -397,6 +469,76 @@ def get(port: int, sni: str, authority: str, cafile: str, path: str = "/", timeo
         return status, body.decode()
     finally:
         sock.close()
+
+
+def ssl_pem_ok(pem: bytes) -> bool:
+    """The bytes hold a certificate the ssl module can load (what SDS would deliver)."""
+    try:
+        ssl.PEM_cert_to_DER_cert(pem.decode("ascii", "replace").strip().split("-----END CERTIFICATE-----")[0]
+                                 + "-----END CERTIFICATE-----")
+        return b"BEGIN CERTIFICATE" in pem
+    except ValueError:
+        return False
+
+
+class Connection:
+    """One TLS + HTTP/2 connection opened for `sni`, as a browser opens it: the certificate must
+    chain to the CA and be valid for `sni`, else `error` says why and nothing can be sent."""
+
+    def __init__(self, port: int, sni: str, cafile: str, timeout: float = 5.0) -> None:
+        self.error = ""
+        self.sans: Tuple[str, ...] = ()
+        self.sock: Any = None
+        self.timeout = timeout
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.set_alpn_protocols(["h2"])
+        try:
+            self.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=timeout),
+                                        server_hostname=sni)
+        except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+            self.error = f"handshake: {exc}"
+            return
+        self.sans = tuple(v.lower() for k, v in self.sock.getpeercert().get("subjectAltName", ()) if k == "DNS")
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.sock.sendall(self.conn.data_to_send())
+
+    def covers(self, name: str) -> bool:
+        """What a browser checks before reusing the connection for `name` (RFC 6125)."""
+        for san in self.sans:
+            if san == name or (san.startswith("*.") and "." in name and name.split(".", 1)[1] == san[2:]):
+                return True
+        return False
+
+    def request(self, authority: str, path: str = "/") -> Tuple[int, str, str]:
+        """(status, body, the chain header)."""
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"), (":authority", authority),
+                                     (":path", path)], end_stream=True)
+        self.sock.sendall(self.conn.data_to_send())
+        status, body, chain = 0, b"", ""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            for ev in self.conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                    headers = dict(ev.headers)
+                    status = int(headers[b":status"])
+                    chain = headers.get(CHAIN_HEADER.encode(), b"").decode()
+                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                    body += ev.data
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)) and ev.stream_id == sid:
+                    self.sock.sendall(self.conn.data_to_send())
+                    return status, body.decode(), chain
+            self.sock.sendall(self.conn.data_to_send())
+        return status, body.decode(), chain
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
 
 
 def new_workdir() -> str:

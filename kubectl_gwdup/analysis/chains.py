@@ -21,7 +21,7 @@ class ChainIndex:
         self.catch_all: Optional[Placement] = None
         self.children: Dict[str, List[str]] = defaultdict(list)  # parent -> exact names
         for p in live:
-            hosts = [bare_host(h) for h in p.server.hosts]
+            hosts = [bare_host(h) for h in p.sni_hosts]
             if "*" in hosts:
                 # istiod leaves server_names empty when any host is "*"
                 if self.catch_all is None:
@@ -67,7 +67,7 @@ def conflicts(live: Sequence[Placement]) -> Iterator[Tuple[Placement, Placement,
     """
     seen: Dict[str, Placement] = {}
     for p in live:
-        spelled = {strip_namespace(h) for h in p.server.hosts}
+        spelled = {strip_namespace(h) for h in p.sni_hosts}
         names = {h.lower() for h in spelled}
         if "*" in names:
             keys = {"*"}
@@ -96,10 +96,10 @@ def chain_table(live: Sequence[Placement]) -> ChainTable:
     catch_all: Optional[int] = None
     dropped: List[str] = []
     for i, p in enumerate(live, 1):
-        if "*" in {bare_host(h) for h in p.server.hosts}:
+        if "*" in {bare_host(h) for h in p.sni_hosts}:
             catch_all = catch_all or i
             continue
-        for raw in p.server.hosts:
+        for raw in p.sni_hosts:
             h = safe_host(raw)
             if h is None:
                 dropped.append(raw)

@@ -138,7 +138,27 @@ def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:
             t = chains.lookup(san)
             if t is not None:
                 out.setdefault(san, t)
-    return {h: t for h, t in out.items() if not broken(t)}
+    kept: Hosts = {}
+    for h, t in out.items():
+        if broken(t):
+            continue
+        if not _invalid_for(t, h):
+            kept.setdefault(h, t)
+        elif h.startswith("*."):  # of the names under h, those t's own certificate does cover
+            for san in t.coverage:
+                if not san.startswith("*") and cert_covers(h, san) and chains.lookup(san) is t:
+                    kept.setdefault(san, t)
+    return kept
+
+
+def _invalid_for(t: Placement, host: str) -> bool:
+    """t's own certificate is not valid for the host (or, for ``*.x``, for a name under it): the
+    host gets a certificate error on its own connection, GWD0106's outage, whatever coalescing
+    does with it."""
+    if not t.server.http_routed or t.cert_status is not CertStatus.LOADED:
+        return False
+    name = f"gwdup-any.{host[2:]}" if host.startswith("*.") else host
+    return not any(cert_covers(s, name) for s in t.coverage)
 
 
 def answers_foreign_hosts(p: Placement, chains: ChainIndex) -> bool:

@@ -143,7 +143,7 @@ def make_raw(spec, pems: List[bytes]) -> RawObjects:
 
 def ref_chain(live: List[Placement], name: str) -> Optional[Placement]:
     """Envoy's choice, written out plainly: exact, longest *.suffix, then no server names."""
-    hosts = [(p, [bare_host(h) for h in p.server.hosts]) for p in live]
+    hosts = [(p, [bare_host(h) for h in p.sni_hosts]) for p in live]
     for p, hs in hosts:
         if "*" not in hs and name in hs:
             return p
@@ -171,8 +171,8 @@ def reference(inventory) -> Dict[Tuple, str]:
     out = {}
     for listener, ps in by_listener.items():
         live = [p for p in ps if p.server.sni_chain and p.dropped_for is None and p.chained]
-        keys = [k for p in live for k in ({"*"} if "*" in {bare_host(h) for h in p.server.hosts}
-                                          else {h.split("/")[-1] for h in p.server.hosts})]
+        keys = [k for p in live for k in ({"*"} if "*" in {bare_host(h) for h in p.sni_hosts}
+                                          else {h.split("/")[-1] for h in p.sni_hosts})]
         if len({k.lower() for k in keys}) != len(keys):
             continue  # Envoy rejects the listener: nothing is served from this configuration
         for f in live:
@@ -189,6 +189,9 @@ def reference(inventory) -> Dict[Tuple, str]:
                     continue
                 if t.server.http_routed and t.cert_status in (CertStatus.MISSING, CertStatus.INVALID):
                     continue  # n fails on its own connection: not a coalescing outage
+                if t.server.http_routed and t.cert_status is CertStatus.LOADED and \
+                        not any(cert_covers(s, n) for s in t.coverage):
+                    continue  # n's own connection shows a certificate error (GWD0106)
                 mine, theirs = ref_route(f, n), ref_route(t, n)
                 if theirs is not None and mine != theirs:  # alike, or nothing of n's own answers: no hazard
                     out[(listener.workload.key, listener.port, str(f.server.ref), n)] = \
@@ -202,8 +205,8 @@ def expand(inventory, report) -> Dict[Tuple, str]:
         if p.server.sni_chain and p.dropped_for is None and p.chained:
             live_by_key.setdefault((p.listener.workload.key, p.listener.port), []).append(p)
     # names some chain lists exactly (a chain with "*" has no server names at all)
-    exact_names = {k: {bare_host(h) for p in ps for h in p.server.hosts if not bare_host(h).startswith("*")
-                       and "*" not in {bare_host(x) for x in p.server.hosts}}
+    exact_names = {k: {bare_host(h) for p in ps for h in p.sni_hosts if not bare_host(h).startswith("*")
+                       and "*" not in {bare_host(x) for x in p.sni_hosts}}
                    for k, ps in live_by_key.items()}
     concrete, patterns = {}, {}
     for f in report.findings:

@@ -3,7 +3,10 @@
 Each size runs in a fresh process so peak RSS is its own. Shapes:
 - spread: 3 hosts per Gateway, one certificate per 5 Gateways (valid for their 15 hosts);
 - wildcard: the worst realistic case, one *.example.com certificate shared by every Gateway on
-  one workload, which must stay ONE finding rather than N^2 pairs.
+  one workload, which must stay ONE finding rather than N^2 pairs;
+- wide: one server listing N hosts (what a merge makes), each routed by a VirtualService of its
+  own, beside one other server on the same wildcard certificate: every host is at risk from the
+  other server's connections, and each lookup in the wide route table must not scan it.
 Prints seconds for the inventory (including certificate parsing) and the analysis, and MB.
 """
 from __future__ import annotations
@@ -32,6 +35,24 @@ def build_raw(n: int, shape: str):
     raw.services.append({"metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
                          "spec": {"selector": {"istio": "ingressgateway"},
                                   "ports": [{"port": 443, "targetPort": 8443}]}})
+    if shape == "wide":
+        raw.secrets[("istio-system", "wild")] = make_pem(["*.example.com"], 0)
+        raw.available.add(Input.VIRTUAL_SERVICES)
+        hosts = [f"app-{i}.example.com" for i in range(n)]
+        for name, hs in (("wide", hosts), ("other", ["other.example.com"])):
+            raw.gateways.append({
+                "apiVersion": "networking.istio.io/v1", "kind": "Gateway",
+                "metadata": {"name": name, "namespace": "web", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{
+                    "port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": hs,
+                    "tls": {"mode": "SIMPLE", "credentialName": "wild"}}]}})
+        for h in hosts + ["other.example.com"]:
+            raw.virtual_services.append({
+                "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": h.split(".")[0], "namespace": "web"},
+                "spec": {"hosts": [h], "gateways": ["wide" if h != "other.example.com" else "other"],
+                         "http": [{"route": [{"destination": {"host": h}}]}]}})
+        return raw
     if shape == "wildcard":
         raw.secrets[("istio-system", "wild")] = make_pem(["*.example.com"], 0)
     for i in range(n):
@@ -76,8 +97,9 @@ def main() -> None:
         return
     print(f"{'shape':<9} {'gateways':>8} {'hosts':>7} {'certs':>6} {'inventory s':>11} {'analysis s':>10} "
           f"{'total s':>8} {'findings':>8} {'peak MB':>8}")
-    for shape in ("spread", "wildcard"):
-        for n in (1000, 10000, 50000):
+    for shape, sizes in (("spread", (1000, 10000, 50000)), ("wildcard", (1000, 10000, 50000)),
+                         ("wide", (4000, 8000, 20000))):
+        for n in sizes:
             out = subprocess.run([sys.executable, __file__, str(n), shape], capture_output=True, text=True, check=True)
             r = json.loads(out.stdout)
             print(f"{r['shape']:<9} {r['gateways']:>8} {r['hosts']:>7} {r['certificates']:>6} {r['inventory_s']:>11} "

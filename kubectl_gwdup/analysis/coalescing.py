@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
-from ..hosts import bare_host, best_domain, cert_covers, is_wildcard, sorted_hosts
+from ..hosts import DomainIndex, bare_host, cert_covers, is_wildcard, parent, sorted_hosts
 from ..model import (CertStatus, Finding, Input, Level, Listener, Outcome, Placement, RouteSource, ServerRef,
                      TlsMode, VirtualHost)
 from .chains import ChainIndex, conflicts, live_chains, table_digest
@@ -166,45 +166,72 @@ def answers_foreign_hosts(p: Placement, chains: ChainIndex) -> bool:
     return any(is_wildcard(v.domain) or chains.lookup(v.domain) is not p for v in p.vhosts)
 
 
-def _wildcard_route(vhosts: Sequence[VirtualHost], base: str) -> Optional[RouteSource]:
-    """The route a table gives every generic child ``x.base`` (longest covering wildcard)."""
-    best, best_len = None, -1
-    for v in vhosts:
-        d = v.domain
-        if d == "*" and best_len < 0:
-            best, best_len = v.source, 0
-        elif d.startswith("*.") and (base == d[2:] or base.endswith(d[1:])) and len(d) > best_len:
-            best, best_len = v.source, len(d)
-    return best if best is not None and best.answers else None
+class RouteTable:
+    """A route table's virtual hosts, indexed once so that each question costs the name's
+    labels, not the table's size (a merged server's table can hold thousands of domains)."""
+
+    def __init__(self, vhosts: Sequence[VirtualHost]) -> None:
+        self.domains = DomainIndex([(v.domain, v.source) for v in vhosts])
+        self.children: Dict[str, List[str]] = {}  # parent -> exact domains one label under it
+        for v in vhosts:
+            if not is_wildcard(v.domain):
+                self.children.setdefault(parent(v.domain), []).append(v.domain)
+
+    def route(self, host: str) -> Optional[RouteSource]:
+        """The routes answering `host`; None for a 404 (no virtual host, or one without routes,
+        which still takes the host from any wildcard)."""
+        hit = self.domains.lookup(host)
+        return hit[1] if hit and hit[1].answers else None
+
+    def wildcard_route(self, base: str) -> Optional[RouteSource]:
+        """The routes a generic child ``x.base`` gets: the longest covering ``*.suffix``, or ``*``."""
+        s = base
+        while s:
+            hit = self.domains.suffix.get("." + s)
+            if hit is not None:
+                return hit[1] if hit[1].answers else None
+            s = parent(s)
+        star = self.domains.star
+        return star[1] if star and star[1].answers else None
 
 
-def _route(vhosts: Sequence[VirtualHost], host: str) -> Optional[RouteSource]:
-    """The routes answering `host` in a table; None for a 404 (no virtual host, or one without
-    routes, which still takes the host from any wildcard)."""
-    hit = best_domain([(v.domain, v.source) for v in vhosts], host)
-    return hit[1] if hit and hit[1].answers else None
+EMPTY = RouteTable(())
+
+
+class Tables:
+    """One RouteTable per placement of a listener, built when first asked for."""
+
+    def __init__(self) -> None:
+        self._by_id: Dict[Any, RouteTable] = {}
+
+    def of(self, p: Placement) -> RouteTable:
+        table = self._by_id.get(p.id)
+        if table is None:
+            table = self._by_id[p.id] = RouteTable(p.vhosts)
+        return table
 
 
 Outcomes = Iterator[Tuple[str, Placement, Optional[Outcome]]]
 
 
-def outcomes(mine: Sequence[VirtualHost], host: str, t: Placement, chains: ChainIndex) -> Outcomes:
+def outcomes(mine: RouteTable, host: str, t: Placement, chains: ChainIndex, tables: Tables) -> Outcomes:
     """What requests for `host` (a name or ``*.x``) get from the table `mine` instead of t's.
 
     Outcome None marks a name inside a pattern that one of the tables answers on its own (an
     exact virtual host); it is judged by itself and the pattern's result excludes it. Nothing
     is yielded where both tables answer alike: same configuration, or a 404 either way.
     """
+    theirs = tables.of(t)
     if host.startswith("*."):
         base = host[2:]
-        exact = sorted({v.domain for v in (*mine, *t.vhosts) if not is_wildcard(v.domain)
-                        and cert_covers(host, v.domain) and v.domain not in chains.exact})
+        exact = sorted({d for d in mine.children.get(base, []) + theirs.children.get(base, [])
+                        if cert_covers(host, d) and d not in chains.exact})
         for d in exact:
             yield d, t, None
-            yield from _compare(d, t, _route(mine, d), _route(t.vhosts, d))
-        yield from _compare(host, t, _wildcard_route(mine, base), _wildcard_route(t.vhosts, base))
+            yield from _compare(d, t, mine.route(d), theirs.route(d))
+        yield from _compare(host, t, mine.wildcard_route(base), theirs.wildcard_route(base))
     else:
-        yield from _compare(host, t, _route(mine, host), _route(t.vhosts, host))
+        yield from _compare(host, t, mine.route(host), theirs.route(host))
 
 
 def _compare(host: str, t: Placement, mine: Optional[RouteSource], theirs: Optional[RouteSource]) -> Outcomes:
@@ -218,7 +245,7 @@ def _compare(host: str, t: Placement, mine: Optional[RouteSource], theirs: Optio
 Judged = Tuple[Dict[Outcome, Hosts], Tuple[str, ...]]
 
 
-def judge(mine: Sequence[VirtualHost], at_risk: Hosts, chains: ChainIndex,
+def judge(mine: RouteTable, at_risk: Hosts, chains: ChainIndex, tables: Tables,
           skip: Optional[Placement] = None) -> Judged:
     """Hosts per outcome for a table, and the pattern members judged on their own."""
     per: Dict[Outcome, Hosts] = {}
@@ -226,7 +253,7 @@ def judge(mine: Sequence[VirtualHost], at_risk: Hosts, chains: ChainIndex,
     for h, t in at_risk.items():
         if t is skip:
             continue
-        for name, target, outcome in outcomes(mine, h, t, chains):
+        for name, target, outcome in outcomes(mine, h, t, chains, tables):
             if outcome is None:
                 excepted.append(name)
             else:
@@ -240,6 +267,7 @@ def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
     at_risk = covered_chains(chains, coverage)
     if not at_risk:
         return
+    tables = Tables()
     results: Dict[Tuple[Any, ...], Tuple[List[Placement], Hosts, Tuple[str, ...]]] = {}
 
     def add(sources: List[Placement], judged: Judged) -> None:
@@ -252,13 +280,13 @@ def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
     plain: List[Placement] = []
     for p in members:
         if answers_foreign_hosts(view.routes_of(p), chains):
-            add([p], judge(p.vhosts, at_risk, chains, skip=p))
+            add([p], judge(tables.of(p), at_risk, chains, tables, skip=p))
         else:
             plain.append(p)
     if plain:
         # a table holding only its own chain's names answers every foreign host alike (404),
         # so the plain servers are judged once, together: output stays linear in hosts
-        add(plain, judge((), at_risk, chains, skip=plain[0] if len(plain) == 1 else None))
+        add(plain, judge(EMPTY, at_risk, chains, tables, skip=plain[0] if len(plain) == 1 else None))
 
     for key in sorted(results, key=lambda k: (k[0].value, k[1], k[2])):
         sources, hosts, excepted = results[key]

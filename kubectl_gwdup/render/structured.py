@@ -6,8 +6,8 @@ from typing import Any, Dict, TextIO
 
 
 def print_json(doc: Dict[str, Any], out: TextIO) -> None:
-    json.dump(doc, out, indent=2)
-    out.write("\n")
+    # one write: json.dump would hand the stream millions of small pieces
+    out.write(json.dumps(doc, indent=2) + "\n")
 
 
 def print_yaml(doc: Dict[str, Any], out: TextIO) -> None:
@@ -23,4 +23,4 @@ def print_yaml(doc: Dict[str, Any], out: TextIO) -> None:
         return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
     Dumper.add_representer(str, text)
-    yaml.dump(doc, out, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100)
+    out.write(yaml.dump(doc, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=100))

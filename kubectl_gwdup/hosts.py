@@ -221,19 +221,26 @@ class DomainIndex:
             else:
                 self.exact.setdefault(d, entry)
 
+        # only the lengths present are tried, longest first: a few per table
+        self._suffix_lengths = sorted({len(k) for k in self.suffix}, reverse=True)
+        self._prefix_lengths = sorted({len(k) for k in self.prefix}, reverse=True)
+
     def lookup(self, host: str) -> Optional[Tuple[str, T]]:
         host = host.lower()
         hit = self.exact.get(host)
         if hit is not None:
             return hit
-        for i in range(1, len(host)):  # the wildcard matches at least one character
-            hit = self.suffix.get(host[i:])
-            if hit is not None:
-                return hit
-        for j in range(len(host) - 1, 0, -1):
-            hit = self.prefix.get(host[:j])
-            if hit is not None:
-                return hit
+        n = len(host)
+        for length in self._suffix_lengths:
+            if length < n:  # the wildcard matches at least one character
+                hit = self.suffix.get(host[n - length:])
+                if hit is not None:
+                    return hit
+        for length in self._prefix_lengths:
+            if length < n:
+                hit = self.prefix.get(host[:length])
+                if hit is not None:
+                    return hit
         return self.star
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -258,6 +259,20 @@ class Placement:
     vhosts: Tuple[VirtualHost, ...] = ()
     chained: bool = True  # False: a PASSTHROUGH server no TLS route matches gets no filter chain
     sni: Tuple[str, ...] = ()  # a PASSTHROUGH chain's server names: its TLS routes' sniHosts
+
+    @functools.cached_property
+    def _sans(self) -> "frozenset[str]":
+        return frozenset(s.lower() for s in self.coverage)
+
+    def covers(self, name: str) -> bool:
+        """The certificate this server presents is valid for `name` (RFC 6125 as browsers apply
+        it: the name itself, or `*.` and its parent for a one-label child), in one set lookup
+        or two rather than a scan of the SANs."""
+        name = name.lower()
+        if name in self._sans:
+            return True
+        head, dot, rest = name.partition(".")
+        return bool(head) and bool(dot) and head != "*" and f"*.{rest}" in self._sans
 
     @property
     def sni_hosts(self) -> Tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Iterator, List
 
 from ..catalogue import CERT_NOT_VALID_FOR_HOST
-from ..hosts import bare_host, cert_covers
+from ..hosts import bare_host
 from ..model import CertStatus, Finding, Input
 from .chains import ChainIndex, live_chains
 from .rule import InventoryView, Metadata, Settings
@@ -34,9 +34,9 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                     continue  # the catch-all chain: judged by the names it actually gets
                 if h.startswith("*."):
                     name = f"{SAMPLE}.{h[2:]}"
-                    if chains.lookup(name) is p and not any(cert_covers(s, name) for s in p.coverage):
+                    if chains.lookup(name) is p and not p.covers(name):
                         missed.append(h)
-                elif chains.lookup(h) is p and not any(cert_covers(s, h) for s in p.coverage):
+                elif chains.lookup(h) is p and not p.covers(h):
                     missed.append(h)
             if missed:
                 yield CERT_NOT_VALID_FOR_HOST.finding(

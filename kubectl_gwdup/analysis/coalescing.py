@@ -44,7 +44,9 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                 groups.setdefault(key, []).append(p)
         guards = _guards(view, listener, live)
         for (coverage, mtls), members in groups.items():
-            for f in _group_findings(view, listener, chains, coverage, mtls, members):
+            # route tables indexed once per group (kept per listener, they cost more in memory
+            # and collector time than rebuilding the few a group asks for)
+            for f in _group_findings(view, listener, chains, coverage, mtls, members, Tables()):
                 yield _mitigated(f, guards, members, chains)
 
 
@@ -99,7 +101,7 @@ def opens_connections(p: Placement, chains: ChainIndex) -> bool:
     connection to p shows a certificate error, and Chrome never pools on one
     (SpdySession::CanPool): e.g. a `*` chain whose names are all taken by other chains."""
     def valid(name: str) -> bool:
-        return any(cert_covers(s, name) for s in p.coverage)
+        return p.covers(name)
 
     for h in p.server.hosts:
         h = bare_host(h)
@@ -158,7 +160,7 @@ def _invalid_for(t: Placement, host: str) -> bool:
     if not t.server.http_routed or t.cert_status is not CertStatus.LOADED:
         return False
     name = f"gwdup-any.{host[2:]}" if host.startswith("*.") else host
-    return not any(cert_covers(s, name) for s in t.coverage)
+    return not t.covers(name)
 
 
 def answers_foreign_hosts(p: Placement, chains: ChainIndex) -> bool:
@@ -263,11 +265,10 @@ def judge(mine: RouteTable, at_risk: Hosts, chains: ChainIndex, tables: Tables,
 
 def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
                     coverage: Tuple[str, ...], mtls: bool,
-                    members: List[Placement]) -> Iterator[Finding]:
+                    members: List[Placement], tables: Tables) -> Iterator[Finding]:
     at_risk = covered_chains(chains, coverage)
     if not at_risk:
         return
-    tables = Tables()
     results: Dict[Tuple[Any, ...], Tuple[List[Placement], Hosts, Tuple[str, ...]]] = {}
 
     def add(sources: List[Placement], judged: Judged) -> None:

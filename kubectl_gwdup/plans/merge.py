@@ -493,7 +493,7 @@ class _Simulator:
                 if not t.server.http_routed:
                     out[key] = ("opaque", t.server.route_name)
                     continue
-                covered = not t.coverage or any(cert_covers(s, name) for s in t.coverage)
+                covered = not t.coverage or t.covers(name)
                 if id(t) not in tables:  # one index per chain and state, for every name
                     tables[id(t)] = DomainIndex([(v.domain, v.source) for v in t.vhosts])
                 hit = tables[id(t)].lookup(name)

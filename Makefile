@@ -23,6 +23,7 @@ bench: $(VENV)/.ready
 	$(BIN)/python -m pip install -q cryptography
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/merge_scale.py
+	$(BIN)/python benchmarks/check_files.py
 	$(BIN)/python benchmarks/cluster_requests.py
 	$(BIN)/python benchmarks/envoy_421.py
 	$(BIN)/python benchmarks/startup.py

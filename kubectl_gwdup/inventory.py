@@ -25,6 +25,7 @@ from .objects import (ShapeError, gateway_servers, http_routes, labels_of, objec
                       sanitized_hosts, selector_matches, virtual_service)
 
 CERT_KEYS = ("tls.crt", "cert")  # istio reads kubernetes.io/tls Secrets and generic ones
+CA_KEYS = ("ca.crt", "cacert")  # a MUTUAL server's client CA: in its Secret, or in <name>-cacert
 GATEWAY_SECRET_PREFIX = "kubernetes-gateway://"
 
 
@@ -43,6 +44,7 @@ class RawObjects:
     available: Set[Input] = field(default_factory=set)
     origin: Dict[int, str] = field(default_factory=dict)  # id(obj) -> file, for error lines
     secrets_complete: bool = False  # True: a Secret absent from `secrets` does not exist
+    secret_cas: Set[Tuple[str, str]] = field(default_factory=set)  # Secrets holding a CA (ca.crt, cacert)
     default_namespace: str = "default"
     notes: List[str] = field(default_factory=list)
     source: str = ""
@@ -241,7 +243,24 @@ def referenced_secrets(raw: RawObjects, settings: Settings = Settings()) -> Set[
             for c in credentials_for(server, w):
                 if c.kind == "secret" and c.namespace:
                     out.add((c.namespace, c.name))
+                    if server.tls_mode in MUTUAL_MODES:
+                        out.add((c.namespace, c.name + "-cacert"))
     return out
+
+
+MUTUAL_MODES = (TlsMode.MUTUAL, TlsMode.OPTIONAL_MUTUAL)
+
+
+def _client_ca_missing(raw: RawObjects, server: Server, creds: Tuple[Credential, ...]) -> bool:
+    """A MUTUAL server reads its client CA from `ca.crt` in its Secret or from the Secret
+    `<name>-cacert` (istio's credential fetcher); with neither, the CA never arrives and Envoy
+    ends every handshake on the chain. Only said when every Secret was read."""
+    if server.tls_mode not in MUTUAL_MODES or server.tls.get("caCertificates") or not raw.secrets_complete \
+            or Input.CERTIFICATES not in raw.available:
+        return False
+    secrets = [c for c in creds if c.kind == "secret" and c.namespace]
+    return bool(secrets) and not any((c.namespace, c.name) in raw.secret_cas
+                                     or (c.namespace, c.name + "-cacert") in raw.secret_cas for c in secrets)
 
 
 class _CertLookup:
@@ -452,6 +471,8 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
                 status = st if status in (None, CertStatus.LOADED) else status
                 if cert is not None:
                     certs.append(cert)
+            if status is CertStatus.LOADED and _client_ca_missing(raw, server, creds):
+                status = CertStatus.NO_CA
             sni: Optional[Tuple[str, ...]] = ()
             if server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain and have_vs:
                 sni = _tls_route_sni(server, vs_by_gateway)
@@ -477,7 +498,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
         if status is CertStatus.LOADED:
             coverage = tuple(sorted({s for c in d["certificates"] for s in c.sans}))
             is_inferred = False
-        elif status in (None, CertStatus.MISSING, CertStatus.INVALID):
+        elif status in (None, CertStatus.MISSING, CertStatus.INVALID, CertStatus.NO_CA):
             coverage, is_inferred = (), False  # no certificate: no connection to reuse
         else:
             coverage = tuple(sorted(inferred[(d["listener"].workload, d["credentials"])]))

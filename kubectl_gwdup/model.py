@@ -76,6 +76,7 @@ class CertStatus(enum.Enum):
     NOT_SUPPLIED = "not-supplied"  # manifests did not include it
     INVALID = "invalid"  # no parseable certificate in the Secret
     FILE = "file"  # serverCertificate path on the gateway pod: opaque
+    NO_CA = "no-ca"  # MUTUAL: no ca.crt in the Secret and no <name>-cacert Secret
 
 
 @dataclass(frozen=True, order=True)

@@ -121,7 +121,7 @@ def broken(t: Placement) -> bool:
     """A terminating chain whose certificate never arrives (its Secret is missing or holds no
     certificate): istiod keeps it, Envoy resets every handshake on it. Its hosts fail on their
     own connections, which is MissingSecret's outage, not a coalescing one."""
-    return t.server.http_routed and t.cert_status in (CertStatus.MISSING, CertStatus.INVALID)
+    return t.server.http_routed and t.cert_status in (CertStatus.MISSING, CertStatus.INVALID, CertStatus.NO_CA)
 
 
 def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:

@@ -12,7 +12,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Sequence, TextIO, Tuple
 import yaml
 
 from ..errors import InputError
-from ..inventory import RawObjects, secret_from_manifest
+from ..inventory import CA_KEYS, RawObjects, secret_from_manifest
 from ..model import Input
 from ..objects import ShapeError, check_workload_object, object_ref
 
@@ -134,6 +134,9 @@ def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
         except ShapeError as exc:
             raise InputError(f"{path}: Secret: {exc}") from None
         raw.available.add(Input.CERTIFICATES)
+        keys = set(obj.get("data") or {}) | set(obj.get("stringData") or {})
+        if keys & set(CA_KEYS):
+            raw.secret_cas.add((ref.namespace, ref.name))
         if pem is not None:
             if b"-----BEGIN CERTIFICATE-----" not in pem:
                 raise InputError(f"{path}: Secret {ref.namespace}/{ref.name}: tls.crt holds no PEM "

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Set, Tuple
 
 from ..errors import ApiError, GwdupError
-from ..inventory import CERT_KEYS, RawObjects, Settings, referenced_secrets
+from ..inventory import CA_KEYS, CERT_KEYS, RawObjects, Settings, referenced_secrets
 from ..model import MANAGED_BY, CertStatus, Input
 from ..objects import ISTIO_GROUP
 
@@ -194,7 +194,11 @@ def _load_secrets(access: ClusterAccess, raw: RawObjects, wanted: Set[Tuple[str,
 
 
 def _keep(raw: RawObjects, ns: str, name: str, secret: Mapping[str, Any]) -> None:
+    if any(k in (secret.get("data") or {}) for k in CA_KEYS):
+        raw.secret_cas.add((ns, name))  # that it holds a CA is all we keep of it
     pem = certificate_bytes(secret)
+    if pem is None and (ns, name) in raw.secret_cas:
+        return  # a <name>-cacert Secret: a CA only
     if pem is None:
         raw.secret_status[(ns, name)] = CertStatus.INVALID
     else:

@@ -189,3 +189,21 @@ def test_list_objects_are_flattened(tmp_path, scenario_files) -> None:
     path.write_text(_yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": docs}))
     report = registry.run(build_inventory(load_files([str(path)])))
     assert [(f.code, str(f.resource)) for f in report.findings] == [("GWD0101", "Gateway team-a/gw-a")]
+
+
+def test_a_mutual_server_without_its_client_ca_fails_its_handshakes(scenario_files) -> None:
+    """Read as from a cluster (every Secret read): admin's Secret has no ca.crt and there is no
+    admin-cacert, so istiod's chain never gets its CA and every handshake on it fails: GWD0104,
+    and admin is no coalescing target. With the CA Secret beside it, the hazard is back."""
+    raw = load_files(scenario_files("mutual"))
+    raw.secrets_complete = True
+    raw.secret_cas.discard(("istio-system", "admin"))  # the scenario's Secret without its ca.crt
+    report = registry.run(build_inventory(raw))
+    codes = [(f.code, str(f.resource)) for f in report.findings]
+    assert ("GWD0104", "Gateway ops/gw-admin") in codes
+    assert not any(f.code in ("GWD0101", "GWD0102") and "admin.example.com" in f.detail["hosts"]
+                   for f in report.findings)
+    raw.secret_cas.add(("istio-system", "admin-cacert"))
+    report = registry.run(build_inventory(raw))
+    assert all(f.code != "GWD0104" for f in report.findings)
+    assert any(f.code == "GWD0101" and "admin.example.com" in f.detail["hosts"] for f in report.findings)

@@ -2,7 +2,8 @@
 # Builds, with the oldest supported Python (3.9):
 #   dist/kubectl-gwdup         a shiv zipapp (#!/usr/bin/env python3, pure Python, reproducible)
 #   dist/kubectl-gwdup.tar.gz  the krew archive: kubectl-gwdup, kubectl_complete-gwdup, LICENSE
-# and writes the archive's sha256 (and GWDUP_RELEASE_URL, when set) into krew/gwdup.yaml.
+#   dist/gwdup.yaml            the krew manifest: krew/gwdup.yaml (the tracked template) with the
+#                              archive's sha256, the version and GWDUP_RELEASE_URL (when set) filled in
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -55,12 +56,11 @@ URL=${GWDUP_RELEASE_URL:-https://example.invalid/kubectl-gwdup/v$VERSION/kubectl
 "$PY39" - "$SHA" "$URL" "v$VERSION" <<'PY'
 import re, sys
 sha, url, version = sys.argv[1:]
-path = "krew/gwdup.yaml"
-text = open(path).read()
+text = open("krew/gwdup.yaml").read()  # the template stays as tracked; the filled copy goes to dist/
 text = re.sub(r"(?m)^(\s+sha256: )\S+$", r"\g<1>" + sha, text)
 text = re.sub(r"(?m)^(\s+uri: )\S+$", r"\g<1>" + url, text)
 text = re.sub(r"(?m)^(  version: )\S+$", r"\g<1>" + version, text)
-open(path, "w").write(text)
+open("dist/gwdup.yaml", "w").write(text)
 PY
 echo "dist/kubectl-gwdup $(du -h dist/kubectl-gwdup | cut -f1)"
 echo "dist/kubectl-gwdup.tar.gz sha256 $SHA"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 import yaml
@@ -17,8 +18,13 @@ needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl not installe
 
 
 def kubectl(*args: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=60,
-                          env={"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", **env})
+    # a HOME of its own: kubectl writes its discovery cache there (~/.kube/cache)
+    home = tempfile.mkdtemp(prefix="gwdup-kubectl-home-")
+    try:
+        return subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=60,
+                              env={"PATH": os.environ.get("PATH", ""), "HOME": home, **env})
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture

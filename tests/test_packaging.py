@@ -31,7 +31,8 @@ def interpreter(version: str) -> str:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory):
-    """A copy of the working tree, built with build.sh (which rewrites its krew manifest)."""
+    """A copy of the working tree, built with build.sh (which writes the filled-in krew manifest
+    to dist/ and leaves the tracked template alone)."""
     interpreter("3.9")
     src = tmp_path_factory.mktemp("src")
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
@@ -166,7 +167,8 @@ def krew_install(manifest: dict, archive: str, krew_root: str, os_name: str = "l
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not installed")
 def test_installs_like_krew_and_runs_through_kubectl(built, tmp_path) -> None:
     src, _ = built
-    manifest = validate_manifest(str(src / "krew" / "gwdup.yaml"))
+    assert (src / "krew" / "gwdup.yaml").read_text() == open(os.path.join(ROOT, "krew", "gwdup.yaml")).read()
+    manifest = validate_manifest(str(src / "dist" / "gwdup.yaml"))
     bindir = krew_install(manifest, str(src / "dist" / "kubectl-gwdup.tar.gz"), str(tmp_path / "krew"))
     store = os.path.dirname(os.path.realpath(os.path.join(bindir, "kubectl-gwdup")))
     os.symlink(os.path.join(store, "kubectl_complete-gwdup"), os.path.join(bindir, "kubectl_complete-gwdup"))

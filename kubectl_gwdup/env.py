@@ -35,6 +35,45 @@ class Env:
         return self.stdout_tty and "NO_COLOR" not in self.environ and self.environ.get("TERM") != "dumb"
 
 
+class PipeSafe:
+    """stdout for `kubectl gwdup ... | head`: once the reader has gone, writes are dropped and
+    the command finishes, so it exits with its own status (3 when it found hazards), as kubectl
+    does, instead of a broken pipe's."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.broken = True
+        try:  # the interpreter flushes stdout again at exit: point it at /dev/null first
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def isatty(self) -> bool:
+        return _isatty(self.stream)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
+
+
 def _isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()

@@ -284,3 +284,25 @@ def test_table_rows_for_every_finding_kind(scenario_files) -> None:
     assert row(r, False)[:5] == ["web/gw-lower", "443", "shop.example.com", "web/gw-upper", "Rejected"]
     r = run_cli(["check", *sum((["-f", f] for f in scenario_files("listener_conflict")), [])])
     assert r.status == 3 and "Rejected" in r.stdout and "1 ListenerRejected" in r.stderr
+
+
+def test_a_closed_pipe_keeps_the_status(tmp_path) -> None:
+    """`check | head` with hazards exits 3, as kubectl keeps its status; nothing on stderr."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "many.yaml"
+    docs = []
+    for i in range(2000):  # output well past a pipe buffer, so writes fail while the command runs
+        for g in ("a", "b"):
+            docs.append(f"apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: gw-{g}-{i}, namespace: t{i}}}\n"
+                        "spec:\n  selector: {istio: ingressgateway}\n  servers:\n"
+                        f"  - port: {{number: 443, name: https, protocol: HTTPS}}\n    hosts: [{g}.t{i}.example.com]\n"
+                        f"    tls: {{mode: SIMPLE, credentialName: c{i}}}\n")
+    big.write_text("---\n".join(docs))
+    proc = subprocess.Popen(f"{sys.executable} -m kubectl_gwdup check -f {big} -o wide 2>&1 | head -1; "
+                            "exit ${PIPESTATUS[0]}", shell=True, executable="/bin/bash", cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": ROOT, "HOME": str(tmp_path)})
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3 and out.startswith("GATEWAY") and out.count("\n") == 1 and err == ""

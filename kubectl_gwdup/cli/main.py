@@ -8,7 +8,7 @@ import logging
 import sys
 
 from .. import __version__
-from ..env import Env, program_name
+from ..env import Env, PipeSafe, program_name
 from ..errors import ExitStatus, GwdupError, UsageError
 from . import spec
 
@@ -104,6 +104,8 @@ def main(argv: Optional[List[str]] = None, env: Optional[Env] = None) -> int:
     # warnings and errors raw (urllib3's retries, the exec provider's "ERROR:root:"): kubectl
     # prints one error line, and so do we
     logging.getLogger().addHandler(logging.NullHandler())
+    env.stdout = PipeSafe(env.stdout)  # type: ignore[assignment]
+    env.stderr = PipeSafe(env.stderr)  # type: ignore[assignment]
     try:
         return run(parse(argv, env.prog), env)
     except GwdupError as exc:

@@ -494,9 +494,9 @@ class _Simulator:
                     out[key] = ("opaque", t.server.route_name)
                     continue
                 covered = not t.coverage or t.covers(name)
-                if id(t) not in tables:  # one index per chain and state, for every name
-                    tables[id(t)] = DomainIndex([(v.domain, v.source) for v in t.vhosts])
-                hit = tables[id(t)].lookup(name)
+                if t.id not in tables:  # one index per chain and state, for every name
+                    tables[t.id] = DomainIndex([(v.domain, v.source) for v in t.vhosts])
+                hit = tables[t.id].lookup(name)
                 if hit is None:
                     out[key] = ("404", "" if covered else "certificate error")
                 else:

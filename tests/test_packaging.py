@@ -184,3 +184,32 @@ def test_installs_like_krew_and_runs_through_kubectl(built, tmp_path) -> None:
     completed = subprocess.run([KUBECTL, "__complete", "gwdup", "ch"], capture_output=True, text=True,
                                env=env, timeout=60)
     assert completed.stdout.splitlines()[:2] == ["check\tfind HTTP/2 connection-coalescing hazards", ":4"]
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.13"])
+def test_zipapp_reaches_a_cluster_whose_ca_has_no_key_usage(version, built, tmp_path, certs, emulator_only) -> None:
+    """The test CA is a plain `openssl req -x509` one, without keyUsage, as some clusters' are.
+    kubectl connects; Python 3.13's default VERIFY_X509_STRICT would refuse it. The zipapp, on
+    each Python, reaches the emulator over TLS through a kubeconfig, and still refuses a server
+    whose certificate names another host."""
+    from kube import write_kubeconfig
+
+    ca = subprocess.run(["openssl", "x509", "-in", certs.ca_cert, "-noout", "-ext", "keyUsage"],
+                        capture_output=True, text=True)
+    assert "Key Usage" not in ca.stdout  # the premise: no keyUsage extension on the CA
+    python = interpreter(version)
+    app = str(built[0] / "dist" / "kubectl-gwdup")
+    kc = write_kubeconfig(str(tmp_path / "config"), emulator_only.url, certs.ca_cert, "admin-token")
+    r = run_zipapp(python, app, "check", root=str(tmp_path), env={"KUBECONFIG": kc})
+    assert r.returncode == 0 and "no hazards found" in r.stderr, r.stderr
+    other = certs.leaf("elsewhere.example", tag="elsewhere")
+    from emulator.server import Emulator
+
+    emu = Emulator(other.cert_path, other.key_path).start()
+    try:
+        wrong = write_kubeconfig(str(tmp_path / "wrong"), emu.url, certs.ca_cert, "admin-token")
+        r = run_zipapp(python, app, "check", root=str(tmp_path), env={"KUBECONFIG": wrong})
+        assert r.returncode == 1 and "Unable to connect to the server" in r.stderr, r.stderr
+        assert "match" in r.stderr or "hostname" in r.stderr or "IP address" in r.stderr, r.stderr
+    finally:
+        emu.stop()

@@ -76,6 +76,7 @@ class KubeCluster:
         except (OSError, ValueError) as exc:  # ValueError: binascii.Error on bad base64 data
             raise ConfigError(f"invalid kubeconfig: {exc}") from None
         api = client.ApiClient(cfg)
+        _verify_as_kubectl(api)
         api.user_agent = "kubectl-gwdup"
         if self.impersonate:
             api.set_default_header("Impersonate-User", self.impersonate)
@@ -155,6 +156,25 @@ class KubeCluster:
 
     def get(self, path: str) -> Dict[str, Any]:
         return self.request("GET", path)
+
+
+def _verify_as_kubectl(api: Any) -> None:
+    """Verify the API server's certificate as kubectl (Go's crypto/x509) does: chain and host
+    name, but not Python 3.13's VERIFY_X509_STRICT, which refuses a CA without a keyUsage
+    extension (what a plain `openssl req -x509` makes, as some clusters' CAs are). The pools are
+    made on first use, so a context set here serves every request; urllib3 still loads the CA
+    and client certificate into it and matches the host name."""
+    import ssl
+
+    from urllib3.util.ssl_ import create_urllib3_context
+
+    pool = getattr(getattr(api, "rest_client", None), "pool_manager", None)
+    kw = getattr(pool, "connection_pool_kw", None)
+    if kw is None or kw.get("cert_reqs") not in (ssl.CERT_REQUIRED, "CERT_REQUIRED"):
+        return  # insecure-skip-tls-verify: nothing is verified anyway
+    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    kw["ssl_context"] = context
 
 
 REMOVED_AUTH_PROVIDERS = {

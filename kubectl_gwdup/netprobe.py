@@ -18,6 +18,11 @@ from typing import List, Optional, Tuple
 from .hosts import cert_covers
 
 
+def host_port(address: str, port: int) -> str:
+    """`host:port`, with an IPv6 address in brackets as in a URL (`[::1]:443`)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 class ProbeResult(enum.Enum):
     CONFIRMED_404 = "Confirmed-404"
     CONFIRMED_MISROUTE = "Confirmed-misroute"
@@ -60,7 +65,7 @@ class Connection:
         try:
             raw = socket.create_connection((self.address, self.port), timeout=self.timeout)
         except OSError as exc:
-            raise ProbeError(f"connect {self.address}:{self.port}: {exc.strerror or exc}") from None
+            raise ProbeError(f"connect {host_port(self.address, self.port)}: {exc.strerror or exc}") from None
         try:
             self.sock = self.context.wrap_socket(raw, server_hostname=self.sni)
         except (ssl.SSLError, OSError) as exc:

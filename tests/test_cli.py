@@ -306,3 +306,14 @@ def test_a_closed_pipe_keeps_the_status(tmp_path) -> None:
                             env={**os.environ, "PYTHONPATH": ROOT, "HOME": str(tmp_path)})
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 3 and out.startswith("GATEWAY") and out.count("\n") == 1 and err == ""
+
+
+def test_errors_name_what_the_user_gave(tmp_path) -> None:
+    """probe --timeout blames --timeout; --kubeconfig DIR says what kubectl says; an IPv6
+    address prints in brackets."""
+    r = run_cli(["probe", "-f", os.path.join(EXAMPLES, "10-seed.yaml"), "--timeout", "abc"])
+    assert (r.status, r.stderr) == (2, 'error: invalid --timeout "abc": use a duration such as 30s or 1m\n')
+    r = run_cli(["check", "--kubeconfig", str(tmp_path)])
+    assert (r.status, r.stderr) == (1, f'error: error loading config file "{tmp_path}": read {tmp_path}: is a directory\n')
+    r = run_cli(["probe", "-f", EXAMPLES, "--address", "[::1]:1", "--timeout", "2s"])
+    assert "[::1]:1" in r.stdout and "::1:1 " not in r.stdout

@@ -14,11 +14,12 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)?")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "": 1.0}
 
 
-def parse_duration(value: str) -> Optional[float]:
-    """kubectl's --request-timeout: `0` (none), `30`, `30s`, `1m30s`, `500ms` -> seconds."""
+def parse_duration(value: str, flag: str = "--request-timeout") -> Optional[float]:
+    """kubectl's durations: `0` (none), `30`, `30s`, `1m30s`, `500ms` -> seconds. The error names
+    the flag the value came from."""
     text = (value or "0").strip()
     if not _DURATION.match(text):
-        raise UsageError(f'invalid --request-timeout "{value}": use a duration such as 30s or 1m')
+        raise UsageError(f'invalid {flag} "{value}": use a duration such as 30s or 1m')
     total = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
     return total or None
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..cli.flags import parse_duration
 from ..env import Env
 from ..errors import ExitStatus, UsageError
-from ..netprobe import PairReport, ProbeResult, client_context, probe_pair
+from ..netprobe import PairReport, ProbeResult, client_context, host_port, probe_pair
 from ..probeplan import Pair, Plan, manual, parse_address, parse_resolve, plan_probes, service_address
 from . import check
 
@@ -49,7 +49,7 @@ class Options(check.Options):
             raise UsageError(f'--method must be GET or HEAD, not "{self.method}"')
         if not self.path.startswith("/"):
             raise UsageError("--path must start with /")
-        if parse_duration(self.timeout) is None:
+        if parse_duration(self.timeout, "--timeout") is None:
             raise UsageError("--timeout must be more than 0")
         if self.concurrency < 1:
             raise UsageError("--concurrency must be 1 or more")
@@ -97,9 +97,9 @@ def run_pair(opts: Options, pair: Pair, workload_address: Optional[str]) -> Tupl
         return pair, "", PairReport(pair.from_host, pair.to_host, ProbeResult.UNREACHABLE,
                                     f"no address for {pair.workload or pair.from_host}: use --address or --resolve")
     ctx = client_context(opts.cacert, opts.insecure)
-    report = probe_pair(address, port, pair.from_host, pair.to_host, ctx, timeout=parse_duration(opts.timeout),
+    report = probe_pair(address, port, pair.from_host, pair.to_host, ctx, timeout=parse_duration(opts.timeout, "--timeout"),
                         path=opts.path, method=opts.method, direct_address=direct)
-    return pair, f"{address}:{port}", report
+    return pair, host_port(address, port), report
 
 
 def result_dict(pair: Pair, where: str, r: PairReport) -> Dict[str, Any]:

@@ -41,6 +41,8 @@ class Selection:
 def config_paths(explicit: Optional[str], environ: Mapping[str, str]) -> Tuple[List[str], bool]:
     """(files to merge, whether in-cluster config may be used when there are none)."""
     if explicit:
+        if os.path.isdir(explicit):
+            raise ConfigError(f"error loading config file \"{explicit}\": read {explicit}: is a directory")
         if not os.path.isfile(explicit):
             raise ConfigError(f"stat {explicit}: no such file or directory")
         return [explicit], False

@@ -317,3 +317,11 @@ def test_errors_name_what_the_user_gave(tmp_path) -> None:
     assert (r.status, r.stderr) == (1, f'error: error loading config file "{tmp_path}": read {tmp_path}: is a directory\n')
     r = run_cli(["probe", "-f", EXAMPLES, "--address", "[::1]:1", "--timeout", "2s"])
     assert "[::1]:1" in r.stdout and "::1:1 " not in r.stdout
+
+
+@pytest.mark.parametrize("args", [["merge", "--plan", "-o", "wide"], ["merge", "--plan", "--no-headers"],
+                                  ["apply-421", "--dry-run=client", "-o", "wide"],
+                                  ["apply-421", "--dry-run=client", "--no-headers"]])
+def test_table_flags_are_refused_where_there_is_no_table(args) -> None:
+    r = run_cli([*args, "-f", EXAMPLES])
+    assert r.status == 2 and "go with check and probe" in r.stderr

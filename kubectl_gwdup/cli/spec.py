@@ -88,6 +88,9 @@ SOURCE = FlagGroup("Source flags", (
          "only (istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE)", {"action": "store_true"}),
 ))
 
+# fix works on a cluster only: its help lists no -f to refuse
+LIVE_SOURCE = FlagGroup("Source flags", tuple(f for f in SOURCE.flags if f.names[0] not in ("-f", "-R")))
+
 CHECK = FlagGroup("Check flags", (
     Flag(("--fail-level",), "lowest finding level that makes the exit status 3: info, warning, "
          "error or never", {"metavar": "LEVEL", "default": "warning"}),
@@ -212,12 +215,13 @@ COMMANDS = (
         (SOURCE, MITIGATE), "kubectl_gwdup.commands.apply421"),
     Command(
         "merge", "merge the servers that share a certificate into one Gateway (the lasting fix)",
-        "Plan, for each group of servers connected by hazards, one Gateway in which servers with "
-        "the same TLS settings and certificate are ONE server; rewrite the VirtualServices that "
-        "name the old Gateways; delete the old Gateways. The plan is checked before it is shown: "
-        "no hazard left, every host keeps its routes. --apply does a server dry run of every "
-        "step, asks, writes a backup, applies in order with preconditions and rolls back on any "
-        "failure.",
+        "Plan, for each group of servers connected by hazards, the merge of their Gateways into the "
+        "group's oldest one, in place, where servers with the same TLS settings and certificate "
+        "become ONE server, written in phases with no outage window: bind the VirtualServices to "
+        "it as well, merge it, unbind the old names, delete the old Gateways last. Every phase is "
+        "simulated before the plan is shown: every host keeps its routes, no hazard is left. "
+        "--apply does a server dry run of every write, asks, writes a backup, applies in order "
+        "with preconditions and rolls back on any failure.",
         """examples:
   kubectl gwdup merge --plan
   kubectl gwdup merge --plan -f manifests/ -o yaml        # GitOps
@@ -236,7 +240,7 @@ COMMANDS = (
   kubectl gwdup fix
   kubectl gwdup fix --address 203.0.113.7 --sample-host www.shop.example.org
   kubectl gwdup fix --yes --strategy 421        # in a pipeline: no prompts""",
-        (SOURCE, FIX, PROBE), "kubectl_gwdup.commands.fix"),
+        (LIVE_SOURCE, FIX, PROBE), "kubectl_gwdup.commands.fix"),
 )
 
 DESCRIPTION = ("Find and fix HTTP/2 connection-coalescing outages of Istio ingress gateways: "

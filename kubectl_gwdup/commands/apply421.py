@@ -34,6 +34,9 @@ class Options(check.Options):
 
     def validate(self) -> None:
         super().validate()
+        if self.output.output not in ("", "json", "yaml") or self.output.no_headers:
+            raise UsageError("apply-421 prints EnvoyFilters or kubectl's result lines: -o yaml or -o json, "
+                             "and no table (-o wide and --no-headers go with check and probe)")
         try:
             Method421(self.method)
         except ValueError:

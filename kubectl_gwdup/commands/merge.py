@@ -42,6 +42,9 @@ class Options(check.Options):
             raise UsageError("-f works offline: only with --plan")
         if self.apply and self.output.output:
             raise UsageError("-o goes with --plan (the plan document); --apply prints kubectl's result lines")
+        if self.output.output not in ("", "json", "yaml") or self.output.no_headers:
+            raise UsageError("merge prints a plan: -o yaml or -o json, and no table (-o wide and "
+                             "--no-headers go with check and probe)")
 
 
 def _yaml(obj: Any) -> List[str]:

@@ -325,3 +325,16 @@ def test_errors_name_what_the_user_gave(tmp_path) -> None:
 def test_table_flags_are_refused_where_there_is_no_table(args) -> None:
     r = run_cli([*args, "-f", EXAMPLES])
     assert r.status == 2 and "go with check and probe" in r.stderr
+
+
+def test_help_shows_examples_and_defaults() -> None:
+    import contextlib
+    import io
+    from kubectl_gwdup.cli.main import build_parser
+
+    for argv in ([], ["merge"], ["probe"]):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            build_parser("kubectl gwdup").parse_args([*argv, "--help"])
+        assert "examples:" in out.getvalue()
+    assert "(default gwdup-backups)" in " ".join(out.getvalue().split()) or "(default" in out.getvalue()

@@ -28,15 +28,17 @@ def _add_group(parser: argparse.ArgumentParser, group: spec.FlagGroup) -> None:
     g = parser.add_argument_group(group.title)
     for flag in group.flags:
         kwargs = dict(flag.kwargs)
-        kwargs.pop("default", None)
+        default = kwargs.pop("default", None)
         kwargs["dest"] = flag.dest
+        # kubectl shows a flag's default in its help; so do we, where there is one to show
+        shown = f" (default {default})" if default not in (None, "", False, [], 0) else ""
         # SUPPRESS lets a flag stand before or after the subcommand, as with kubectl
-        g.add_argument(*flag.names, help=flag.help, default=argparse.SUPPRESS, **kwargs)
+        g.add_argument(*flag.names, help=flag.help + shown, default=argparse.SUPPRESS, **kwargs)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     common = (spec.GENERAL, spec.KUBE, spec.OUTPUT)
-    parser = _Parser(prog=prog, description=spec.DESCRIPTION, epilog=spec.EXIT_STATUSES,
+    parser = _Parser(prog=prog, description=spec.DESCRIPTION, epilog=spec.EXAMPLES + "\n\n" + spec.EXIT_STATUSES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"kubectl-gwdup {__version__}")
     for group in common:

@@ -243,6 +243,17 @@ COMMANDS = (
         (LIVE_SOURCE, FIX, PROBE), "kubectl_gwdup.commands.fix"),
 )
 
+EXAMPLES = """examples:
+  # what is at risk on the current context, and on manifests before they are applied
+  kubectl gwdup check
+  kubectl gwdup check -f manifests/ -R -o wide
+  # confirm it as a browser would, then fix it: the lasting way, or 421 meanwhile
+  kubectl gwdup probe --address 203.0.113.7
+  kubectl gwdup merge --plan
+  kubectl gwdup apply-421 --dry-run=server
+  # or all of it, group by group, interactively
+  kubectl gwdup fix"""
+
 DESCRIPTION = ("Find and fix HTTP/2 connection-coalescing outages of Istio ingress gateways: "
                "404s and wrong backends for browsers that reuse one TLS connection for "
                "several hosts.")

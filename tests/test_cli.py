@@ -338,3 +338,8 @@ def test_help_shows_examples_and_defaults() -> None:
             build_parser("kubectl gwdup").parse_args([*argv, "--help"])
         assert "examples:" in out.getvalue()
     assert "(default 500)" in out.getvalue()  # --chunk-size, shown on every command
+
+
+def test_prefer_cert_is_validated_before_any_work() -> None:
+    r = run_cli(["merge", "--plan", "--prefer-cert", "Bad_Name!", "-f", "/nonexistent/never-read"])
+    assert r.status == 2 and '--prefer-cert "Bad_Name!": not a Secret name' in r.stderr

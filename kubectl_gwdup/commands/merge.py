@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
 
@@ -14,6 +15,9 @@ from ..execute import merge as executor
 from ..plans.merge import plan_merge
 from ..render.printers import OutputFormat
 from . import check
+
+
+SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass
@@ -42,6 +46,9 @@ class Options(check.Options):
             raise UsageError("-f works offline: only with --plan")
         if self.apply and self.output.output:
             raise UsageError("-o goes with --plan (the plan document); --apply prints kubectl's result lines")
+        if self.prefer_cert and not SECRET_NAME.match(self.prefer_cert):
+            raise UsageError(f'--prefer-cert "{self.prefer_cert}": not a Secret name (a lowercase RFC 1123 '
+                             "subdomain: lower case letters, digits, '-' and '.')")
         if self.output.output not in ("", "json", "yaml") or self.output.no_headers:
             raise UsageError("merge prints a plan: -o yaml or -o json, and no table (-o wide and "
                              "--no-headers go with check and probe)")

@@ -147,18 +147,6 @@ def names_for_namespace(hosts: Sequence[str], namespace: str) -> List[str]:
     return out
 
 
-def more_specific(a: str, b: str) -> str:
-    """The narrower of two matching istiod patterns (the one whose names the other contains)."""
-    if a == b:
-        return a
-    if not is_wildcard(a):
-        return a
-    if not is_wildcard(b):
-        return b
-    # both wildcards that match: the longer suffix is the narrower
-    return a if len(a) >= len(b) else b
-
-
 def cert_sni_intersection(san: str, sni: str) -> Optional[str]:
     """Names a certificate SAN covers that an Envoy server-name pattern also matches.
 

@@ -75,7 +75,6 @@ class Step:
 @dataclass
 class MergeUnit:
     target: Dict[str, Any]  # the group's oldest Gateway, as read
-    servers: List[Dict[str, Any]]  # its servers after the merge
     steps: List[Step]
     deleted: List[Dict[str, Any]]  # the other Gateways, as read
 
@@ -274,7 +273,7 @@ def _unit(plan: MergePlan, raw: RawObjects, members: List[Dict[str, Any]],
               if r["spec"] != (g.get("spec") or {})]
     steps.append(Step("merge", "update", target, dict(copy.deepcopy(target.get("spec") or {}), servers=servers)))
     steps += [Step("delete", "delete", g) for g in others]
-    return MergeUnit(target, servers, steps, others)
+    return MergeUnit(target, steps, others)
 
 
 def _merged_servers(plan: MergePlan, members: List[Dict[str, Any]], placements: Dict[Tuple[str, int], List[Placement]],

@@ -354,14 +354,18 @@ class Translation:
             return False
         return key is not None and ssl_pem_ok(crt)
 
-    def _dead_end(self) -> Dict[str, Any]:
-        port = free_port()
-        self.clusters.append({"name": f"dead-{port}", "type": "STATIC", "connect_timeout": "0.5s",
-                              "load_assignment": {"cluster_name": f"dead-{port}", "endpoints": [{"lb_endpoints": [
+    def _tcp_proxy(self, prefix: str, port: int) -> Dict[str, Any]:
+        """A TCP proxy filter to a loopback port, with its cluster."""
+        name = f"{prefix}-{port}"
+        self.clusters.append({"name": name, "type": "STATIC", "connect_timeout": "1s",
+                              "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
                                   {"endpoint": {"address": _addr(port)}}]}]}})
         return {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-            "stat_prefix": "dead", "cluster": f"dead-{port}"}}
+            "stat_prefix": prefix, "cluster": name}}
+
+    def _dead_end(self) -> Dict[str, Any]:
+        return self._tcp_proxy("dead", free_port())  # a port nobody listens on
 
     def _passthrough_chains(self, gw_ref: str, i: int, server: Dict[str, Any], vss: Sequence[Dict[str, Any]],
                             taken: set) -> List[Dict[str, Any]]:
@@ -403,12 +407,7 @@ class Translation:
             "transport_socket": _tls(*pem),
             "filters": [_hcm({"name": "up", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                 {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": body}}}]}]})]}]})
-        self.clusters.append({"name": f"pt-{up}", "type": "STATIC", "connect_timeout": "1s",
-                              "load_assignment": {"cluster_name": f"pt-{up}", "endpoints": [{"lb_endpoints": [
-                                  {"endpoint": {"address": _addr(up)}}]}]}})
-        return {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-            "stat_prefix": "passthrough", "cluster": f"pt-{up}"}}
+        return self._tcp_proxy("passthrough", up)
 
     @property
     def config(self) -> Dict[str, Any]:

@@ -91,6 +91,13 @@ def measure(n: int, shape: str) -> dict:
             "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
+def in_fresh_process(script: str, n: int, shape: str) -> dict:
+    """Run `script N SHAPE` in its own interpreter (so peak RSS is that size's own) and read the
+    JSON line it prints."""
+    out = subprocess.run([sys.executable, script, str(n), shape], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
 def main() -> None:
     if len(sys.argv) == 3:
         print(json.dumps(measure(int(sys.argv[1]), sys.argv[2])))
@@ -100,8 +107,7 @@ def main() -> None:
     for shape, sizes in (("spread", (1000, 10000, 50000)), ("wildcard", (1000, 10000, 50000)),
                          ("wide", (4000, 8000, 20000))):
         for n in sizes:
-            out = subprocess.run([sys.executable, __file__, str(n), shape], capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout)
+            r = in_fresh_process(__file__, n, shape)
             print(f"{r['shape']:<9} {r['gateways']:>8} {r['hosts']:>7} {r['certificates']:>6} {r['inventory_s']:>11} "
                   f"{r['analysis_s']:>10} {r['total_s']:>8} {r['findings']:>8} {r['peak_mb']:>8}")
 

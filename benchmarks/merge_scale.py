@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+
+from analysis_scale import in_fresh_process  # noqa: E402  (found through sys.path above)
 
 
 def measure(n: int, shape: str) -> dict:
@@ -57,8 +58,7 @@ def main() -> None:
           f"{'doc MB':>7} {'peak MB':>8}")
     for shape, sizes in (("spread", (1000, 10000)), ("wildcard", (1000, 5000))):
         for n in sizes:
-            out = subprocess.run([sys.executable, __file__, str(n), shape], capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout)
+            r = in_fresh_process(__file__, n, shape)
             print(f"{r['shape']:<9} {r['gateways']:>8} {r['groups']:>6} {r['steps']:>6} {r['declined']:>8} "
                   f"{r['plan_s']:>7} {r['doc_mb']:>7} {r['peak_mb']:>8}")
 

@@ -199,19 +199,31 @@ class DomainIndex:
         self.prefix: Dict[str, Tuple[str, T]] = {}
         self.star: Optional[Tuple[str, T]] = None
         for entry in domains:
-            d = entry[0]
-            if d == "*":
-                self.star = self.star or entry
-            elif d.startswith("*"):
-                self.suffix.setdefault(d[1:], entry)
-            elif d.endswith("*"):
-                self.prefix.setdefault(d[:-1], entry)
-            else:
-                self.exact.setdefault(d, entry)
+            self._put(entry)
+        self._lengths()
 
+    def _put(self, entry: Tuple[str, T]) -> None:
+        d = entry[0]
+        if d == "*":
+            self.star = self.star or entry
+        elif d.startswith("*"):
+            self.suffix.setdefault(d[1:], entry)
+        elif d.endswith("*"):
+            self.prefix.setdefault(d[:-1], entry)
+        else:
+            self.exact.setdefault(d, entry)
+
+    def _lengths(self) -> None:
         # only the lengths present are tried, longest first: a few per table
         self._suffix_lengths = sorted({len(k) for k in self.suffix}, reverse=True)
         self._prefix_lengths = sorted({len(k) for k in self.prefix}, reverse=True)
+
+    def add(self, entry: Tuple[str, T]) -> None:
+        """One more domain, after those given (a repeated domain keeps the first entry, as
+        Envoy would refuse the second)."""
+        self._put(entry)
+        if entry[0].startswith("*") and len(entry[0]) > 1 and len(entry[0]) - 1 not in self._suffix_lengths:
+            self._lengths()
 
     def lookup(self, host: str) -> Optional[Tuple[str, T]]:
         host = host.lower()
@@ -230,6 +242,25 @@ class DomainIndex:
                 if hit is not None:
                     return hit
         return self.star
+
+
+GENERIC = "gwdup-any"  # the label standing for "any name" under a wildcard
+
+
+def representative(pattern: str) -> str:
+    """A name only the pattern itself decides: the pattern, or a generic child of it (Envoy's
+    chain and virtual-host choice treat every such child alike)."""
+    if pattern == "*":
+        return f"{GENERIC}.invalid"
+    return f"{GENERIC}.{pattern[2:]}" if pattern.startswith("*.") else pattern
+
+
+def specificity(pattern: str) -> Tuple[int, int]:
+    """Envoy's preference between matching domains or server names, as a sort key (higher
+    wins): exact, then the longest ``*`` suffix, then ``*``."""
+    if pattern == "*":
+        return (0, 0)
+    return (1, len(pattern)) if pattern.startswith("*") else (2, len(pattern))
 
 
 def sorted_hosts(hosts: Iterable[str]) -> list:

@@ -366,13 +366,16 @@ def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
             ref = object_ref(obj, raw.default_namespace)
             spec = obj.get("spec") or {}
             selector = tuple(sorted(((spec.get("workloadSelector") or {}).get("labels") or {}).items()))
-            routes: Dict[str, Tuple[str, ...]] = {}
+            routes: Dict[str, Tuple[Tuple[str, int], ...]] = {}
             lua: Dict[int, str] = {}
-            for cp in spec.get("configPatches") or []:
+            patches = spec.get("configPatches") or []
+            for cp in patches:
                 match, value = cp.get("match") or {}, (cp.get("patch") or {}).get("value") or {}
                 if cp.get("applyTo") == "VIRTUAL_HOST":
                     name = (match.get("routeConfiguration") or {}).get("name", "")
-                    routes[name] = routes.get(name, ()) + tuple(value.get("domains") or ())
+                    status = _vhost_status(value)
+                    routes[name] = routes.get(name, ()) + tuple((str(d).lower(), status)
+                                                                for d in value.get("domains") or ())
                 elif cp.get("applyTo") == "HTTP_FILTER":
                     typed = value.get("typedConfig") or value.get("typed_config") or {}
                     code = typed.get("inlineCode") or (typed.get("defaultSourceCode") or {}).get("inlineString") or ""
@@ -381,8 +384,37 @@ def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
         except (AttributeError, TypeError, ValueError, IndexError) as exc:
             raw.notes.append(f"skipped EnvoyFilter {m.get('namespace')}/{m.get('name')}: {exc}")
             continue
-        out.append(Mitigation(Ref("EnvoyFilter", ref.namespace, ref.name), selector, routes, lua))
+        out.append(Mitigation(Ref("EnvoyFilter", ref.namespace, ref.name), selector, routes, lua,
+                              tuple(http1_chains(patches))))
     return out
+
+
+def http1_chains(patches: Sequence[Mapping[str, Any]]) -> List[Tuple[int, str]]:
+    """(bound port, SNI) of the filter chains these patches leave with ALPN `http/1.1` only."""
+    out = []
+    for cp in patches:
+        if cp.get("applyTo") != "FILTER_CHAIN":
+            continue
+        value = (cp.get("patch") or {}).get("value") or {}
+        socket = value.get("transportSocket") or value.get("transport_socket") or {}
+        typed = socket.get("typedConfig") or socket.get("typed_config") or {}
+        common = typed.get("commonTlsContext") or typed.get("common_tls_context") or {}
+        if list(common.get("alpnProtocols") or common.get("alpn_protocols") or []) != ["http/1.1"]:
+            continue
+        listener = (cp.get("match") or {}).get("listener") or {}
+        sni = (listener.get("filterChain") or {}).get("sni")
+        if sni:
+            out.append((int(listener.get("portNumber") or 0), str(sni)))  # istiod compares it as spelled
+    return out
+
+
+def _vhost_status(value: Mapping[str, Any]) -> int:
+    """What a patched virtual host answers: its direct response (421), or 404 with no routes."""
+    routes = value.get("routes") or []
+    if not routes:
+        return 404
+    statuses = {((r.get("directResponse") or r.get("direct_response") or {}).get("status")) for r in routes}
+    return 421 if statuses == {421} else 0
 
 
 def _tls_route_sni(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]]) -> Optional[Tuple[str, ...]]:

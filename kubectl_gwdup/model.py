@@ -302,8 +302,10 @@ class Mitigation:
 
     ref: Ref
     selector: Tuple[Tuple[str, str], ...]
-    route_domains: Mapping[str, Tuple[str, ...]] = field(default_factory=dict, hash=False)  # vhost
+    # vhost: route name -> (domain, status of its virtual host: 421, or 404 for one without routes)
+    route_domains: Mapping[str, Tuple[Tuple[str, int], ...]] = field(default_factory=dict, hash=False)
     lua: Mapping[int, str] = field(default_factory=dict, hash=False)  # listener port -> chain digest
+    http1: Tuple[Tuple[int, str], ...] = ()  # (bound port, SNI) of chains offering only HTTP/1.1
 
     def applies_to(self, workload: "Workload", root_namespace: str = "istio-system") -> bool:
         labels = dict(workload.labels)

@@ -264,10 +264,12 @@ class Translation:
         # the upstream behind a PASSTHROUGH chain terminates TLS itself: a certificate for the
         # route's SNI names (a callable), or one fixed (cert, key) pair
         self.passthrough_pem = passthrough_pem
+        self.served: List[Tuple[Proxy, int, Dict[str, Any]]] = []  # (proxy, bound port, its listener)
         gateways = sorted((d for d in docs if d.get("kind") == "Gateway"), key=_order)
         vss = [d for d in docs if d.get("kind") == "VirtualService"]
         services = [d for d in docs if d.get("kind") == "Service"]
         secrets = {(_ns(d), _meta(d)["name"]): d for d in docs if d.get("kind") == "Secret"}
+        self.secrets = secrets
         for proxy in proxies(docs):
             self._proxy(proxy, gateways, vss, services, secrets)
 
@@ -338,11 +340,13 @@ class Translation:
                 continue  # a port whose servers got no chain gets no listener at all
             local = free_port()
             self.ports[(proxy.name, port)] = local
+            self.served.append((proxy, port, {}))
             self.listeners.append({
                 "name": f"{proxy.name}:{port}", "address": _addr(local),
                 "listener_filters": [{"name": "envoy.filters.listener.tls_inspector", "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}}],
                 "filter_chains": cs})
+            self.served[-1] = (proxy, port, self.listeners[-1])
 
     @staticmethod
     def _has_certificate(secret: Dict[str, Any]) -> bool:

@@ -2,128 +2,131 @@
 from __future__ import annotations
 
 import json
-from typing import List, Tuple
+from typing import List
 
 import pytest
 import yaml
 
+import envoyfilter_patch
 from conftest import run_cli
-from envoy_harness import apply_envoyfilters, serve
-from kubectl_gwdup import netprobe
+from istiod_translate import Connection, Envoy, Translation, new_workdir
 from kubectl_gwdup.analysis import registry
-from kubectl_gwdup.analysis.chains import ChainIndex, live_chains
-from kubectl_gwdup.hosts import cert_covers
+from kubectl_gwdup.analysis.chains import live_chains
+from kubectl_gwdup.hosts import safe_host
 from kubectl_gwdup.inventory import build_inventory
-from kubectl_gwdup.plans.misdirect421 import Method421, lua_code, plan_421, safe_host
+from kubectl_gwdup.plans.lua421 import lua_code
+from kubectl_gwdup.plans.misdirect421 import Method421, plan_421
 from kubectl_gwdup.sources.files import load_files
-from test_envoy import names_on, predicted
+from test_mitigations import judge_methods
 
-HAZARDS = ("NotFound", "Misrouted")
-SCENARIOS = ["seed", "wildcard_host_misrouted", "catch_all_host", "multi_label_wildcard", "one_gateway_two_servers",
-             "passthrough_swallowed", "mutual", "same_vs_both_gateways", "case_insensitive_sni"]
-
-
-def mitigated(name, method, scenario_files, certs):
-    inv = build_inventory(load_files(scenario_files(name)))
-    report = registry.run(inv)
-    plan = plan_421(inv, report.findings, method)
-    gw = serve(inv, certs, lambda config, ports: apply_envoyfilters(config, inv, plan.objects))
-    return inv, report, plan, gw
+SCENARIOS = ["seed_routed", "wildcard_host_misrouted", "catch_all_host", "multi_label_wildcard", "one_gateway_two_servers",
+             "passthrough_swallowed", "mutual", "same_vs_both_gateways", "case_insensitive_sni", "own_route_404",
+             "wildcard_cert_direction", "own_unrouted_under_san_wildcard"]
 
 
-@pytest.mark.parametrize("method", list(Method421), ids=lambda m: m.value)
+def scenario_docs_with_keys(name: str, scenario_files, certs) -> List[dict]:
+    """The scenario's manifests, each test Secret with the key of its certificate (the
+    analysis scenarios carry certificates only; Envoy needs both)."""
+    docs = [d for f in scenario_files(name) for d in yaml.safe_load_all(open(f)) if d]
+    by_pem = {leaf.cert_pem.decode(): leaf for leaf in certs._leaves.values()}  # made by the rendering
+    for d in docs:
+        plain = d.get("stringData") or {}
+        if d.get("kind") == "Secret" and "tls.crt" in plain and "tls.key" not in plain and plain["tls.crt"] in by_pem:
+            plain["tls.key"] = by_pem[plain["tls.crt"]].key_pem.decode()
+            d["type"] = "kubernetes.io/tls"
+    return docs
+
+
+def scenario_names(docs: List[dict]) -> List[str]:
+    """Every name the manifests mention, and one generic name under each wildcard."""
+    out = set()
+    for d in docs:
+        spec = d.get("spec") or {}
+        hosts = [h for s in spec.get("servers") or [] for h in s.get("hosts") or []] if d["kind"] == "Gateway" else \
+            list(spec.get("hosts") or []) if d["kind"] == "VirtualService" else []
+        for h in hosts:
+            h = h.split("/", 1)[-1].lower()
+            if h.startswith("*."):
+                out.add("zz" + h[1:])
+            elif h != "*":
+                out.add(h)
+    out.add("nobody.example.net")
+    return sorted(out)
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_coalesced_requests_get_421_and_nothing_else_changes(name, method, scenario_files, certs) -> None:
-    inv, report, plan, gw = mitigated(name, method, scenario_files, certs)
-    ctx = netprobe.client_context(certs.ca_cert)
-    wrong: List[Tuple] = []
-    try:
-        for listener, port in gw.ports.items():
-            chains = ChainIndex(live_chains([p for p in inv.placements if p.listener == listener]))
-            names = names_on([p for p in inv.placements if p.listener == listener])
-            for c in names:
-                f = chains.lookup(c)
-                if f is None or not f.server.http_routed or not any(cert_covers(s, c) for s in f.coverage):
-                    continue
-                own = netprobe.Connection("127.0.0.1", port, c, ctx, 5).open()
-                try:
-                    assert own.request(c).status != 421, f"{c} on its own connection got 421"
-                finally:
-                    own.close()
-                for r in names:
-                    t = chains.lookup(r)
-                    if r == c or t is None:
-                        continue
-                    before = predicted(report, listener, chains, f, r)
-                    filtered = any((w, port_) == (listener.workload.key, listener.port) for w, port_, _, _ in plan.covered)
-                    if method is Method421.LUA and filtered:  # the filter guards the whole listener
-                        want = "Misdirected" if before != "NoCoalesce" and t is not f else before
-                    elif method is Method421.LUA:
-                        want = before
-                    else:
-                        want = "Misdirected" if before in HAZARDS else before
-                    got = netprobe.probe_pair("127.0.0.1", port, c, r, ctx, timeout=5)
-                    seen = {"Mitigated-421": "Misdirected", "NotCoalesced": "NoCoalesce", "Ok": "Ok",
-                            "Confirmed-404": "NotFound", "Confirmed-misroute": "Misrouted"}.get(got.result.value)
-                    if seen != want:
-                        wrong.append((c, r, want, seen, got.detail))
-                    if seen == "Misdirected":  # the browser's retry, on a connection of its own
-                        retry = netprobe.Connection("127.0.0.1", port, r, ctx, 5).open()
-                        try:
-                            assert retry.request(r).status != 421
-                        finally:
-                            retry.close()
-    finally:
-        gw.stop()
-    assert wrong == []
+def test_each_method_on_the_scenarios_through_istiods_rules(name, scenario_files, certs) -> None:
+    """The rules of tests/test_mitigations.py, on the named scenarios: every hazard answered,
+    direct traffic and reuse inside a chain untouched."""
+    docs = scenario_docs_with_keys(name, scenario_files, certs)
+    answered = judge_methods(docs, scenario_names(docs), certs)
+    if name in ("seed_routed", "wildcard_host_misrouted", "own_unrouted_under_san_wildcard"):
+        assert answered[Method421.VHOST] and answered[Method421.LUA] and answered[Method421.HTTP1]
 
 
-@pytest.mark.parametrize("method", list(Method421), ids=lambda m: m.value)
-def test_unknown_hosts_keep_their_404_and_wildcard_reuse_stays(method, scenario_files, certs) -> None:
-    inv, report, plan, gw = mitigated("wildcard_host_misrouted", method, scenario_files, certs)
-    ctx = netprobe.client_context(certs.ca_cert)
-    port = next(iter(gw.ports.values()))
-    try:
-        conn = netprobe.Connection("127.0.0.1", port, "x.example.com", ctx, 5).open()
-        assert conn.request("y.example.com").status == 200  # one wildcard chain: legitimate reuse
-        assert conn.request("b.example.com").status == 421  # another chain's host
+def test_unknown_hosts_keep_their_404_and_wildcard_reuse_stays(scenario_files, certs) -> None:
+    docs = scenario_docs_with_keys("wildcard_host_misrouted", scenario_files, certs)
+    inv = build_inventory(load_files(scenario_files("wildcard_host_misrouted")))
+    for method in (Method421.VHOST, Method421.LUA):
+        objects = plan_421(inv, registry.run(inv).findings, method).objects
+        t = Translation(docs, new_workdir(), None)
+        envoyfilter_patch.apply(t, objects)
+        with Envoy(t):
+            port = next(iter(t.ports.values()))
+            conn = Connection(port, "x.example.com", certs.ca_cert)
+            assert conn.request("y.example.com")[0] == 200  # one wildcard chain: legitimate reuse
+            assert conn.request("b.example.com")[0] == 421  # another chain's host, under the wildcard
+            conn.close()
+            conn = Connection(port, "b.example.com", certs.ca_cert)
+            assert conn.request("b.example.com")[0] == 200
+            assert conn.request("nobody.example.net")[0] == 404  # no server serves it: its 404 stays
+            conn.close()
+
+
+def test_own_names_without_routes_keep_their_404_under_a_421_wildcard(scenario_files, certs) -> None:
+    """A chain's own name that its table does not route would otherwise fall to the 421 domain
+    taken from the certificate, and a browser would retry it on the same chain for ever."""
+    inv = build_inventory(load_files(scenario_files("own_unrouted_under_san_wildcard")))
+    plan = plan_421(inv, registry.run(inv).findings, Method421.VHOST)
+    added = [cp["patch"]["value"] for o in plan.objects for cp in o["spec"]["configPatches"]]
+    assert {"name": "gwdup-own-404", "domains": ["b.example.com"], "routes": []} in added
+    docs = scenario_docs_with_keys("own_unrouted_under_san_wildcard", scenario_files, certs)
+    t = Translation(docs, new_workdir(), None)
+    envoyfilter_patch.apply(t, plan.objects)
+    with Envoy(t):
+        port = next(iter(t.ports.values()))
+        conn = Connection(port, "b.example.com", certs.ca_cert)
+        assert conn.request("b.example.com")[0] == 404  # its own name, on its own connection
+        assert conn.request("c.example.com")[0] == 421
         conn.close()
-        conn = netprobe.Connection("127.0.0.1", port, "b.example.com", ctx, 5).open()
-        assert conn.request("b.example.com").status == 200
-        assert conn.request("nobody.example.net").status == 404  # no server serves it: its 404 stays
-        conn.close()
-    finally:
-        gw.stop()
 
 
 def test_hostile_hosts_are_data_never_code(tmp_path, certs, scenario_files) -> None:
     evil = 'x"] = 1 } os.exit(1) --.example.com'
-    text = open(scenario_files("seed")[1]).read().replace("[b.example.com]", f"[b.example.com, '{evil}']")
+    text = open(scenario_files("seed_routed")[1]).read().replace("hosts: [b.example.com]\n    tls",
+                                                                  f"hosts: [b.example.com, '{evil}']\n    tls")
     path = tmp_path / "evil.yaml"
     path.write_text(text)
-    inv = build_inventory(load_files([scenario_files("seed")[0], str(path)]))
+    inv = build_inventory(load_files([scenario_files("seed_routed")[0], str(path)]))
     code, dropped = lua_code(live_chains(inv.placements))
     assert dropped == [evil] and "os.exit" not in code and safe_host(evil) is None
     for method in Method421:
         plan = plan_421(inv, registry.run(inv).findings, method)
         assert "os.exit" not in json.dumps(plan.objects)
-    gw = serve(inv, certs, lambda config, ports: apply_envoyfilters(
-        config, inv, plan_421(inv, registry.run(inv).findings, Method421.LUA).objects))
-    try:
-        port = next(iter(gw.ports.values()))
-        ctx = netprobe.client_context(certs.ca_cert)
-        conn = netprobe.Connection("127.0.0.1", port, "a.example.com", ctx, 5).open()
-        assert conn.request("a.example.com").status == 200
-        try:  # Envoy itself refuses such an :authority; either way nothing runs it
-            assert conn.request(evil.replace(" ", "")).status in (400, 404, 421)
-        except netprobe.ProbeError:
-            pass
+    docs = scenario_docs_with_keys("seed_routed", scenario_files, certs)
+    for d in docs:
+        if d["kind"] == "Gateway" and d["metadata"]["name"] == "gw-b":
+            d["spec"]["servers"][0]["hosts"].append(evil)
+    t = Translation(docs, new_workdir(), None)
+    envoyfilter_patch.apply(t, plan_421(inv, registry.run(inv).findings, Method421.LUA).objects)
+    with Envoy(t) as envoy:
+        port = next(iter(t.ports.values()))
+        conn = Connection(port, "a.example.com", certs.ca_cert)
+        assert conn.request("a.example.com")[0] == 200
         conn.close()
-        again = netprobe.Connection("127.0.0.1", port, "b.example.com", ctx, 5).open()
-        assert again.request("b.example.com").status == 200 and gw.process.poll() is None
+        again = Connection(port, "b.example.com", certs.ca_cert)
+        assert again.request("b.example.com")[0] == 200 and envoy.proc.poll() is None
         again.close()
-    finally:
-        gw.stop()
 
 
 SEED_LUA = """
@@ -139,24 +142,23 @@ end
 
 def test_the_widely_copied_dot_form_answers_421_to_every_request(scenario_files, certs) -> None:
     """Regression we fix: `streamInfo().requestedServerName` is the method, never a host."""
-    inv = build_inventory(load_files(scenario_files("merged")))
-    port_of = {p.listener: p.listener.port for p in inv.placements}
+    docs = scenario_docs_with_keys("merged", scenario_files, certs)
+    t = Translation(docs, new_workdir(), None)
+    (_, port_bound, _), = t.served
     seed_filter = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
                    "metadata": {"name": "misdirected-request", "namespace": "istio-system"},
                    "spec": {"configPatches": [{"applyTo": "HTTP_FILTER", "match": {"context": "GATEWAY", "listener": {
-                       "portNumber": next(iter(port_of.values())), "filterChain": {"filter": {
-                           "name": "envoy.filters.network.http_connection_manager"}}}},
+                       "portNumber": port_bound, "filterChain": {"filter": {
+                           "name": "envoy.filters.network.http_connection_manager",
+                           "subFilter": {"name": "envoy.filters.http.router"}}}}},
                        "patch": {"operation": "INSERT_BEFORE", "value": {"name": "envoy.lua", "typed_config": {
                            "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
                            "inlineCode": SEED_LUA}}}}]}}
-    gw = serve(inv, certs, lambda config, ports: apply_envoyfilters(config, inv, [seed_filter]))
-    try:
-        port = next(iter(gw.ports.values()))
-        conn = netprobe.Connection("127.0.0.1", port, "a.example.com", netprobe.client_context(certs.ca_cert), 5).open()
-        assert conn.request("a.example.com").status == 421  # even the host the connection was opened for
+    envoyfilter_patch.apply(t, [seed_filter])
+    with Envoy(t):
+        conn = Connection(next(iter(t.ports.values())), "a.example.com", certs.ca_cert)
+        assert conn.request("a.example.com")[0] == 421  # even the host the connection was opened for
         conn.close()
-    finally:
-        gw.stop()
 
 
 # --- against the API server --------------------------------------------------------------------
@@ -255,7 +257,7 @@ def test_check_recognizes_the_mitigation(method, name, scenario_files, tmp_path)
     assert before.status == 3 and after.status == 0, after.stderr
     findings = json.loads(after.stdout)["findings"]
     assert findings and all(f["mitigation"]["method"] == method and f["level"] == "Info" for f in findings)
-    assert "answered 421 by installed mitigations" in after.stderr
+    assert f"1 mitigated by installed filters (1 {method} 421)" in after.stderr
     assert run_cli(["check", *files, "-f", str(ef), "--fail-level", "info"]).status == 3
 
 

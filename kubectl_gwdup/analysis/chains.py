@@ -110,6 +110,23 @@ def chain_table(live: Sequence[Placement]) -> ChainTable:
     return exact, wild, catch_all, dropped
 
 
+def table_lookup(table: ChainTable, name: str) -> Optional[int]:
+    """The chain number the Lua filter's `chain_of` gives a (lower-case, bare) name."""
+    exact, wild, catch_all, _ = table
+    hit = exact.get(name)
+    if hit is not None:
+        return hit
+    rest = name
+    while "." in rest:
+        rest = rest.split(".", 1)[1]
+        if not rest:
+            break
+        hit = wild.get(rest)
+        if hit is not None:
+            return hit
+    return catch_all
+
+
 def table_digest(live: Sequence[Placement]) -> str:
     """A short digest of the chain table, to tell whether an installed 421 filter is current."""
     import hashlib

@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..catalogue import COALESCED_MISROUTED, COALESCED_NOT_FOUND
-from ..hosts import DomainIndex, bare_host, cert_covers, is_wildcard, parent, sorted_hosts
+from ..hosts import (DomainIndex, bare_host, cert_covers, is_wildcard, parent, representative, safe_host, sorted_hosts,
+                     strip_namespace)
 from ..model import (CertStatus, Finding, Input, Level, Listener, Outcome, Placement, RouteSource, ServerRef,
                      TlsMode, VirtualHost)
-from .chains import ChainIndex, conflicts, live_chains, table_digest
+from .chains import ChainIndex, chain_table, conflicts, live_chains, table_digest, table_lookup
 from .rule import InventoryView, Metadata, Settings
 
 META = Metadata(
@@ -42,7 +43,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                 # Chrome does not pool a connection on which it sent a client certificate
                 key = (p.coverage, bool(mode and mode.client_cert))
                 groups.setdefault(key, []).append(p)
-        guards = _guards(view, listener, live)
+        guards = Guards(view, listener, live)
         for (coverage, mtls), members in groups.items():
             # route tables indexed once per group (kept per listener, they cost more in memory
             # and collector time than rebuilding the few a group asks for)
@@ -50,50 +51,79 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                 yield _mitigated(f, guards, members, chains)
 
 
-Guards = Tuple[List[Tuple[str, Dict[str, Tuple[str, ...]]]], List[str]]
+class Guards:
+    """The 421 and HTTP/1.1 mitigations installed on one listener, as check judges them."""
 
+    def __init__(self, view: InventoryView, listener: Listener, live: List[Placement]) -> None:
+        self.live = live
+        self.vhost: List[Tuple[str, Dict[str, Tuple[Tuple[str, int], ...]]]] = []
+        self.lua: List[str] = []  # Lua filters whose chain table is current (a stale one guards nothing)
+        self.http1: Dict[str, List[str]] = {}  # SNI on this listener -> filters
+        digest = None
+        for m in view.mitigations():
+            if not m.applies_to(listener.workload):
+                continue
+            if m.route_domains:
+                self.vhost.append((m.ref.name, dict(m.route_domains)))
+            if listener.port in m.lua:
+                digest = digest or table_digest(live)
+                if m.lua[listener.port] == digest:
+                    self.lua.append(m.ref.name)
+            for port, sni in m.http1:
+                if port == listener.port:
+                    self.http1.setdefault(sni, []).append(m.ref.name)
+        self._table = chain_table(live) if self.lua else None
 
-def _guards(view: InventoryView, listener: Listener, live: List[Placement]) -> Guards:
-    """421 filters on this listener: (filter, route name -> 421 domains) for the vhost method,
-    and the Lua filters whose chain table is current (a stale one guards nothing)."""
-    vhost, lua = [], []
-    digest = None
-    for m in view.mitigations():
-        if not m.applies_to(listener.workload):
-            continue
-        if m.route_domains:
-            vhost.append((m.ref.name, dict(m.route_domains)))
-        if listener.port in m.lua:
-            digest = digest or table_digest(live)
-            if m.lua[listener.port] == digest:
-                lua.append(m.ref.name)
-    return vhost, lua
+    def __bool__(self) -> bool:
+        return bool(self.vhost or self.lua or self.http1)
+
+    def answered(self, p: Placement, foreign: Sequence[str]) -> Optional[Tuple[str, List[str]]]:
+        """(method, filters) when every request for a `foreign` host (a name or ``*.x``) on p's
+        connections is answered 421, or p's connections are never pooled; else None."""
+        # a patch selects a chain by one of its server names; a chain with `*` has none
+        sni = [strip_namespace(h) for h in p.sni_hosts]
+        names = [] if "*" in sni else [n for h in sni for n in self.http1.get(h, ())]
+        if names:
+            return "http1", names
+        if self._table is not None:
+            number = {id(q): i for i, q in enumerate(self.live, 1)}[id(p)]
+            own = [representative(h) for h in (safe_host(x) for x in p.sni_hosts) if h is not None]
+            if own and all(table_lookup(self._table, o) == number for o in own) and all(
+                    table_lookup(self._table, representative(h)) not in (None, number) for h in foreign):
+                return "lua", list(self.lua)
+        entries = [(d, 0) for d in sorted({v.domain for v in p.vhosts})]  # the table's own hosts come first
+        names = []
+        for name, tables in self.vhost:
+            if p.server.route_name in tables:
+                entries += list(tables[p.server.route_name])
+                names.append(name)
+        if names:
+            index = DomainIndex(entries)
+            if all((index.lookup(representative(h)) or ("", 0))[1] == 421 for h in foreign):
+                return "vhost", names
+        return None
 
 
 def _mitigated(f: Finding, guards: Guards, members: List[Placement], chains: ChainIndex) -> Finding:
-    """The finding at Info level when installed 421 filters answer every pair it describes."""
-    vhost, lua = guards
-    if lua:
-        method, names = "lua", lua
-    else:
-        by_ref = {p.server.ref: p for p in members}
-        names = []
-        for src in f.detail["from"]:
-            p = by_ref.get(ServerRef.from_dict(src))
-            if p is None:
-                return f
-            have = {d for name, table in vhost for d in table.get(p.server.route_name, ())}
-            # a host of p's own chain is not at risk from p, so it needs no 421 there
-            foreign = {h for h in f.detail["hosts"] if (chains.default_child(h[2:]) if h.startswith("*.")
-                                                          else chains.lookup(h)) is not p}
-            if not foreign <= have:
-                return f
-            names += [name for name, table in vhost if p.server.route_name in table]
-        method = "vhost"
-        if not names:
+    """The finding at Info level when installed mitigations answer every pair it describes:
+    each request for each of its hosts, on the connections of each of its servers."""
+    if not guards:
+        return f
+    by_ref = {p.server.ref: p for p in members}
+    methods, names = set(), set()
+    for src in f.detail["from"]:
+        p = by_ref.get(ServerRef.from_dict(src))
+        if p is None:
             return f
-    detail = dict(f.detail, mitigation={"method": method, "envoyFilters": sorted(set(names))})
-    return Finding(f.type, f.resource, Level.INFO, f.message + "; answered 421 by an installed mitigation", detail)
+        # a host of p's own chain is not at risk from p, so it needs no 421 there
+        foreign = [h for h in f.detail["hosts"] if chains.lookup(representative(h)) is not p]
+        how = guards.answered(p, foreign)
+        if how is None:
+            return f
+        methods.add(how[0])
+        names.update(how[1])
+    detail = dict(f.detail, mitigation={"method": "+".join(sorted(methods)), "envoyFilters": sorted(names)})
+    return Finding(f.type, f.resource, Level.INFO, f.message + "; answered by an installed mitigation", detail)
 
 
 def opens_connections(p: Placement, chains: ChainIndex) -> bool:

@@ -115,9 +115,10 @@ PROBE = FlagGroup("Probe flags", (
 ))
 
 MITIGATE = FlagGroup("421 flags", (
-    Flag(("--method",), "vhost: a 421 virtual host in each affected route table (no code); lua: a "
-         "filter comparing SNI and Host chains",
-         {"default": "vhost", "metavar": "vhost|lua", "dest": "mitigation"}),
+    Flag(("--mitigation", "--method"), "vhost: a 421 virtual host in each affected route table (no code); "
+         "lua: a filter comparing SNI and Host chains; http1: the affected chains offer only HTTP/1.1, "
+         "for clients that do not retry on 421 (those hosts lose HTTP/2). --method is the older spelling",
+         {"default": "vhost", "metavar": "vhost|lua|http1", "dest": "mitigation"}),
     Flag(("--dry-run",), "client: print, send nothing; server: validate on the server, store nothing",
          {"nargs": "?", "const": "client", "metavar": "none|client|server"}),
     Flag(("--delete",), "delete the EnvoyFilters kubectl-gwdup applied", {"action": "store_true"}),
@@ -145,8 +146,8 @@ FIX = FlagGroup("Fix flags", (
     Flag(("--strategy",), "with --yes: fix every group this way, without prompts", {"metavar": "merge|421"}),
     Flag(("--yes", "-y"), "no prompts (needs --strategy)", {"action": "store_true", "dest": "yes"}),
     Flag(("--backup-dir",), "where merges write their backups", {"default": "gwdup-backups", "metavar": "DIR"}),
-    Flag(("--mitigation",), "how [4]21 answers: vhost or lua (as apply-421 --method)",
-         {"default": "vhost", "metavar": "vhost|lua", "dest": "mitigation"}),
+    Flag(("--mitigation",), "how [4]21 mitigates: vhost, lua or http1 (as apply-421 --mitigation)",
+         {"default": "vhost", "metavar": "vhost|lua|http1", "dest": "mitigation"}),
 ))
 
 EXIT_STATUSES = """\
@@ -209,6 +210,9 @@ COMMANDS = (
 
   # GitOps: generate the EnvoyFilters from manifests alone
   kubectl gwdup apply-421 -f manifests/ --dry-run=client -o yaml --istio-version 1.24
+
+  # for clients that do not retry on 421: the affected hosts offer only HTTP/1.1
+  kubectl gwdup apply-421 --mitigation http1
 
   # remove them again
   kubectl gwdup apply-421 --delete""",

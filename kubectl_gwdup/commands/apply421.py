@@ -2,20 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..env import Env
 from ..errors import ExitStatus, GwdupError, UsageError
-from ..execute.apply import DryRun, apply_objects, delete_managed
+from ..execute.apply import DryRun, apply_objects, delete_managed, prune_managed
 from ..inventory import RawObjects
 from ..model import MANAGED_BY
-from ..plans.misdirect421 import API_VERSION, MIN_ISTIO, Method421, parse_version, plan_421
+from ..plans.misdirect421 import API_VERSION, MIN_ISTIO, Method421, object_stem, parse_version, plan_421
 from ..render.printers import OutputFormat
 from . import check
 
-CAVEAT = ("clients that do not retry on 421 (Safari 14 and older) still fail; merging the servers "
-          "(kubectl gwdup merge) is the lasting fix")
+CAVEAT = ("clients that do not retry on 421 (Safari) still fail: --mitigation http1 serves them; "
+          "merging the servers (kubectl gwdup merge) is the lasting fix")
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Options(check.Options):
         try:
             Method421(self.method)
         except ValueError:
-            raise UsageError(f'--method must be vhost or lua, not "{self.method}"') from None
+            raise UsageError(f'--mitigation must be vhost, lua or http1, not "{self.method}"') from None
         try:
             DryRun(self.dry_run)
         except ValueError:
@@ -104,17 +105,27 @@ def run(opts: Options, env: Env) -> ExitStatus:
     env.stderr.write(f"note: control plane: {'Istio %d.%d' % version if version else 'unknown'} ({source})\n")
     for note in plan.notes:
         env.stderr.write(f"note: {note}\n")
-    for size in plan.sizes:
-        env.stderr.write(f"note: {opts.method} adds {size}\n")
-    if not plan.objects:
+    for cost in plan.costs:
+        env.stderr.write(f"note: {opts.method} adds {cost}\n")
+    if plan.objects:
+        env.stderr.write(f"note: {len(plan.objects)} EnvoyFilter(s), {plan.size / 1024:.1f} KiB in all, "
+                         f"the largest {max(len(json.dumps(o)) for o in plan.objects) / 1024:.1f} KiB\n")
+    elif not plan.listeners:
         env.stderr.write("no hazards to mitigate\n")
         return ExitStatus.OK
-    lines = apply_objects(None if dry_run is DryRun.CLIENT else opts.kube.cluster, plan.objects, dry_run)
+    writer = None if dry_run is DryRun.CLIENT else opts.kube.cluster
+    lines = apply_objects(writer, plan.objects, dry_run)
+    if writer is not None:  # a shorter plan than the last one: the surplus objects go
+        lines += prune_managed(writer, {"apiVersion": API_VERSION, "kind": "EnvoyFilter"},
+                               ",".join(f"{k}={v}" for k, v in MANAGED_BY.items()), dry_run,
+                               keep={(o["metadata"]["namespace"], o["metadata"]["name"]) for o in plan.objects},
+                               stems={object_stem(listener) for listener in plan.listeners})
     if fmt in (OutputFormat.JSON, OutputFormat.YAML):
         opts.output.printer(False).emit({"apiVersion": "v1", "kind": "List", "items": plan.objects},
                                         [], lambda wide: [], env.stdout)
     else:
         for line in lines:
             env.stdout.write(line + "\n")
-    env.stderr.write(f"warning: {CAVEAT}\n")
+    if Method421(opts.method) is not Method421.HTTP1:
+        env.stderr.write(f"warning: {CAVEAT}\n")
     return ExitStatus.OK

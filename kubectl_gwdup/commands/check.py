@@ -134,9 +134,11 @@ def summary(report: Report, inventory: Inventory) -> str:
         parts.append(f"{sum(outcomes.values())} hazard(s) ("
                      + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) + ")")
     parts += [f"{n} {name}" for name, n in sorted(others.items())]
-    mitigated = sum(1 for f in report.findings if f.detail.get("mitigation"))
+    mitigated = Counter(f.detail["mitigation"]["method"] for f in report.findings if f.detail.get("mitigation"))
     if mitigated:
-        parts.append(f"{mitigated} answered 421 by installed mitigations")
+        parts.append(f"{sum(mitigated.values())} mitigated by installed filters ("
+                     + ", ".join(f"{n} {'HTTP/1.1 only' if m == 'http1' else m + ' 421'}"
+                                 for m, n in sorted(mitigated.items())) + ")")
     return "found " + ", ".join(parts) + f" in {scope_text}"
 
 

@@ -84,7 +84,7 @@ def _stake(findings: Sequence[Finding]) -> List[str]:
     for f in findings:
         d = f.detail
         gws = sorted({s["gateway"] for s in d["from"]})
-        mitigated = " [answered 421 by an installed mitigation]" if d.get("mitigation") else ""
+        mitigated = " [mitigated by an installed filter]" if d.get("mitigation") else ""
         out.append(f"  {d['outcome']}: {', '.join(d['hosts'][:5])}{' ...' if len(d['hosts']) > 5 else ''} "
                    f"on connections of {', '.join(gws[:3])}{' ...' if len(gws) > 3 else ''} "
                    f"(port {d['from'][0]['portNumber']}, {f.code}){mitigated}")
@@ -120,7 +120,7 @@ def _merge(s: Session, raw: RawObjects, inv: Inventory, findings: List[Finding],
 def _mitigate(s: Session, inv: Inventory, findings: List[Finding], interactive: bool) -> bool:
     chosen = s.mitigated + findings  # one EnvoyFilter per listener carries every chosen group
     plan = plan_421(inv, chosen, Method421(s.opts.mitigation))
-    for note in plan.notes + plan.sizes:
+    for note in plan.notes + plan.costs:
         s.say(f"  note: {note}")
     if not plan.objects:
         s.say("  nothing to mitigate")

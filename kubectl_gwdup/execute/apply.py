@@ -6,7 +6,7 @@ owns converge to the plan; dry runs go to the server as dryRun=All (validated, n
 from __future__ import annotations
 
 import enum
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..errors import ApiError, ApplyError, GwdupError
 from .rest import FIELD_MANAGER, Interrupts, Writer, clean, delete_options, object_path, resource
@@ -39,8 +39,10 @@ def apply_objects(access: Optional[Writer], objects: Sequence[Dict[str, Any]], d
 
 
 def delete_managed(access: Writer, template: Dict[str, Any], label_selector: str, dry_run: DryRun,
-                   namespaces: Sequence[str] = ()) -> List[str]:
-    """Delete every object of the template's kind that carries our label; kubectl's lines."""
+                   namespaces: Sequence[str] = (), keep: Callable[[Dict[str, Any]], bool] = lambda o: False
+                   ) -> List[str]:
+    """Delete every object of the template's kind that carries our label (but those `keep`
+    holds on to); kubectl's lines."""
     group_version = template["apiVersion"]
     plural = template["kind"].lower() + "s"
     found = _missing_crd(lambda: list(access.list(f"/apis/{group_version}/{plural}", label_selector=label_selector)),
@@ -48,7 +50,7 @@ def delete_managed(access: Writer, template: Dict[str, Any], label_selector: str
     lines = []
     for obj in sorted(found, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])):
         m = obj["metadata"]
-        if namespaces and m["namespace"] not in namespaces:
+        if namespaces and m["namespace"] not in namespaces or keep(obj):
             continue
         obj = {**obj, "apiVersion": group_version, "kind": template["kind"]}
         if dry_run is not DryRun.CLIENT:
@@ -103,3 +105,16 @@ def apply_all_or_nothing(access: Writer, objects: Sequence[Dict[str, Any]], out:
             raise ApplyError(f"applying failed ({exc.render()}); put back {len(done)} object(s): "
                              "the cluster is as before") from None
     return lines
+
+
+def prune_managed(access: Writer, template: Dict[str, Any], label_selector: str, dry_run: DryRun,
+                  keep: Set[Tuple[str, str]], stems: Set[str]) -> List[str]:
+    """Delete our objects of the listeners just planned that the plan no longer has (`<stem>`
+    or `<stem>-N`), so that a smaller plan leaves nothing stale behind."""
+    def stale(obj: Dict[str, Any]) -> bool:
+        m = obj["metadata"]
+        name = m["name"]
+        ours = any(name == s or (name.startswith(s + "-") and name[len(s) + 1:].isdigit()) for s in stems)
+        return ours and (m["namespace"], name) not in keep
+
+    return delete_managed(access, template, label_selector, dry_run, keep=lambda o: not stale(o))

@@ -27,7 +27,7 @@ def row(f: Finding, wide: bool) -> List[str]:
         cert = d["certificate"]
         cells = [_short(_gateways(d["from"])), str(d["from"][0]["portNumber"]), _short(d["hosts"]),
                  _short(_gateways(d["to"])),
-                 d["outcome"] + (" (mTLS)" if d["mtls"] else "") + (" (421)" if d.get("mitigation") else ""),
+                 d["outcome"] + (" (mTLS)" if d["mtls"] else "") + (_mitigated(d.get("mitigation"))),
                  _short(cert["credentials"])]
         if wide:
             names = sorted({r["portName"] for r in d["from"] + d["to"]})
@@ -61,3 +61,9 @@ def row(f: Finding, wide: bool) -> List[str]:
     if wide:
         cells += [f.level.label, f.code, d.get("workload", ""), "", s.get("portName", ""), f.message]
     return cells
+
+
+def _mitigated(mitigation) -> str:
+    if not mitigation:
+        return ""
+    return " (HTTP/1.1)" if mitigation["method"] == "http1" else " (421)"

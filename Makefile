@@ -5,7 +5,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test bench clean
+.PHONY: example test bench clean browser
 
 $(VENV)/.ready: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,13 +16,20 @@ $(VENV)/.ready: pyproject.toml
 example: $(VENV)/.ready
 	$(BIN)/kubectl-gwdup check -f examples/ -o wide; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 3 ]
 
-test: $(VENV)/.ready
+# the browser tests need Debian's chromium and certutil (libnss3-tools)
+browser:
+	@command -v chromium >/dev/null && command -v certutil >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium libnss3-tools; }
+
+test: $(VENV)/.ready browser
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.ready
 	$(BIN)/python -m pip install -q cryptography
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/merge_scale.py
+	$(BIN)/python benchmarks/apply421_scale.py
 	$(BIN)/python benchmarks/check_files.py
 	$(BIN)/python benchmarks/cluster_requests.py
 	$(BIN)/python benchmarks/envoy_421.py

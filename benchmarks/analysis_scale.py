@@ -74,6 +74,21 @@ def build_raw(n: int, shape: str):
     return raw
 
 
+def add_routes(raw) -> None:
+    """Each Gateway routed by a VirtualService of its own, as a cluster would have them."""
+    from kubectl_gwdup.model import Input
+
+    raw.available.add(Input.VIRTUAL_SERVICES)
+    for g in raw.gateways:
+        m = g["metadata"]
+        raw.virtual_services.append({
+            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": f"{m['name']}-routes", "namespace": m["namespace"],
+                         "creationTimestamp": "2026-01-02T00:00:00Z"},
+            "spec": {"hosts": g["spec"]["servers"][0]["hosts"], "gateways": [m["name"]],
+                     "http": [{"route": [{"destination": {"host": f"{m['name']}.svc"}}]}]}})
+
+
 def measure(n: int, shape: str) -> dict:
     from kubectl_gwdup.analysis import registry
     from kubectl_gwdup.inventory import build_inventory
@@ -91,10 +106,10 @@ def measure(n: int, shape: str) -> dict:
             "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def in_fresh_process(script: str, n: int, shape: str) -> dict:
-    """Run `script N SHAPE` in its own interpreter (so peak RSS is that size's own) and read the
-    JSON line it prints."""
-    out = subprocess.run([sys.executable, script, str(n), shape], capture_output=True, text=True, check=True)
+def in_fresh_process(script: str, *args: object) -> dict:
+    """Run `script ARGS...` (a size, a shape, ...) in its own interpreter, so that peak RSS is
+    that run's own, and read the JSON line it prints."""
+    out = subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 

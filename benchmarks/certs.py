@@ -21,3 +21,9 @@ def make_pem(sans: Sequence[str], serial: int) -> bytes:
             .add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
             .sign(_KEY, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem() -> bytes:
+    """The private key of every certificate make_pem makes (Envoy needs it to load them)."""
+    return _KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption())

@@ -1,9 +1,10 @@
-"""Envoy CPU per request with no mitigation, with `--method vhost` and with `--method lua`.
+"""Envoy CPU per request with no mitigation and with each apply-421 method (vhost, lua, http1).
 
-The seed scenario is served by the real Envoy (the test harness's istiod-like translation),
-once per variant; each gets the same bounded HTTP/2 load on loopback (ROUNDS x BATCH requests
-for the host the connection was opened for, which every request pays for, and the same for a
-coalesced host, which gets 421 once mitigated). Envoy's own CPU time (all threads, from
+The seed scenario with its routes is served by the real Envoy (tests/istiod_translate.py, the
+plans applied by tests/envoyfilter_patch.py), once per variant; each gets the same bounded load
+on loopback (ROUNDS x BATCH requests for the host the connection was opened for, which every
+request pays for, and the same for a coalesced host, which gets 421 once mitigated; http1
+answers its own host over HTTP/1.1 and has no coalesced requests at all). Envoy's own CPU time (all threads, from
 /proc/<pid>/task/*/schedstat) is read around each batch; variants are interleaved round by round, so a change in
 machine load hits all three alike. Prints microseconds of Envoy CPU per request and ratios.
 """
@@ -24,12 +25,16 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 import h2.config  # noqa: E402
 import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
+import h2.settings  # noqa: E402
 
 from certfactory import CertFactory  # noqa: E402
 from conftest import SCENARIOS, render_scenario  # noqa: E402
-from envoy_harness import apply_envoyfilters, serve  # noqa: E402
+import envoyfilter_patch  # noqa: E402
+import yaml  # noqa: E402
+from istiod_translate import Envoy, Translation, new_workdir  # noqa: E402
 from kubectl_gwdup.analysis import registry  # noqa: E402
 from kubectl_gwdup.inventory import build_inventory  # noqa: E402
+from kubectl_gwdup.model import Input  # noqa: E402
 from kubectl_gwdup.plans.misdirect421 import Method421, plan_421  # noqa: E402
 from kubectl_gwdup.sources.files import load_files  # noqa: E402
 
@@ -78,60 +83,89 @@ def batch(port: int, sni: str, host: str, ca: str, n: int) -> int:
     return len(statuses)
 
 
-def main() -> None:
-    import h2.settings  # noqa: F401
+def batch_http1(port: int, sni: str, host: str, ca: str, n: int) -> int:
+    """n HTTP/1.1 requests for `host`, one after the other (as browsers send them; Envoy does
+    not pipeline), on one keep-alive connection opened for `sni`: what the http1 method leaves
+    browsers with."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    ctx.set_alpn_protocols(["http/1.1"])
+    sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=sni)
+    request = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    done = 0
+    for _ in range(n):
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return done
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return done
+            body += chunk
+        done += 1
+    sock.close()
+    return done
 
+
+def main() -> None:
     certs = CertFactory(tempfile.mkdtemp())
-    work = tempfile.mkdtemp()
-    paths = []
-    for name in ("_workload.yaml", "seed.yaml"):
-        path = os.path.join(work, name)
+    docs = []
+    for name in ("_workload.yaml", "seed_routed.yaml"):
         with open(os.path.join(SCENARIOS, name)) as f:
-            text = render_scenario(certs, f.read())
-        if name == "seed.yaml":  # give each Gateway its routes, as a cluster would have them
-            text += "".join(f"""---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: {gw}-routes, namespace: {ns}}}
-spec:
-  hosts: [{host}]
-  gateways: [{gw}]
-  http: [{{route: [{{destination: {{host: backend}}}}]}}]
-""" for gw, ns, host in (("gw-a", "team-a", "a.example.com"), ("gw-b", "team-b", "b.example.com"),
-                         ("gw-c", "team-c", "c.example.com")))
-        open(path, "w").write(text)
-        paths.append(path)
-    inv = build_inventory(load_files(paths))
+            docs += [d for d in yaml.safe_load_all(render_scenario(certs, f.read())) if d]
+    path = os.path.join(tempfile.mkdtemp(), "manifests.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump_all(docs, f)
+    raw = load_files([path])
+    raw.available.update((Input.CERTIFICATES, Input.VIRTUAL_SERVICES))
+    inv = build_inventory(raw)
     findings = registry.run(inv).findings
     variants = {"none": []}
     for m in Method421:
         variants[m.value] = plan_421(inv, findings, m).objects
-    gateways = {k: serve(inv, certs, lambda c, p, objs=objs: apply_envoyfilters(c, inv, objs))
-                for k, objs in variants.items()}
+    envoys = {}
+    for k, objs in variants.items():
+        t = Translation(docs, new_workdir(), None)
+        envoyfilter_patch.apply(t, objs)
+        envoys[k] = (Envoy(t), next(iter(t.ports.values())))
     try:
         per: dict = {(k, kind): [] for k in variants for kind in ("own host", "coalesced host")}
         deadline = time.monotonic() + 300  # bounded, whatever the machine does
         for _ in range(ROUNDS):
-            for k, gw in gateways.items():
-                port = next(iter(gw.ports.values()))
+            for k, (envoy, port) in envoys.items():
+                pid = envoy.proc.pid
                 for kind, host in (("own host", "a.example.com"), ("coalesced host", "b.example.com")):
-                    before = cpu_seconds(gw.process.pid)
-                    done = batch(port, "a.example.com", host, certs.ca_cert, BATCH)
-                    per[(k, kind)].append((cpu_seconds(gw.process.pid) - before) / done)
+                    if k == "http1" and kind == "coalesced host":
+                        continue  # HTTP/1.1 connections are never pooled for another host
+                    send = batch_http1 if k == "http1" else batch
+                    before = cpu_seconds(pid)
+                    done = send(port, "a.example.com", host, certs.ca_cert, BATCH)
+                    per[(k, kind)].append((cpu_seconds(pid) - before) / done)
             if time.monotonic() > deadline:
                 break
         print(f"Envoy CPU per request, median of {len(per[('none', 'own host')])} rounds of {BATCH} "
-              f"requests (one h2 connection each):")
+              f"requests (one connection each; h2, HTTP/1.1 for http1):")
         print(f"{'variant':<8} {'own host us':>12} {'x none':>7} {'coalesced host us':>18} {'x none':>7}")
         base = {kind: statistics.median(per[("none", kind)]) for kind in ("own host", "coalesced host")}
         for k in variants:
             own = statistics.median(per[(k, "own host")])
-            co = statistics.median(per[(k, "coalesced host")])
-            print(f"{k:<8} {own * 1e6:>12.1f} {own / base['own host']:>7.2f} "
-                  f"{co * 1e6:>18.1f} {co / base['coalesced host']:>7.2f}")
+            line = f"{k:<8} {own * 1e6:>12.1f} {own / base['own host']:>7.2f} "
+            if per[(k, "coalesced host")]:
+                co = statistics.median(per[(k, "coalesced host")])
+                line += f"{co * 1e6:>18.1f} {co / base['coalesced host']:>7.2f}"
+            else:
+                line += f"{'never pooled':>18} {'-':>7}"
+            print(line)
     finally:
-        for gw in gateways.values():
-            gw.stop()
+        for envoy, _ in envoys.values():
+            envoy.stop()
 
 
 if __name__ == "__main__":

@@ -22,22 +22,13 @@ from analysis_scale import in_fresh_process  # noqa: E402  (found through sys.pa
 
 
 def measure(n: int, shape: str) -> dict:
-    from analysis_scale import build_raw
+    from analysis_scale import add_routes, build_raw
     from kubectl_gwdup.analysis import registry
     from kubectl_gwdup.inventory import build_inventory
-    from kubectl_gwdup.model import Input
     from kubectl_gwdup.plans.merge import plan_merge
 
     raw = build_raw(n, shape)
-    raw.available.add(Input.VIRTUAL_SERVICES)
-    for g in raw.gateways:
-        m = g["metadata"]
-        raw.virtual_services.append({
-            "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": f"{m['name']}-routes", "namespace": m["namespace"],
-                         "creationTimestamp": "2026-01-02T00:00:00Z"},
-            "spec": {"hosts": g["spec"]["servers"][0]["hosts"], "gateways": [m["name"]],
-                     "http": [{"route": [{"destination": {"host": f"{m['name']}.svc"}}]}]}})
+    add_routes(raw)
     inv = build_inventory(raw)
     findings = registry.run(inv).findings
     t0 = time.perf_counter()

@@ -54,6 +54,10 @@ class ApiError(GwdupError):
         return f"Error from server ({self.reason}): {self.message}"
 
 
+class PlanError(GwdupError):
+    """A plan that cannot be made within the limits (nothing was written)."""
+
+
 class ApplyError(GwdupError):
     status = ExitStatus.APPLY_ROLLED_BACK
 

@@ -232,11 +232,25 @@ def _addr(port: int) -> Dict[str, Any]:
 CHAIN_HEADER = "x-gwdup-chain"
 
 
-def _hcm(route_config: Dict[str, Any], chain: str = "") -> Dict[str, Any]:
+ACCESS_LOG_FIELDS = {"connection": "%CONNECTION_ID%", "sni": "%REQUESTED_SERVER_NAME%",
+                     "authority": "%REQ(:AUTHORITY)%", "status": "%RESPONSE_CODE%", "protocol": "%PROTOCOL%",
+                     "flags": "%RESPONSE_FLAGS%", "route": "%ROUTE_NAME%"}
+
+
+def _hcm(route_config: Dict[str, Any], chain: str = "", access_log: str = "") -> Dict[str, Any]:
     """An HTTP connection manager; every answer it gives (routed, or Envoy's own 404) carries a
-    header naming its filter chain, so a test sees which chain a connection was opened on."""
+    header naming its filter chain, so a test sees which chain a connection was opened on; with
+    `access_log` (the browser tests), one JSON line per request (connection id, SNI, authority,
+    status)."""
     hcm: Dict[str, Any] = {"@type": HCM, "stat_prefix": "gw", "codec_type": "AUTO", "route_config": route_config,
                            "http_filters": [ROUTER]}
+    if access_log:
+        # a browser reaches this loopback listener on a port other than 443, so its :authority
+        # carries the port, which on 443 it leaves out: stripping it stands for the default port
+        hcm["strip_any_host_port"] = True
+        hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": access_log, "log_format": {"json_format": ACCESS_LOG_FIELDS}}}]
     if chain:
         header = [{"header": {"key": CHAIN_HEADER, "value": chain}}]
         route_config["response_headers_to_add"] = header
@@ -256,8 +270,9 @@ def _tls(cert: str, key: str) -> Dict[str, Any]:
 class Translation:
     """The Envoy bootstrap for every proxy of the manifests; `ports[(proxy name, bound port)]`."""
 
-    def __init__(self, docs: Sequence[Dict[str, Any]], workdir: str, passthrough_pem: Any) -> None:
+    def __init__(self, docs: Sequence[Dict[str, Any]], workdir: str, passthrough_pem: Any, access_log: str = "") -> None:
         self.workdir = workdir
+        self.access_log = access_log
         self.ports: Dict[Tuple[str, int], int] = {}
         self.listeners: List[Dict[str, Any]] = []
         self.clusters: List[Dict[str, Any]] = []
@@ -333,7 +348,8 @@ class Translation:
                 else:
                     chain["transport_socket"] = _tls(*self._secret_files(secret))
                     name = f"https.{server['port']['number']}.{server['port']['name']}.{_meta(gw)['name']}.{_ns(gw)}"
-                    chain["filters"] = [_hcm(route_table(name, gw_ref, server, vss), f"{gw_ref}[{i}]")]
+                    chain["filters"] = [_hcm(route_table(name, gw_ref, server, vss), f"{gw_ref}[{i}]",
+                                             self.access_log)]
                 chains.setdefault(port, []).append(chain)
         for port, cs in sorted(chains.items()):
             if not cs:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..analysis.chains import ChainIndex, live_chains
+from ..errors import PlanError
 from ..model import MANAGED_BY, Finding, Inventory, Listener, Placement, ServerRef
 from . import http1, lua421
 from .vhost421 import ListenerPatterns, table_entries
@@ -60,7 +61,7 @@ class Plan421:
 
     @property
     def size(self) -> int:
-        return sum(len(json.dumps(o, separators=(",", ":"))) for o in self.objects)
+        return sum(len(json.dumps(o)) for o in self.objects)
 
 
 def affected(findings: Sequence[Finding]) -> Dict[Tuple[str, int], Set[ServerRef]]:
@@ -91,7 +92,7 @@ def _objects(listener: Listener, root_namespace: str, patches: List[Dict[str, An
     chunks: List[List[Dict[str, Any]]] = [[]]
     used = 0
     for patch in patches:
-        size = len(json.dumps(patch, separators=(",", ":")))
+        size = len(json.dumps(patch))  # as kubectl's JSON spaces it, the larger measure
         if chunks[-1] and used + size > budget:
             chunks.append([])
             used = 0
@@ -163,6 +164,11 @@ def _vhost_patches(plan: Plan421, listener: Listener, live: List[Placement],
 def _lua_patches(plan: Plan421, listener: Listener, live: List[Placement],
                  istio_version: Optional[Tuple[int, int]]) -> List[Dict[str, Any]]:
     code, dropped = lua421.lua_code(live)
+    if len(code.encode()) > MAX_OBJECT_BYTES - 4096:
+        # one filter must hold the whole chain table of its listener, so it cannot be split
+        raise PlanError(f"the Lua filter for {listener} would be {len(code.encode()) / 1024:.0f} KiB, over the "
+                        f"{MAX_OBJECT_BYTES // 1024} KiB an EnvoyFilter should stay under (istiod pushes it to "
+                        "every proxy it selects): use --mitigation vhost, which is split across objects")
     for raw in dropped:
         plan.notes.append(f"{raw!r} is not a host name: left out of the Lua filter (its pairs stay unanswered)")
     plan.costs.append(f"{listener}: a Lua filter of {len(code.encode())} bytes, which istiod copies into each of "

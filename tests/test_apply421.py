@@ -293,3 +293,78 @@ def test_live_check_after_apply(cluster, certs) -> None:
     (f,) = json.loads(r.stdout)["findings"]
     assert f["mitigation"]["method"] == "vhost"
     run_cli(["apply-421", "--delete"], cluster.env)
+
+
+def test_a_host_the_lua_filter_leaves_out_keeps_its_finding_open(tmp_path, scenario_files, certs) -> None:
+    """A host that is not a host name never enters the Lua table, so the pairs it is in are not
+    answered: check must not call its finding mitigated."""
+    odd = "b\u00e9.example.com"
+    leaf = certs.leaf("*.example.com", tag="odd-wild")
+    # gw-odd's own certificate: valid for its host too, but other SANs, so another group than gw-a's
+    own = certs.leaf("*.example.com", "z.example.com", tag="odd-own")
+    path = tmp_path / "odd.yaml"
+    path.write_text(yaml.safe_dump_all([
+        {"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": name, "namespace": "web"},
+         "spec": {"selector": {"istio": "ingressgateway"}, "servers": [{
+             "port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": [host],
+             "tls": {"mode": "SIMPLE", "credentialName": cred}}]}}
+        for name, host, cred in (("gw-a", "a.example.com", "wild"), ("gw-odd", odd, "odd"))] + [
+        {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+         "metadata": {"name": cred, "namespace": "istio-system"},
+         "stringData": {"tls.crt": c.cert_pem.decode(), "tls.key": c.key_pem.decode()}}
+        for cred, c in (("wild", leaf), ("odd", own))]))
+    files = ["-f", scenario_files("seed")[0], "-f", str(path)]
+    before = run_cli(["check", *files, "-o", "json"])
+    assert any(odd in f.get("hosts", ()) for f in json.loads(before.stdout)["findings"]), before.stdout
+    r = run_cli(["apply-421", *files, "--dry-run=client", "-o", "yaml", "--mitigation", "lua", "--istio-version", "1.24"])
+    assert r.status == 0 and "is not a host name: left out of the Lua filter" in r.stderr, r.stderr
+    ef = tmp_path / "ef.yaml"
+    ef.write_text(r.stdout)
+    after = run_cli(["check", *files, "-f", str(ef), "-o", "json"])
+    odd_findings = [f for f in json.loads(after.stdout)["findings"] if odd in f.get("hosts", ())]
+    assert odd_findings and not any(f.get("mitigation") for f in odd_findings)
+    assert after.status == 3
+
+
+def test_the_method_flag_spellings(scenario_files) -> None:
+    files = sum((["-f", f] for f in scenario_files("seed")), [])
+    new = run_cli(["apply-421", *files, "--dry-run=client", "-o", "json", "--mitigation", "http1"])
+    old = run_cli(["apply-421", *files, "--dry-run=client", "-o", "json", "--method", "http1"])
+    assert new.status == old.status == 0 and new.stdout == old.stdout
+    assert "lose HTTP/2" in new.stderr and "clients that do not retry on 421" not in new.stderr
+    (ef,) = json.loads(new.stdout)["items"]
+    patches = ef["spec"]["configPatches"]
+    assert sorted(p["match"]["listener"]["filterChain"]["sni"] for p in patches) == ["a.example.com", "b.example.com"]
+    for patch in patches:
+        assert patch["applyTo"] == "FILTER_CHAIN" and patch["match"]["listener"]["portNumber"] == 8443
+        tls = patch["patch"]["value"]["transportSocket"]["typedConfig"]["commonTlsContext"]
+        assert tls["alpnProtocols"] == ["http/1.1"]
+        assert tls["tlsCertificateSdsSecretConfigs"] == [{"name": "kubernetes://shared",
+                                                          "sdsConfig": {"ads": {}, "resourceApiVersion": "V3"}}]
+    r = run_cli(["fix", "--yes", "--strategy", "421", "--mitigation", "vhost-ish"])
+    assert r.status == 2 and r.stderr == 'error: --mitigation must be vhost, lua or http1, not "vhost-ish"\n'
+
+
+def test_a_smaller_plan_deletes_the_objects_it_no_longer_has(cluster, certs) -> None:
+    from test_live import scenario_docs
+
+    cluster.apply(cluster.isolate(scenario_docs(certs, "seed")))
+    args = ["apply-421", "-n", cluster.ns("team-a"), "--istio-version", "1.24"]
+    r = run_cli(args, cluster.env)
+    assert r.status == 0, r.stderr
+    name = r.stdout.split("/")[1].split()[0]
+    ns = cluster.ns("istio-system")
+    base = f"/apis/networking.istio.io/v1alpha3/namespaces/{ns}/envoyfilters"
+    code, first = cluster.call("GET", f"{base}/{name}")
+    surplus = {"apiVersion": "networking.istio.io/v1alpha3", "kind": "EnvoyFilter",
+               "metadata": {"name": f"{name}-2", "namespace": ns, "labels": first["metadata"]["labels"]},
+               "spec": first["spec"]}  # what an earlier, larger plan left
+    other = dict(surplus, metadata=dict(surplus["metadata"], name="gwdup-421-someone-else-8443"))
+    assert cluster.call("POST", base, surplus)[0] == 201 and cluster.call("POST", base, other)[0] == 201
+    r = run_cli(args, cluster.env)
+    assert r.status == 0 and r.stdout.splitlines() == [
+        f"envoyfilter.networking.istio.io/{name} serverside-applied",
+        f"envoyfilter.networking.istio.io/{name}-2 deleted"], r.stdout
+    assert cluster.call("GET", f"{base}/{name}-2")[0] == 404
+    assert cluster.call("GET", f"{base}/gwdup-421-someone-else-8443")[0] == 200  # another listener's: kept
+    run_cli(["apply-421", "--delete"], cluster.env)

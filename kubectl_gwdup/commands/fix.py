@@ -47,6 +47,8 @@ class Options(probe.Options):
             raise UsageError(f'--strategy must be merge or 421, not "{self.strategy}"')
         if self.strategy and not self.yes:
             raise UsageError("--strategy goes with --yes (a session without prompts)")
+        if self.mitigation not in {m.value for m in Method421}:
+            raise UsageError(f'--mitigation must be vhost, lua or http1, not "{self.mitigation}"')
 
 
 @dataclass

@@ -268,3 +268,50 @@ def test_domain_index_equals_best_domain(domains, host) -> None:
 
     table = [(d, i) for i, d in enumerate(domains)]
     assert DomainIndex(table).lookup(host) == best_domain(table, host)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(inventory_st)
+def test_vhost_421_entries_answer_exactly_the_foreign_names(pool_pems, spec) -> None:
+    """Each affected route table, with the planned virtual hosts, resolved by Envoy's order
+    written out plainly (best_domain) for every name its certificate lets a browser send: 421
+    for a name another chain serves, what it answered before for the chain's own names, and
+    for a name no chain serves its 404, or 421 under a SAN wildcard the plan used. The entries
+    stay within the table's SANs, its own names and the names under its own wildcards."""
+    from kubectl_gwdup.analysis.chains import ChainIndex, live_chains
+    from kubectl_gwdup.plans.vhost421 import ListenerPatterns, table_entries
+
+    inventory = build_inventory(make_raw(spec, pool_pems))
+    by_listener: Dict = {}
+    for p in inventory.placements:
+        by_listener.setdefault(p.listener, []).append(p)
+    names = NAMES + ["y." + n for n in NAMES]
+    for placements in by_listener.values():
+        live = live_chains(placements)
+        chains, patterns = ChainIndex(live), ListenerPatterns(live)
+        for p in live:
+            if not p.server.http_routed or not p.coverage:
+                continue
+            e = table_entries(p, chains, patterns)
+            own = [(v.domain, "own") for v in p.vhosts]
+            table = own + [(d, "421") for d in e.misdirected] + [(d, "404") for d in e.no_route]
+            assert len({d for d, _ in table}) == len(table), "a domain twice: Envoy rejects the table"
+            left = {g for g, _ in e.left_out}
+            for n in names:
+                if not p.covers(n) or any(suffix_match(g, n) for g in left):
+                    continue
+                t = ref_chain(live, n)
+                before = best_domain(own, n)
+                got = best_domain(table, n)
+                if t is not None and t is not p:
+                    assert got is not None and got[1] == "421", (p.server.ref, n, got)
+                elif t is p:
+                    assert got == before or (before is None and got[1] == "404"), (p.server.ref, n, got)
+                else:
+                    used = any(d.startswith("*.") and cert_covers(d, n) for d in e.misdirected)
+                    assert got == before or (before is None and got[1] == "404") or (used and got[1] == "421")
+            wild = [o for o in p.sni_hosts if bare_host(o) == "*" or bare_host(o).startswith("*.")]
+            wild += [v.domain for v in p.vhosts if v.domain == "*" or v.domain.startswith("*.")]
+            under = {f for w in wild for f in patterns.below(bare_host(w))}
+            assert len(e.misdirected) + len(e.no_route) <= len(p.coverage) + len(p.sni_hosts) + len(under)

@@ -1,23 +1,31 @@
-"""`check -f` on manifest files at 1k and 10k Gateways, against PyYAML's C loader on the same file.
+"""`check -f` on manifest files at 1k and 10k Gateways, YAML and JSON, as pip installs it and as
+the built zipapp runs on Python 3.9 and 3.13, against the fastest load of the same file.
 
-The files are what `kubectl get gateways,virtualservices,secrets -A -o yaml` would give for the
-spread mesh of analysis_scale.py (3 hosts per Gateway, a VirtualService each, one certificate per
-5 Gateways). Timed in one run, interleaved: the C loader alone (yaml.load_all), and the whole
-command in-process (read, inventory, analysis, `-o json` to a file), best of 3 each. Prints
-seconds, the ratio to the loader, and how each grows from 1k to 10k.
+The files are what `kubectl get gateways,virtualservices,secrets -A -o yaml` (or `-o json`)
+would give for the spread mesh of analysis_scale.py (3 hosts per Gateway, a VirtualService each,
+one certificate per 5 Gateways). Timed in one run, interleaved, best of 3: the load alone
+(PyYAML's C loader, or json.load), the command in-process as the pip install runs it (read,
+inventory, analysis, `-o json` to a file), and `dist/kubectl-gwdup check -f FILE -o json` as a
+process on each interpreter (built first when missing). Prints seconds and ratios to the load.
 """
 from __future__ import annotations
 
 import base64
+import glob
 import io
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
+from typing import Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
+ZIPAPP = os.path.join(ROOT, "dist", "kubectl-gwdup")
 
 
 def write_mesh(n: int, path: str) -> None:
@@ -39,26 +47,35 @@ def write_mesh(n: int, path: str) -> None:
                      "spec": {"hosts": g["spec"]["servers"][0]["hosts"], "gateways": [m["name"]],
                               "http": [{"route": [{"destination": {"host": f"{m['name']}.svc"}}]}]}})
     with open(path, "w") as f:
-        yaml.dump({"apiVersion": "v1", "kind": "List", "items": docs}, f, Dumper=yaml.CSafeDumper)
+        if path.endswith(".json"):  # as `kubectl get -o json` writes it
+            json.dump({"apiVersion": "v1", "kind": "List", "items": docs}, f, indent=4)
+        else:
+            yaml.dump({"apiVersion": "v1", "kind": "List", "items": docs}, f, Dumper=yaml.CSafeDumper)
 
 
 def load_only(path: str) -> float:
-    """The C loader alone, with the cyclic GC off as check runs (it only rescans the acyclic
-    trees a loader builds): the fastest way Python reads the file."""
+    """The fastest way Python reads the file: PyYAML's C loader, or json.load for JSON, with the
+    cyclic GC off as check runs (it only rescans the acyclic trees a loader builds)."""
     import gc
+    import json
+
     import yaml
 
     gc.disable()
     try:
         t = time.perf_counter()
         with open(path) as f:
-            list(yaml.load_all(f, Loader=yaml.CSafeLoader))
+            if path.endswith(".json"):
+                json.load(f)
+            else:
+                list(yaml.load_all(f, Loader=yaml.CSafeLoader))
         return time.perf_counter() - t
     finally:
         gc.enable()
 
 
 def check(path: str, out: str) -> float:
+    """The pip install: the command in-process."""
     from kubectl_gwdup.cli.main import main
     from kubectl_gwdup.env import Env
 
@@ -70,21 +87,88 @@ def check(path: str, out: str) -> float:
     return time.perf_counter() - t
 
 
+def zipapp(python: str, path: str, root: str) -> float:
+    """The built zipapp, as users run it: a process of its own (start-up included)."""
+    t = time.perf_counter()
+    r = subprocess.run([python, ZIPAPP, "check", "-f", path, "-o", "json"], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, env={"PATH": os.environ["PATH"], "HOME": root, "SHIV_ROOT": root})
+    assert r.returncode in (0, 3), r.stderr[-500:]
+    return time.perf_counter() - t
+
+
+READ = """
+import gc, json, sys, time
+import yaml
+from kubectl_gwdup.sources.files import load_files
+path = sys.argv[1]
+gc.disable()
+best = [float("inf"), float("inf")]
+for _ in range(3):
+    t = time.perf_counter()
+    with open(path) as f:
+        json.load(f) if path.endswith(".json") else list(yaml.load_all(f, Loader=yaml.CSafeLoader))
+    best[0] = min(best[0], time.perf_counter() - t)
+    t = time.perf_counter()
+    load_files([path])
+    best[1] = min(best[1], time.perf_counter() - t)
+print(json.dumps(best))
+"""
+
+
+def read_step(python: str, path: str, root: str, inside_zipapp: bool) -> List[float]:
+    """[fastest load, kubectl-gwdup's reading of -f (load_files)] in one interpreter: the
+    zipapp's own modules when `inside_zipapp` (shiv runs the script in its environment)."""
+    cmd = [python, ZIPAPP, "-c", READ, path] if inside_zipapp else [python, "-c", READ, path]
+    env = {"PATH": os.environ["PATH"], "HOME": root, "SHIV_ROOT": root, "SHIV_INTERPRETER": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout)
+
+
+def interpreters() -> List[Tuple[str, str]]:
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    out = []
+    for version in ("3.9", "3.13"):
+        found = sorted(glob.glob(os.path.join(root, "versions", f"{version}*", "bin", "python3")))
+        if found:
+            out.append((f"zipapp {version}", found[-1]))
+    return out
+
+
 def main() -> None:
+    if not os.path.exists(ZIPAPP):
+        subprocess.run(["bash", os.path.join(ROOT, "build.sh")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     tmp = tempfile.mkdtemp(prefix="gwdup-bench-")
-    rows = {}
+    pythons = interpreters()
+    for python in pythons:  # the first run extracts the archive: not what is measured
+        zipapp(python[1], os.path.join(ROOT, "examples"), tmp)
+    rows = []
     for n in (1000, 10000):
-        path = os.path.join(tmp, f"mesh-{n}.yaml")
-        write_mesh(n, path)
-        loads, checks = [], []
-        for _ in range(3):
-            loads.append(load_only(path))
-            checks.append(check(path, os.path.join(tmp, "out.json")))
-        rows[n] = (min(loads), min(checks), os.path.getsize(path) / 1e6)
-    print(f"{'gateways':>8} {'file MB':>8} {'C load s':>9} {'check -f s':>11} {'x load':>7}")
-    for n, (load, chk, mb) in rows.items():
-        print(f"{n:>8} {mb:>8.1f} {load:>9.2f} {chk:>11.2f} {chk / load:>7.2f}")
-    print(f"growth 1k -> 10k: C load {rows[10000][0] / rows[1000][0]:.1f}x, check -f {rows[10000][1] / rows[1000][1]:.1f}x")
+        for fmt in ("yaml", "json"):
+            path = os.path.join(tmp, f"mesh-{n}.{fmt}")
+            write_mesh(n, path)
+            times: Dict[str, List[float]] = {"load": [], "pip": [], **{name: [] for name, _ in pythons}}
+            for _ in range(3):  # interleaved, best of 3
+                times["load"].append(load_only(path))
+                times["pip"].append(check(path, os.path.join(tmp, "out.json")))
+                for name, python in pythons:
+                    times[name].append(zipapp(python, path, tmp))
+            rows.append((n, fmt, os.path.getsize(path) / 1e6, {k: min(v) for k, v in times.items()}))
+    names = ["pip"] + [name for name, _ in pythons]
+    print(f"{'gateways':>8} {'input':>5} {'MB':>5} {'load s':>7} " + " ".join(f"{k + ' s':>11} {'x load':>6}" for k in names))
+    for n, fmt, mb, t in rows:
+        print(f"{n:>8} {fmt:>5} {mb:>5.1f} {t['load']:>7.2f} "
+              + " ".join(f"{t[k]:>11.2f} {t[k] / t['load']:>6.2f}" for k in names))
+    print("load: PyYAML's C loader for YAML, json.load for JSON, on this interpreter")
+    print()
+    print("reading -f alone (load_files: parse, flatten Lists, Secrets to PEM) against the load, each on")
+    print("its own interpreter, best of 3:")
+    print(f"{'gateways':>8} {'input':>5} " + " ".join(f"{k + ' read s':>16} {'x load':>6}" for k in names))
+    for n in (1000, 10000):
+        for fmt in ("yaml", "json"):
+            path = os.path.join(tmp, f"mesh-{n}.{fmt}")
+            cells = [read_step(sys.executable, path, tmp, False)]
+            cells += [read_step(python, path, tmp, True) for _, python in pythons]
+            print(f"{n:>8} {fmt:>5} " + " ".join(f"{read:>16.2f} {read / load:>6.2f}" for load, read in cells))
 
 
 if __name__ == "__main__":

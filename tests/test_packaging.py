@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -52,16 +54,24 @@ def run_zipapp(python: str, zipapp: str, *args: str, root: str, **kw) -> subproc
                           env={"PATH": os.environ["PATH"], "HOME": root, "SHIV_ROOT": root, **kw.pop("env", {})}, **kw)
 
 
-def test_zipapp_is_small_pure_and_portable(built) -> None:
+PLATFORMS = {"linux-amd64": "x86_64-linux-gnu", "linux-arm64": "aarch64-linux-gnu", "darwin-amd64": "darwin",
+             "darwin-arm64": "darwin", "any": None}
+CPYTHONS = ("39", "310", "311", "312", "313")
+
+
+def test_archives_are_small_and_carry_libyaml_for_every_cpython(built) -> None:
     src, stdout = built
-    app = src / "dist" / "kubectl-gwdup"
-    assert app.stat().st_size < 10 * 1024 * 1024
-    assert app.read_bytes().startswith(b"#!/usr/bin/env python3\n")
-    assert os.access(app, os.X_OK)
-    names = zipfile.ZipFile(app).namelist()
-    assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib"))]
-    sha = hashlib.sha256((src / "dist" / "kubectl-gwdup.tar.gz").read_bytes()).hexdigest()
-    assert f"sha256 {sha}" in stdout
+    for name, abi in PLATFORMS.items():
+        archive = src / "dist" / f"kubectl-gwdup-{name}.tar.gz"
+        assert archive.stat().st_size < 10 * 1024 * 1024, name
+        sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+        assert f"dist/kubectl-gwdup-{name}.tar.gz" in stdout and f"sha256 {sha}" in stdout
+        app = src / "dist" / name / "kubectl-gwdup"
+        assert app.read_bytes().startswith(b"#!/usr/bin/env python3\n") and os.access(app, os.X_OK)
+        compiled = sorted(n.split("site-packages/", 1)[1] for n in zipfile.ZipFile(app).namelist()
+                          if n.endswith((".so", ".pyd", ".dylib")))
+        # only PyYAML's libyaml binding, once per CPython, tagged with its ABI; nothing on "any"
+        assert compiled == ([] if abi is None else sorted(f"yaml/_yaml.cpython-{v}-{abi}.so" for v in CPYTHONS)), name
 
 
 @pytest.mark.parametrize("version", ["3.9", "3.13"])
@@ -70,20 +80,43 @@ def test_zipapp_runs_on(version, built, tmp_path) -> None:
     app = str(built[0] / "dist" / "kubectl-gwdup")
     r = run_zipapp(python, app, "--version", root=str(tmp_path))
     assert r.returncode == 0 and r.stdout.startswith("kubectl-gwdup 0.")
+    if platform.system() == "Linux" and platform.machine() in ("x86_64", "aarch64"):
+        assert r.stdout.rstrip().endswith("YAML parser: libyaml)"), r.stdout  # this platform's build
     r = run_zipapp(python, app, "check", "-f", os.path.join(ROOT, "examples"), "-o", "json", root=str(tmp_path))
     assert r.returncode == 3, r.stderr
     ours = subprocess.run([sys.executable, "-m", "kubectl_gwdup", "check", "-f", "examples", "-o", "json"],
                           cwd=ROOT, capture_output=True, text=True)
     assert r.stdout == ours.stdout
+    pure = run_zipapp(python, str(built[0] / "dist" / "any" / "kubectl-gwdup"), "--version", root=str(tmp_path))
+    assert pure.stdout.rstrip().endswith("YAML parser: pure-Python)"), pure.stdout
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.13"])
+@pytest.mark.parametrize("build", ["this platform", "any"])
+def test_fuzzed_manifests_never_end_in_an_internal_error(version, build, built, tmp_path) -> None:
+    """tests/zipapp_fuzz.py runs inside the zipapp (its own modules, this interpreter, libyaml or
+    the pure-Python loader): 300 mutated manifests, deep nesting included, each ends with exit
+    0, 3, or one `error:` line and exit 1 or 2."""
+    python = interpreter(version)
+    app = str(built[0] / "dist" / ("any" if build == "any" else "") / "kubectl-gwdup")
+    sources = sorted(glob.glob(os.path.join(ROOT, "examples", "*.yaml"))) + [
+        os.path.join(ROOT, "tests", "analysis", "scenarios", "wildcard_host_misrouted.yaml")]
+    r = run_zipapp(python, app, os.path.join(ROOT, "tests", "zipapp_fuzz.py"), "20261130", "300", *sources,
+                   root=str(tmp_path), env={"SHIV_INTERPRETER": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout)
+    assert summary["python"].startswith(version) and summary["badCount"] == 0, summary["bad"]
+    assert set(summary["statuses"]) <= {"0", "1", "2", "3"} and summary["statuses"].get("1"), summary
 
 
 def test_reproducible(built, tmp_path) -> None:
     src, _ = built
-    first = (src / "dist" / "kubectl-gwdup.tar.gz").read_bytes()
+    first = {name: (src / "dist" / f"kubectl-gwdup-{name}.tar.gz").read_bytes() for name in PLATFORMS}
     out = subprocess.run(["bash", "build.sh"], cwd=src, capture_output=True, text=True, timeout=900,
                          env={**os.environ, "SOURCE_DATE_EPOCH": "1767225600"})
     assert out.returncode == 0, out.stderr[-2000:]
-    assert (src / "dist" / "kubectl-gwdup.tar.gz").read_bytes() == first
+    for name, data in first.items():
+        assert (src / "dist" / f"kubectl-gwdup-{name}.tar.gz").read_bytes() == data, name
 
 
 def test_old_extractions_do_not_pile_up(built, tmp_path) -> None:
@@ -126,37 +159,51 @@ def validate_manifest(path: str) -> dict:
         sel = p["selector"]
         assert sel.get("matchLabels") or sel.get("matchExpressions")
         assert set(sel.get("matchLabels", {})) <= {"os", "arch"}
+        assert all(e["key"] in ("os", "arch") and e["operator"] in ("In", "NotIn", "Exists", "DoesNotExist")
+                   for e in sel.get("matchExpressions", []))
         assert p["files"] and all(f["from"] and f["to"] for f in p["files"])
         assert "LICENSE" in [f["from"] for f in p["files"]]
     for os_name in ("linux", "darwin", "windows"):
-        for arch in ("amd64", "arm64"):
-            matching = [p for p in spec["platforms"]
-                        if all({"os": os_name, "arch": arch}[k] == v for k, v in p["selector"]["matchLabels"].items())]
+        for arch in ("amd64", "arm64", "386", "arm", "ppc64le", "s390x"):
+            matching = [p for p in spec["platforms"] if selects(p["selector"], {"os": os_name, "arch": arch})]
             assert len(matching) <= 1, f"overlapping selectors for {os_name}/{arch}"
-    assert any(p["selector"]["matchLabels"].get("os") == "linux" for p in spec["platforms"])
-    assert any(p["selector"]["matchLabels"].get("os") == "darwin" for p in spec["platforms"])
+            if os_name != "windows":
+                assert matching, f"no archive for {os_name}/{arch}"
     return doc
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A Kubernetes label selector (what krew matches os and arch with)."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        value, values = labels.get(e["key"]), e.get("values") or []
+        if (e["operator"] == "In" and value not in values) or (e["operator"] == "NotIn" and value in values) \
+                or (e["operator"] == "Exists" and value is None) or (e["operator"] == "DoesNotExist" and value is not None):
+            return False
+    return True
 
 
 def test_repository_manifest_is_valid() -> None:
     validate_manifest(os.path.join(ROOT, "krew", "gwdup.yaml"))
 
 
-def krew_install(manifest: dict, archive: str, krew_root: str, os_name: str = "linux") -> str:
-    """What `kubectl krew install --manifest=... --archive=...` does, step by step."""
-    (platform,) = [p for p in manifest["spec"]["platforms"]
-                   if p["selector"]["matchLabels"].get("os") == os_name]
+def krew_install(manifest: dict, dist: str, krew_root: str, labels: dict) -> str:
+    """What `kubectl krew install --manifest=...` does, step by step, for a machine with these
+    os and arch labels: the first platform whose selector matches, its archive, checked."""
+    entry = next(p for p in manifest["spec"]["platforms"] if selects(p["selector"], labels))
+    archive = os.path.join(dist, entry["uri"].rsplit("/", 1)[1])
     data = open(archive, "rb").read()
-    assert hashlib.sha256(data).hexdigest() == platform["sha256"], "archive checksum mismatch"
+    assert hashlib.sha256(data).hexdigest() == entry["sha256"], "archive checksum mismatch"
     work = os.path.join(krew_root, "tmp")
     with tarfile.open(archive) as tar:
         tar.extractall(work)
     store = os.path.join(krew_root, "store", manifest["metadata"]["name"], manifest["spec"]["version"])
     os.makedirs(store)
-    for op in platform["files"]:
+    for op in entry["files"]:
         for match in glob.glob(os.path.join(work, op["from"])):
             shutil.move(match, os.path.join(store, op["to"], os.path.basename(match)))
-    binary = os.path.join(store, platform["bin"])
+    binary = os.path.join(store, entry["bin"])
     assert os.access(binary, os.X_OK), "bin must keep its executable mode"
     bindir = os.path.join(krew_root, "bin")
     os.makedirs(bindir, exist_ok=True)
@@ -169,7 +216,9 @@ def test_installs_like_krew_and_runs_through_kubectl(built, tmp_path) -> None:
     src, _ = built
     assert (src / "krew" / "gwdup.yaml").read_text() == open(os.path.join(ROOT, "krew", "gwdup.yaml")).read()
     manifest = validate_manifest(str(src / "dist" / "gwdup.yaml"))
-    bindir = krew_install(manifest, str(src / "dist" / "kubectl-gwdup.tar.gz"), str(tmp_path / "krew"))
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), platform.machine())
+    bindir = krew_install(manifest, str(src / "dist"), str(tmp_path / "krew"),
+                          {"os": platform.system().lower(), "arch": arch})
     store = os.path.dirname(os.path.realpath(os.path.join(bindir, "kubectl-gwdup")))
     os.symlink(os.path.join(store, "kubectl_complete-gwdup"), os.path.join(bindir, "kubectl_complete-gwdup"))
     env = {"PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}

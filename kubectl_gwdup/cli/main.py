@@ -36,11 +36,27 @@ def _add_group(parser: argparse.ArgumentParser, group: spec.FlagGroup) -> None:
         g.add_argument(*flag.names, help=flag.help + shown, default=argparse.SUPPRESS, **kwargs)
 
 
+class _Version(argparse.Action):
+    """--version, worked out only when asked: which YAML parser loads is the first thing to know
+    about a slow `check -f` (the zipapp carries libyaml for the common platforms only)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        import platform
+
+        import yaml
+
+        parser_name = "libyaml" if getattr(yaml, "__with_libyaml__", False) else "pure-Python"
+        sys.stdout.write(f"kubectl-gwdup {__version__} (Python {platform.python_version()}, "
+                         f"YAML parser: {parser_name})\n")
+        parser.exit()
+
+
 def build_parser(prog: str) -> argparse.ArgumentParser:
     common = (spec.GENERAL, spec.KUBE, spec.OUTPUT)
     parser = _Parser(prog=prog, description=spec.DESCRIPTION, epilog=spec.EXAMPLES + "\n\n" + spec.EXIT_STATUSES,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"kubectl-gwdup {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version, the Python and the "
+                        "YAML parser in use (libyaml, or the slower pure-Python one), and exit")
     for group in common:
         _add_group(parser, group)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

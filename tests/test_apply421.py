@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import List
 
 import pytest
 import yaml
 
 import envoyfilter_patch
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from istiod_translate import Connection, Envoy, Translation, new_workdir
 from kubectl_gwdup.analysis import registry
 from kubectl_gwdup.analysis.chains import live_chains
@@ -331,6 +333,10 @@ def test_the_method_flag_spellings(scenario_files) -> None:
     new = run_cli(["apply-421", *files, "--dry-run=client", "-o", "json", "--mitigation", "http1"])
     old = run_cli(["apply-421", *files, "--dry-run=client", "-o", "json", "--method", "http1"])
     assert new.status == old.status == 0 and new.stdout == old.stdout
+    assert "warning: apply-421 --method is now --mitigation" in old.stderr and "--method" not in new.stderr
+    helped = subprocess.run([sys.executable, "-m", "kubectl_gwdup", "apply-421", "--help"], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert "--mitigation" in helped.stdout and "--method" not in helped.stdout  # one name per meaning
     assert "lose HTTP/2" in new.stderr and "clients that do not retry on 421" not in new.stderr
     (ef,) = json.loads(new.stdout)["items"]
     patches = ef["spec"]["configPatches"]

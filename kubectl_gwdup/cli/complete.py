@@ -96,6 +96,8 @@ def complete(args: Sequence[str], environ: Mapping[str, str]) -> List[str]:
         lines = [v for v in values if v.startswith(current)]
     elif current.startswith("-"):
         for flag in {id(f): f for f in flags.values()}.values():
+            if flag.help == spec.HIDDEN:
+                continue
             long = next((n for n in flag.names if n.startswith("--")), flag.names[0])
             if long.startswith(current):
                 lines.append(f"{long}\t{flag.help}")

@@ -33,7 +33,8 @@ def _add_group(parser: argparse.ArgumentParser, group: spec.FlagGroup) -> None:
         # kubectl shows a flag's default in its help; so do we, where there is one to show
         shown = f" (default {default})" if default not in (None, "", False, [], 0) else ""
         # SUPPRESS lets a flag stand before or after the subcommand, as with kubectl
-        g.add_argument(*flag.names, help=flag.help + shown, default=argparse.SUPPRESS, **kwargs)
+        text = argparse.SUPPRESS if flag.help == spec.HIDDEN else flag.help + shown
+        g.add_argument(*flag.names, help=text, default=argparse.SUPPRESS, **kwargs)
 
 
 class _Version(argparse.Action):

@@ -9,6 +9,9 @@ if TYPE_CHECKING:  # typing costs start-up time and --help needs none of it
 # dataclasses machinery (with inspect) costs more to import than the whole spec.
 
 
+HIDDEN = "==SUPPRESS=="  # argparse.SUPPRESS: accepted, not shown in help or completion
+
+
 class Flag:
     __slots__ = ("names", "help", "kwargs")
 
@@ -115,10 +118,12 @@ PROBE = FlagGroup("Probe flags", (
 ))
 
 MITIGATE = FlagGroup("421 flags", (
-    Flag(("--mitigation", "--method"), "vhost: a 421 virtual host in each affected route table (no code); "
+    Flag(("--mitigation",), "vhost: a 421 virtual host in each affected route table (no code); "
          "lua: a filter comparing SNI and Host chains; http1: the affected chains offer only HTTP/1.1, "
-         "for clients that do not retry on 421 (those hosts lose HTTP/2). --method is the older spelling",
+         "for clients that do not retry on 421 (those hosts lose HTTP/2)",
          {"default": "vhost", "metavar": "vhost|lua|http1", "dest": "mitigation"}),
+    # the older spelling, kept for scripts; hidden, since probe's --method is the HTTP method
+    Flag(("--method",), HIDDEN, {"metavar": "vhost|lua|http1", "dest": "method_alias"}),
     Flag(("--dry-run",), "client: print, send nothing; server: validate on the server, store nothing",
          {"nargs": "?", "const": "client", "metavar": "none|client|server"}),
     Flag(("--delete",), "delete the EnvoyFilters kubectl-gwdup applied", {"action": "store_true"}),

@@ -30,7 +30,12 @@ class Options(check.Options):
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
         base = check.Options.from_args(args, env)
-        return cls(**vars(base), method=args.mitigation, dry_run=args.dry_run or "none", delete=args.delete,
+        method = args.mitigation
+        if args.method_alias is not None:
+            env.stderr.write("warning: apply-421 --method is now --mitigation (probe's --method is the HTTP "
+                             "method)\n")
+            method = args.method_alias
+        return cls(**vars(base), method=method, dry_run=args.dry_run or "none", delete=args.delete,
                    istio_version=args.istio_version or "", istio_namespace=args.istio_namespace)
 
     def validate(self) -> None:

@@ -141,7 +141,7 @@ def _vhost_patches(plan: Plan421, listener: Listener, live: List[Placement],
     for p in from_:
         entries = table_entries(p, chains, patterns)
         for pattern, why in entries.left_out:
-            plan.notes.append(f"{pattern} left out of {p.server.route_name}: {why} (--method lua answers it)")
+            plan.notes.append(f"{pattern} left out of {p.server.route_name}: {why} (--mitigation lua answers it)")
         match = {"context": "GATEWAY", "routeConfiguration": {"portNumber": p.server.ref.port_number,
                                                                 "name": p.server.route_name}}
         if entries.no_route:
@@ -188,7 +188,7 @@ def _http1_patches(plan: Plan421, listener: Listener, from_: List[Placement]) ->
     for p in from_:
         patch, why = http1.chain_patch(p)
         if patch is None:
-            plan.notes.append(f"{p.server.ref} keeps HTTP/2: {why} (use --method vhost for it)")
+            plan.notes.append(f"{p.server.ref} keeps HTTP/2: {why} (use --mitigation vhost for it)")
             continue
         patches.append(patch)
         hosts += [h for h in p.server.hosts]

@@ -262,3 +262,29 @@ def test_zipapp_reaches_a_cluster_whose_ca_has_no_key_usage(version, built, tmp_
         assert "match" in r.stderr or "hostname" in r.stderr or "IP address" in r.stderr, r.stderr
     finally:
         emu.stop()
+
+
+@pytest.mark.parametrize("version", ["3.9", "3.13"])
+def test_the_parser_property_tests_pass_inside_the_zipapp(version, built, tmp_path) -> None:
+    """tests/test_parsers.py (hypothesis: any manifest text gives objects or one InputError) run
+    by pytest inside the zipapp's environment, so its modules and its YAML loader are the ones
+    tested, on each interpreter. pytest and hypothesis come from PyPI into a temp directory."""
+    python = interpreter(version)
+    deps = tmp_path / "deps"
+    got = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(deps),
+                          "pytest", "hypothesis"], capture_output=True, text=True, timeout=600)
+    assert got.returncode == 0, got.stderr[-2000:]
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    shutil.copy(os.path.join(ROOT, "tests", "test_parsers.py"), suite / "test_parsers.py")
+    (suite / "test_where.py").write_text(
+        "import kubectl_gwdup, yaml\n"
+        "def test_the_zipapp_modules_are_tested():\n"
+        "    assert '.shiv' in kubectl_gwdup.__file__ or 'shiv' in kubectl_gwdup.__file__, kubectl_gwdup.__file__\n"
+        "    assert 'shiv' in yaml.__file__, yaml.__file__\n")
+    app = str(built[0] / "dist" / "kubectl-gwdup")
+    r = run_zipapp(python, app, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not certificate_facts",
+                   str(suite), root=str(tmp_path / "shiv"), cwd=str(suite),
+                   env={"SHIV_INTERPRETER": "1", "PYTHONPATH": str(deps)})
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    assert " passed" in r.stdout and "failed" not in r.stdout

@@ -142,8 +142,10 @@ def _vhost_patches(plan: Plan421, listener: Listener, live: List[Placement],
         entries = table_entries(p, chains, patterns)
         for pattern, why in entries.left_out:
             plan.notes.append(f"{pattern} left out of {p.server.route_name}: {why} (--mitigation lua answers it)")
-        match = {"context": "GATEWAY", "routeConfiguration": {"portNumber": p.server.ref.port_number,
-                                                                "name": p.server.route_name}}
+        # by name alone: istiod parses the port out of a gateway route name only when the name has
+        # exactly four dots (rc_patch.go routeConfigurationMatch, ParseGatewayRDSRouteName), which
+        # a Gateway named with dots breaks; the name itself always matches exactly
+        match = {"context": "GATEWAY", "routeConfiguration": {"name": p.server.route_name}}
         if entries.no_route:
             # before the 421 host: istiod keeps patch order, and a reader sees the exceptions first
             patches.append({"applyTo": "VIRTUAL_HOST", "match": match, "patch": {"operation": "ADD", "value": {

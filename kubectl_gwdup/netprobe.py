@@ -27,6 +27,7 @@ class ProbeResult(enum.Enum):
     CONFIRMED_404 = "Confirmed-404"
     CONFIRMED_MISROUTE = "Confirmed-misroute"
     MITIGATED_421 = "Mitigated-421"
+    MITIGATED_HTTP1 = "Mitigated-HTTP/1.1"  # the connection speaks HTTP/1.1: browsers never pool it
     OK = "Ok"
     NOT_COALESCED = "NotCoalesced"  # the certificate does not cover the host: no browser reuses it
     UNREACHABLE = "Unreachable"
@@ -34,6 +35,10 @@ class ProbeResult(enum.Enum):
 
 class ProbeError(Exception):
     """Connection-level failure: refused, TLS, no h2, timeout. Reported per pair."""
+
+
+class Http1Only(ProbeError):
+    """The server chose HTTP/1.1 over h2 (apply-421 --mitigation http1 does that on purpose)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,10 @@ class Connection:
             raw.close()
             raise ProbeError(f"TLS handshake with SNI {self.sni}: {getattr(exc, 'reason', None) or exc}") from None
         alpn = self.sock.selected_alpn_protocol()
+        if alpn == "http/1.1":
+            self.close()
+            raise Http1Only(f"the connection for {self.sni} speaks HTTP/1.1 (ALPN): browsers never reuse it "
+                            "for another host")
         if alpn != "h2":
             self.close()
             raise ProbeError(f"no HTTP/2 (ALPN {alpn or 'none'}) for SNI {self.sni}")
@@ -146,7 +155,7 @@ def _dns_sans(der: bytes) -> Tuple[str, ...]:
 
 
 def client_context(cafile: Optional[str] = None, insecure: bool = False) -> ssl.SSLContext:
-    """TLS as a browser: h2 via ALPN; verify the chain unless --insecure.
+    """TLS as a browser: h2 (or HTTP/1.1) via ALPN; verify the chain unless --insecure.
 
     Host-name checking is ours (covers()), because the point is to present a certificate for one
     host and ask for another.
@@ -155,7 +164,7 @@ def client_context(cafile: Optional[str] = None, insecure: bool = False) -> ssl.
     ctx.check_hostname = False
     if insecure:
         ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["h2"])
+    ctx.set_alpn_protocols(["h2", "http/1.1"])  # as browsers offer it, so an HTTP/1.1-only chain shows
     return ctx
 
 
@@ -187,6 +196,8 @@ def probe_pair(address: str, port: int, from_host: str, to_host: str, context: s
                               f"certificate for {from_host} does not cover {to_host}", first, requests=used)
         coalesced = shared.request(to_host, path, method)
         used += 1
+    except Http1Only as exc:
+        return PairReport(from_host, to_host, ProbeResult.MITIGATED_HTTP1, str(exc), requests=used)
     except ProbeError as exc:
         return PairReport(from_host, to_host, ProbeResult.UNREACHABLE, str(exc), requests=used + shared.requests)
     finally:

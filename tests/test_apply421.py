@@ -12,6 +12,7 @@ import yaml
 import envoyfilter_patch
 from conftest import ROOT, run_cli
 from istiod_translate import Connection, Envoy, Translation, new_workdir
+from kubectl_gwdup import netprobe
 from kubectl_gwdup.analysis import registry
 from kubectl_gwdup.analysis.chains import live_chains
 from kubectl_gwdup.hosts import safe_host
@@ -374,3 +375,24 @@ def test_a_smaller_plan_deletes_the_objects_it_no_longer_has(cluster, certs) -> 
     assert cluster.call("GET", f"{base}/{name}-2")[0] == 404
     assert cluster.call("GET", f"{base}/gwdup-421-someone-else-8443")[0] == 200  # another listener's: kept
     run_cli(["apply-421", "--delete"], cluster.env)
+
+
+def test_probe_sees_each_mitigation_as_a_browser_would(scenario_files, certs) -> None:
+    """netprobe, the client behind `probe`, offers h2 and http/1.1 as browsers do: on the
+    independent translation with each plan applied, a coalesced pair reads as answered by 421,
+    or as never pooled over HTTP/1.1, and a chain's own traffic still works."""
+    docs = scenario_docs_with_keys("seed_routed", scenario_files, certs)
+    inv = build_inventory(load_files(scenario_files("seed_routed")))
+    findings = registry.run(inv).findings
+    ctx = netprobe.client_context(certs.ca_cert)
+    want = {None: netprobe.ProbeResult.CONFIRMED_404, Method421.VHOST: netprobe.ProbeResult.MITIGATED_421,
+            Method421.LUA: netprobe.ProbeResult.MITIGATED_421, Method421.HTTP1: netprobe.ProbeResult.MITIGATED_HTTP1}
+    for method, result in want.items():
+        t = Translation(docs, new_workdir(), None)
+        envoyfilter_patch.apply(t, plan_421(inv, findings, method).objects if method else [])
+        with Envoy(t):
+            port = next(iter(t.ports.values()))
+            got = netprobe.probe_pair("127.0.0.1", port, "a.example.com", "b.example.com", ctx, timeout=5)
+            assert got.result is result, (method, got)
+            c = netprobe.probe_pair("127.0.0.1", port, "c.example.com", "a.example.com", ctx, timeout=5)
+            assert c.result is netprobe.ProbeResult.NOT_COALESCED, (method, c)  # c's own h2 still works

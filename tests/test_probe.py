@@ -138,18 +138,24 @@ def _tls_server(certs, alpn, respond):
     return srv
 
 
-def test_no_h2_and_timeouts_are_unreachable(certs) -> None:
+def test_no_h2_and_timeouts_are_unreachable_and_http1_is_never_pooled(certs) -> None:
     http1 = _tls_server(certs, ["http/1.1"], respond=True)
+    no_alpn = _tls_server(certs, None, respond=True)
     silent = _tls_server(certs, None, respond=False)
     try:
         base = ["probe", "--host", "a.example.com", "--host", "b.example.com", "--cacert", certs.ca_cert,
                 "-o", "json", "--max-requests", "4"]
-        r = run_cli(base + ["--address", f"127.0.0.1:{http1.getsockname()[1]}"])
+        r = run_cli(base + ["--address", f"127.0.0.1:{no_alpn.getsockname()[1]}"])
         assert r.status == 1 and "no HTTP/2" in json.loads(r.stdout)["results"][0]["detail"]
+        r = run_cli(base + ["--address", f"127.0.0.1:{http1.getsockname()[1]}"])
+        (result,) = json.loads(r.stdout)["results"]
+        assert r.status == 0 and result["result"] == "Mitigated-HTTP/1.1", r.stdout  # browsers never pool it
+        assert "0 by HTTP/1.1" not in r.stderr and "1 by HTTP/1.1" in r.stderr
         r = run_cli(base + ["--address", f"127.0.0.1:{silent.getsockname()[1]}", "--timeout", "500ms"])
         assert r.status == 1 and "timed out" in json.loads(r.stdout)["results"][0]["detail"].lower()
     finally:
         http1.close()
+        no_alpn.close()
         silent.close()
 
 

@@ -185,10 +185,10 @@ COMMANDS = (
     Command(
         "probe", "confirm hazards on a live gateway, as a browser meets them",
         "For each hazard check finds (or each pair of --host), open one TLS connection with SNI "
-        "= a host of the source server and ALPN h2, request it, then request the coalesced host "
-        "on the same connection, and on a connection of its own to compare. Reports "
-        "Confirmed-404, Confirmed-misroute, Mitigated-421, Ok or Unreachable per pair. Only GET "
-        "or HEAD, never more than --max-requests.",
+        "= a host of the source server and ALPN h2 and http/1.1, request it, then request the "
+        "coalesced host on the same connection, and on a connection of its own to compare. Reports "
+        "Confirmed-404, Confirmed-misroute, Mitigated-421, Mitigated-HTTP/1.1, Ok or Unreachable per "
+        "pair. Only GET or HEAD, never more than --max-requests.",
         """examples:
   # confirm every hazard of the current cluster at the gateway Service's address
   kubectl gwdup probe

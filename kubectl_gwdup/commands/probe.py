@@ -131,6 +131,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
     confirmed = sum(k in CONFIRMED for k in kinds)
     env.stderr.write(f"probed {len(kinds)} pair(s): {confirmed} confirmed, "
                      f"{kinds.count(ProbeResult.MITIGATED_421)} mitigated by 421, "
+                     f"{kinds.count(ProbeResult.MITIGATED_HTTP1)} by HTTP/1.1, "
                      f"{kinds.count(ProbeResult.UNREACHABLE)} unreachable\n")
     if confirmed:
         return ExitStatus.FINDINGS

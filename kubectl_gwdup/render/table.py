@@ -6,7 +6,7 @@ from typing import Any, List, Optional, Sequence, TextIO
 GAP = "   "
 COLORS = {"Misrouted": "31", "Error": "31", "NotFound": "33", "Warning": "33", "Dropped": "31",
           "Rejected": "31", "Confirmed-404": "33", "Confirmed-misroute": "31", "Mitigated-421": "32",
-          "Unreachable": "35"}
+          "Mitigated-HTTP/1.1": "32", "Unreachable": "35"}
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], no_headers: bool = False,

@@ -73,10 +73,6 @@ class TableEntries:
     left_out: List[Tuple[str, str]] = field(default_factory=list)  # (pattern, why)
 
 
-def chain_of(chains: ChainIndex, pattern: str) -> Optional[Placement]:
-    return chains.lookup(representative(pattern))
-
-
 def _reachable(p: Placement, pattern: str) -> bool:
     """p's certificate lets a browser send some name of the pattern on p's connections."""
     if not pattern.startswith("*"):
@@ -93,6 +89,11 @@ def _foreign_below(chains: ChainIndex, base: str, p: Placement) -> bool:
 
 
 def table_entries(p: Placement, chains: ChainIndex, patterns: ListenerPatterns) -> TableEntries:
+    """The virtual hosts p's route table needs: 421 domains, route-less (404) domains, and what
+    could not be added. Candidates: p's certificate SANs, p's own SNI patterns, and the other
+    chains' patterns under p's own wildcards; each is judged against the table built so far,
+    from the least specific to the most specific, so that an entry is added only where the
+    answer would otherwise be wrong."""
     out = TableEntries()
     own_domains = {v.domain for v in p.vhosts}
     table: DomainIndex = DomainIndex([(d, Answer.OWN) for d in sorted(own_domains)])

@@ -4,8 +4,9 @@ Shapes: spread (3 hosts per Gateway, one certificate per 5 Gateways) at 1k and 1
 and wildcard (one *.example.com certificate on every Gateway) at 1k and 5k. Each run is a
 fresh process (so peak RSS is its own) doing what `apply-421 -f ... --dry-run=client -o yaml`
 does: inventory, analysis, plan, YAML. Prints seconds, peak MB, the YAML's size in all and
-per Gateway, the largest EnvoyFilter, and the domains added; the ratios between sizes show how
-cost and output grow (both should be linear).
+per Gateway, the largest EnvoyFilter, and the domains added; then the seconds `check` takes
+with those EnvoyFilters installed, and how many findings it calls mitigated. The ratios
+between sizes show how cost and output grow (all should be linear).
 
 Then the patched configuration of one workload is checked by the real Envoy
 (`envoy --mode validate`): 1,000 Gateways of each shape (several EnvoyFilters where the plan
@@ -39,6 +40,7 @@ def measure(n: int, shape: str, method: str) -> dict:
     from kubectl_gwdup.analysis import registry
     from kubectl_gwdup.errors import PlanError
     from kubectl_gwdup.inventory import build_inventory
+    from kubectl_gwdup.model import Input
     from kubectl_gwdup.plans.misdirect421 import Method421, plan_421
 
     raw = build_raw(n, shape)
@@ -53,10 +55,17 @@ def measure(n: int, shape: str, method: str) -> dict:
     text = yaml.dump({"apiVersion": "v1", "kind": "List", "items": plan.objects}, Dumper=getattr(
         yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
     t1 = time.perf_counter()
+    # then `check` with these EnvoyFilters installed: every finding judged against them
+    raw.envoy_filters.extend(plan.objects)
+    raw.available.add(Input.ENVOY_FILTERS)
+    after = registry.run(build_inventory(raw)).findings
+    t2 = time.perf_counter()
     largest = max((len(json.dumps(o)) for o in plan.objects), default=0)
     domains = sum(len(cp["patch"]["value"].get("domains", ())) for o in plan.objects
                   for cp in o["spec"]["configPatches"])
     return {"gateways": n, "shape": shape, "method": method, "seconds": round(t1 - t0, 2),
+            "check_after_s": round(t2 - t1, 2),
+            "mitigated": f"{sum(1 for f in after if f.detail.get('mitigation'))}/{len(after)}",
             "objects": len(plan.objects), "yaml_mb": round(len(text) / 1e6, 2),
             "bytes_per_gateway": round(len(text) / n), "largest_kib": round(largest / 1024, 1),
             "domains": domains, "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
@@ -117,7 +126,7 @@ def main() -> None:
         print(json.dumps(measure(int(sys.argv[1]), sys.argv[2], sys.argv[3])))
         return
     print(f"{'shape':<9} {'gateways':>8} {'method':<6} {'seconds':>7} {'peak MB':>8} {'objects':>7} "
-          f"{'YAML MB':>8} {'B/Gateway':>9} {'largest KiB':>11} {'domains':>8}")
+          f"{'YAML MB':>8} {'B/Gateway':>9} {'largest KiB':>11} {'domains':>8} {'check after s':>13} {'mitigated':>10}")
     for shape, sizes in SHAPES:
         for method in METHODS:
             for n in sizes:
@@ -126,7 +135,8 @@ def main() -> None:
                     print(f"{shape:<9} {n:>8} {method:<6} refused: {r['refused'][:90]}")
                     continue
                 print(f"{shape:<9} {n:>8} {method:<6} {r['seconds']:>7} {r['peak_mb']:>8} {r['objects']:>7} "
-                      f"{r['yaml_mb']:>8} {r['bytes_per_gateway']:>9} {r['largest_kib']:>11} {r['domains']:>8}")
+                      f"{r['yaml_mb']:>8} {r['bytes_per_gateway']:>9} {r['largest_kib']:>11} {r['domains']:>8} "
+                      f"{r['check_after_s']:>13} {r['mitigated']:>10}")
     print("envoy --mode validate, the patched configuration of one workload:")
     for shape, _ in SHAPES:
         for method in METHODS:

@@ -43,7 +43,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                 # Chrome does not pool a connection on which it sent a client certificate
                 key = (p.coverage, bool(mode and mode.client_cert))
                 groups.setdefault(key, []).append(p)
-        guards = Guards(view, listener, live)
+        guards = Guards(view, listener, live, chains)
         for (coverage, mtls), members in groups.items():
             # route tables indexed once per group (kept per listener, they cost more in memory
             # and collector time than rebuilding the few a group asks for)
@@ -51,11 +51,28 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                 yield _mitigated(f, guards, members, chains)
 
 
+class AtRisk:
+    """The hosts of one finding, with the chain each one's own SNI picks, and what the guards
+    work out about them once per finding rather than once per source server (a wildcard
+    certificate on 5,000 Gateways is one finding with 5,000 sources and 5,000 hosts)."""
+
+    def __init__(self, hosts: Sequence[str], chains: ChainIndex) -> None:
+        self.hosts = hosts
+        self.owner = {h: chains.lookup(representative(h)) for h in hosts}
+        self.unanswered: Dict[Tuple[Tuple[str, int], ...], List[str]] = {}  # installed domains -> hosts not 421
+        self.lua_numbers: Optional[Dict[Optional[int], List[str]]] = None  # Lua chain number -> hosts
+
+    def foreign_in(self, hosts: Sequence[str], p: Placement) -> bool:
+        """Some of these hosts belongs to another chain than p's (p must answer it)."""
+        return any(self.owner[h] is not p for h in hosts)
+
+
 class Guards:
     """The 421 and HTTP/1.1 mitigations installed on one listener, as check judges them."""
 
-    def __init__(self, view: InventoryView, listener: Listener, live: List[Placement]) -> None:
+    def __init__(self, view: InventoryView, listener: Listener, live: List[Placement], chains: ChainIndex) -> None:
         self.live = live
+        self.chains = chains
         self.vhost: List[Tuple[str, Dict[str, Tuple[Tuple[str, int], ...]]]] = []
         self.lua: List[str] = []  # Lua filters whose chain table is current (a stale one guards nothing)
         self.http1: Dict[str, List[str]] = {}  # SNI on this listener -> filters
@@ -73,51 +90,73 @@ class Guards:
                 if port == listener.port:
                     self.http1.setdefault(sni, []).append(m.ref.name)
         self._table = chain_table(live) if self.lua else None
+        self._number = {id(q): i for i, q in enumerate(live, 1)}
 
     def __bool__(self) -> bool:
         return bool(self.vhost or self.lua or self.http1)
 
-    def answered(self, p: Placement, foreign: Sequence[str]) -> Optional[Tuple[str, List[str]]]:
-        """(method, filters) when every request for a `foreign` host (a name or ``*.x``) on p's
-        connections is answered 421, or p's connections are never pooled; else None."""
+    def answered(self, p: Placement, risk: AtRisk) -> Optional[Tuple[str, List[str]]]:
+        """(method, filters) when every request for each of the finding's hosts that another
+        chain serves is answered 421 on p's connections, or p's connections are never pooled;
+        else None."""
         # a patch selects a chain by one of its server names; a chain with `*` has none
         sni = [strip_namespace(h) for h in p.sni_hosts]
         names = [] if "*" in sni else [n for h in sni for n in self.http1.get(h, ())]
         if names:
             return "http1", names
-        if self._table is not None:
-            number = {id(q): i for i, q in enumerate(self.live, 1)}[id(p)]
-            own = [representative(h) for h in (safe_host(x) for x in p.sni_hosts) if h is not None]
-            if own and all(table_lookup(self._table, o) == number for o in own) and all(
-                    table_lookup(self._table, representative(h)) not in (None, number) for h in foreign):
-                return "lua", list(self.lua)
-        entries = [(d, 0) for d in sorted({v.domain for v in p.vhosts})]  # the table's own hosts come first
+        if self._table is not None and self._lua_answers(p, risk):
+            return "lua", list(self.lua)
+        installed: List[Tuple[str, int]] = []
         names = []
         for name, tables in self.vhost:
             if p.server.route_name in tables:
-                entries += list(tables[p.server.route_name])
+                installed += list(tables[p.server.route_name])
                 names.append(name)
-        if names:
-            index = DomainIndex(entries)
-            if all((index.lookup(representative(h)) or ("", 0))[1] == 421 for h in foreign):
-                return "vhost", names
+        if names and self._vhost_answers(p, tuple(installed), risk):
+            return "vhost", names
         return None
+
+    def _lua_answers(self, p: Placement, risk: AtRisk) -> bool:
+        number = self._number[id(p)]
+        own = [representative(h) for h in (safe_host(x) for x in p.sni_hosts) if h is not None]
+        if not own or any(table_lookup(self._table, o) != number for o in own):
+            return False  # the filter would not know p's connections as p's
+        if risk.lua_numbers is None:
+            risk.lua_numbers = {}
+            for h in risk.hosts:
+                risk.lua_numbers.setdefault(table_lookup(self._table, representative(h)), []).append(h)
+        # unanswered: a host the table does not know, or one it puts on p's own chain
+        return not risk.foreign_in(risk.lua_numbers.get(None, []) + risk.lua_numbers.get(number, []), p)
+
+    def _vhost_answers(self, p: Placement, installed: Tuple[Tuple[str, int], ...], risk: AtRisk) -> bool:
+        if not answers_foreign_hosts(p, self.chains):
+            # p's own domains are its own exact names, which decide none of another chain's
+            # hosts: the verdict depends on the installed domains alone, shared by every such p
+            unanswered = risk.unanswered.get(installed)
+            if unanswered is None:
+                index = DomainIndex(list(installed))
+                unanswered = risk.unanswered[installed] = [
+                    h for h in risk.hosts if (index.lookup(representative(h)) or ("", 0))[1] != 421]
+            return not risk.foreign_in(unanswered, p)
+        index = DomainIndex([(d, 0) for d in sorted({v.domain for v in p.vhosts})] + list(installed))
+        return all((index.lookup(representative(h)) or ("", 0))[1] == 421
+                   for h in risk.hosts if risk.owner[h] is not p)
 
 
 def _mitigated(f: Finding, guards: Guards, members: List[Placement], chains: ChainIndex) -> Finding:
     """The finding at Info level when installed mitigations answer every pair it describes:
-    each request for each of its hosts, on the connections of each of its servers."""
+    each request for each of its hosts, on the connections of each of its servers. (A host of
+    a server's own chain is not at risk from it, so it needs no 421 there.)"""
     if not guards:
         return f
     by_ref = {p.server.ref: p for p in members}
+    risk = AtRisk(f.detail["hosts"], chains)
     methods, names = set(), set()
     for src in f.detail["from"]:
         p = by_ref.get(ServerRef.from_dict(src))
         if p is None:
             return f
-        # a host of p's own chain is not at risk from p, so it needs no 421 there
-        foreign = [h for h in f.detail["hosts"] if chains.lookup(representative(h)) is not p]
-        how = guards.answered(p, foreign)
+        how = guards.answered(p, risk)
         if how is None:
             return f
         methods.add(how[0])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -15,6 +14,8 @@ from ..plans.misdirect421 import API_VERSION, MIN_ISTIO, Method421, object_stem,
 from ..render.printers import OutputFormat
 from . import check
 
+TEMPLATE = {"apiVersion": API_VERSION, "kind": "EnvoyFilter"}
+MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 CAVEAT = ("clients that do not retry on 421 (Safari) still fail: --mitigation http1 serves them; "
           "merging the servers (kubectl gwdup merge) is the lasting fix")
 
@@ -93,11 +94,9 @@ def control_plane_version(opts: Options, raw: Optional[RawObjects]) -> Tuple[Opt
 def run(opts: Options, env: Env) -> ExitStatus:
     fmt = opts.output.validate()
     dry_run = DryRun(opts.dry_run)
-    template = {"apiVersion": API_VERSION, "kind": "EnvoyFilter"}
     if opts.delete:
-        selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
         ns = [opts.kube.namespace] if opts.kube.report_namespace else []
-        for line in delete_managed(opts.kube.cluster, template, selector, dry_run, ns):
+        for line in delete_managed(opts.kube.cluster, TEMPLATE, MANAGED_SELECTOR, dry_run, ns):
             env.stdout.write(line + "\n")
         return ExitStatus.OK
     raw = check.load(opts, env)
@@ -113,16 +112,16 @@ def run(opts: Options, env: Env) -> ExitStatus:
     for cost in plan.costs:
         env.stderr.write(f"note: {opts.method} adds {cost}\n")
     if plan.objects:
-        env.stderr.write(f"note: {len(plan.objects)} EnvoyFilter(s), {plan.size / 1024:.1f} KiB in all, "
-                         f"the largest {max(len(json.dumps(o)) for o in plan.objects) / 1024:.1f} KiB\n")
+        sizes = plan.sizes()
+        env.stderr.write(f"note: {len(sizes)} EnvoyFilter(s), {sum(sizes) / 1024:.1f} KiB in all, "
+                         f"the largest {max(sizes) / 1024:.1f} KiB\n")
     elif not plan.listeners:
         env.stderr.write("no hazards to mitigate\n")
         return ExitStatus.OK
     writer = None if dry_run is DryRun.CLIENT else opts.kube.cluster
     lines = apply_objects(writer, plan.objects, dry_run)
     if writer is not None:  # a shorter plan than the last one: the surplus objects go
-        lines += prune_managed(writer, {"apiVersion": API_VERSION, "kind": "EnvoyFilter"},
-                               ",".join(f"{k}={v}" for k, v in MANAGED_BY.items()), dry_run,
+        lines += prune_managed(writer, TEMPLATE, MANAGED_SELECTOR, dry_run,
                                keep={(o["metadata"]["namespace"], o["metadata"]["name"]) for o in plan.objects},
                                stems={object_stem(listener) for listener in plan.listeners})
     if fmt in (OutputFormat.JSON, OutputFormat.YAML):

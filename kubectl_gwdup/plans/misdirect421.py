@@ -59,9 +59,9 @@ class Plan421:
     costs: List[str] = field(default_factory=list)  # what each listener's patches add, for the report
     listeners: List[Listener] = field(default_factory=list)  # those the plan decided on (for pruning)
 
-    @property
-    def size(self) -> int:
-        return sum(len(json.dumps(o)) for o in self.objects)
+    def sizes(self) -> List[int]:
+        """Each object's size as JSON, as the API server receives it."""
+        return [len(json.dumps(o)) for o in self.objects]
 
 
 def affected(findings: Sequence[Finding]) -> Dict[Tuple[str, int], Set[ServerRef]]:

@@ -222,7 +222,8 @@ class DomainIndex:
         """One more domain, after those given (a repeated domain keeps the first entry, as
         Envoy would refuse the second)."""
         self._put(entry)
-        if entry[0].startswith("*") and len(entry[0]) > 1 and len(entry[0]) - 1 not in self._suffix_lengths:
+        d = entry[0]
+        if d != "*" and (d.startswith("*") or d.endswith("*")):
             self._lengths()
 
     def lookup(self, host: str) -> Optional[Tuple[str, T]]:

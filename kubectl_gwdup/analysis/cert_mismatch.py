@@ -9,16 +9,13 @@ from __future__ import annotations
 from typing import Iterator, List
 
 from ..catalogue import CERT_NOT_VALID_FOR_HOST
-from ..hosts import bare_host
+from ..hosts import bare_host, representative
 from ..model import CertStatus, Finding, Input
 from .chains import ChainIndex, live_chains
 from .rule import InventoryView, Metadata, Settings
 
 META = Metadata("tls.CertificateMismatch", "A server's certificate is not valid for one of its own hosts",
                 inputs=frozenset({Input.GATEWAYS, Input.WORKLOADS, Input.CERTIFICATES}))
-
-SAMPLE = "gwdup-any"  # stands for a name under a wildcard host
-
 
 def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
     for listener, placements in view.listeners():
@@ -32,11 +29,8 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
             for h in dict.fromkeys(bare_host(x) for x in p.server.hosts):
                 if h == "*":
                     continue  # the catch-all chain: judged by the names it actually gets
-                if h.startswith("*."):
-                    name = f"{SAMPLE}.{h[2:]}"
-                    if chains.lookup(name) is p and not p.covers(name):
-                        missed.append(h)
-                elif chains.lookup(h) is p and not p.covers(h):
+                name = representative(h)  # the host, or a name under a wildcard host
+                if chains.lookup(name) is p and not p.covers(name):
                     missed.append(h)
             if missed:
                 yield CERT_NOT_VALID_FOR_HOST.finding(

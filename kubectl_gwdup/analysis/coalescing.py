@@ -228,8 +228,7 @@ def _invalid_for(t: Placement, host: str) -> bool:
     does with it."""
     if not t.server.http_routed or t.cert_status is not CertStatus.LOADED:
         return False
-    name = f"gwdup-any.{host[2:]}" if host.startswith("*.") else host
-    return not t.covers(name)
+    return not t.covers(representative(host))
 
 
 def answers_foreign_hosts(p: Placement, chains: ChainIndex) -> bool:

@@ -44,10 +44,7 @@ class Options(check.Options):
         if self.output.output not in ("", "json", "yaml") or self.output.no_headers:
             raise UsageError("apply-421 prints EnvoyFilters or kubectl's result lines: -o yaml or -o json, "
                              "and no table (-o wide and --no-headers go with check and probe)")
-        try:
-            Method421(self.method)
-        except ValueError:
-            raise UsageError(f'--mitigation must be vhost, lua or http1, not "{self.method}"') from None
+        mitigation_method(self.method)
         try:
             DryRun(self.dry_run)
         except ValueError:
@@ -58,6 +55,14 @@ class Options(check.Options):
             raise UsageError(f'invalid --istio-version "{self.istio_version}": use e.g. 1.24')
         if self.delete and self.filenames:
             raise UsageError("--delete works on the cluster, not on -f manifests")
+
+
+def mitigation_method(value: str) -> Method421:
+    """--mitigation (apply-421 and fix), checked before any I/O."""
+    try:
+        return Method421(value)
+    except ValueError:
+        raise UsageError(f'--mitigation must be vhost, lua or http1, not "{value}"') from None
 
 
 def control_plane_version(opts: Options, raw: Optional[RawObjects]) -> Tuple[Optional[Tuple[int, int]], str]:

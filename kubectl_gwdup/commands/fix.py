@@ -21,6 +21,7 @@ from ..plans.merge import hazard_units, plan_merge
 from ..plans.misdirect421 import Method421, plan_421
 from ..probeplan import plan_probes, service_address
 from . import check, probe
+from .apply421 import mitigation_method
 
 STRATEGIES = ("merge", "421")
 CHOICES = "[m]erge, [4]21, [p]robe, [s]kip, [q]uit"
@@ -47,8 +48,7 @@ class Options(probe.Options):
             raise UsageError(f'--strategy must be merge or 421, not "{self.strategy}"')
         if self.strategy and not self.yes:
             raise UsageError("--strategy goes with --yes (a session without prompts)")
-        if self.mitigation not in {m.value for m in Method421}:
-            raise UsageError(f'--mitigation must be vhost, lua or http1, not "{self.mitigation}"')
+        mitigation_method(self.mitigation)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from typing import Any, Dict, Iterator, List, Mapping, Sequence, TextIO, Tuple
 
@@ -32,6 +33,7 @@ _KINDS = {
     ("", "Service"): "services",
 }
 
+_JSON_START = re.compile(r"\s*[\[{]")  # scans the leading blanks only, not the whole text
 _INPUT_OF = {"gateways": Input.GATEWAYS, "virtual_services": Input.VIRTUAL_SERVICES,
              "envoy_filters": Input.ENVOY_FILTERS, "services": Input.SERVICES}
 
@@ -62,7 +64,7 @@ def _documents(path: str, stream: TextIO) -> Iterator[Any]:
     `{` or `[`) goes through the json module, several times faster than any YAML loader; what
     is not JSON after all (a YAML flow mapping) goes through YAML."""
     text = stream.read()
-    if text.lstrip()[:1] in ("{", "["):
+    if _JSON_START.match(text):
         try:
             yield json.loads(text)
             return

@@ -59,6 +59,10 @@ class CertFactory:
         return leaf
 
 
+    def by_pem(self) -> Dict[str, Leaf]:
+        """Every certificate made so far, by its PEM text (to find the key of a rendered one)."""
+        return {leaf.cert_pem.decode(): leaf for leaf in self._leaves.values()}
+
     def by_fingerprint(self) -> Dict[str, Leaf]:
         import base64
         import hashlib

@@ -31,7 +31,7 @@ def scenario_docs_with_keys(name: str, scenario_files, certs) -> List[dict]:
     """The scenario's manifests, each test Secret with the key of its certificate (the
     analysis scenarios carry certificates only; Envoy needs both)."""
     docs = [d for f in scenario_files(name) for d in yaml.safe_load_all(open(f)) if d]
-    by_pem = {leaf.cert_pem.decode(): leaf for leaf in certs._leaves.values()}  # made by the rendering
+    by_pem = certs.by_pem()  # after the rendering, which makes them
     for d in docs:
         plain = d.get("stringData") or {}
         if d.get("kind") == "Secret" and "tls.crt" in plain and "tls.key" not in plain and plain["tls.crt"] in by_pem:

@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import certs as certs_mod
 from .errors import InputError
+from .gatewayapi import GATEWAY_NAME_LABEL, GatewayApiObjects, Translated, translate
 from .hosts import HostSet, bare_host, istio_intersection, names_for_namespace
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
                     Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload, WorkloadVia)
@@ -49,7 +50,17 @@ class RawObjects:
     notes: List[str] = field(default_factory=list)
     source: str = ""
     strict: bool = True  # files: a bad object is an error; cluster: a note, object skipped
-    _servers: Optional[Tuple[int, List[Server]]] = field(default=None, repr=False, compare=False)
+    gateway_api: GatewayApiObjects = field(default_factory=GatewayApiObjects)
+    _servers: Optional[Tuple[Tuple[int, ...], List[Server], Translated]] = field(default=None, repr=False,
+                                                                                  compare=False)
+
+    def _inputs(self) -> Tuple[int, ...]:
+        """What the servers are made of: each input list, by identity and length (the sources
+        only append, and only before the first build)."""
+        lists = (self.gateways, self.services, self.gateway_api.gateways, self.gateway_api.listener_sets,
+                 self.gateway_api.http_routes, self.gateway_api.tls_routes, self.gateway_api.reference_grants,
+                 self.gateway_api.gateway_classes)
+        return tuple(x for lst in lists for x in (id(lst), len(lst)))
 
 
 @dataclass(frozen=True)
@@ -126,16 +137,25 @@ class WorkloadIndex:
                     else WorkloadVia.SELECTOR)
         self._cache: Dict[Tuple[Any, ...], Tuple[Workload, ...]] = {}
 
-    def select(self, selector: Tuple[Tuple[str, str], ...], namespace: str) -> Tuple[Workload, ...]:
-        scope = namespace if self.settings.scope_gateway_to_namespace else None
+    def select(self, selector: Tuple[Tuple[str, str], ...], namespace: str,
+               only: str = "") -> Tuple[Workload, ...]:
+        """Workloads the selector picks: in `only` when set (a Gateway API listener's), else in
+        the Gateway's namespace when istiod is told to scope Gateways, else anywhere."""
+        scope = only or (namespace if self.settings.scope_gateway_to_namespace else None)
         key = (selector, scope)
         if key not in self._cache:
             if self.via is WorkloadVia.SELECTOR:
                 found: Tuple[Workload, ...] = (_selector_workload(selector),)
+                if only and selector and selector[0][0] == GATEWAY_NAME_LABEL:
+                    # istiod's own deployment of a Gateway: one per Gateway name and namespace
+                    found = (Workload(only, f"{selector[0][1]}-istio", WorkloadVia.SELECTOR, selector),)
             else:
                 found = tuple(sorted({w for w, labels in self.candidates
                                       if selector_matches(selector, labels)
                                       and (scope is None or w.namespace == scope)}))
+                if not found and only and selector and selector[0][0] == GATEWAY_NAME_LABEL:
+                    # istiod deploys it (or is about to): the workload exists whatever was listed
+                    found = (Workload(only, f"{selector[0][1]}-istio", WorkloadVia.SELECTOR, selector),)
             self._cache[key] = found
         return self._cache[key]
 
@@ -155,7 +175,10 @@ class PortIndex:
                 ({str(k): str(v) for k, v in sel.items()}, list(spec.get("ports") or [])))
         self.unresolved: Set[str] = set()
 
-    def resolve(self, workload: Workload, port: int) -> int:
+    def resolve(self, workload: Workload, port: int, strict: bool = False) -> Optional[int]:
+        """The targetPort of the workload's Service port `port`; without one, the port itself, or
+        None when `strict` (a Gateway istiod binds through a Service: resolvePorts has no
+        fallback there)."""
         labels = dict(workload.labels)
         spaces = [workload.namespace] if workload.namespace else list(self.by_ns)
         for ns in spaces:
@@ -169,7 +192,7 @@ class PortIndex:
                             return target
                         self.unresolved.add(f"{workload.key}:{port}->{target}")
                         return port
-        return port
+        return None if strict else port
 
 
 # --- the build -------------------------------------------------------------------------------
@@ -179,24 +202,34 @@ def _gateway_order(server: Server) -> Tuple[str, str, str]:
     return (server.created, gw.name, gw.namespace)
 
 
-def parse_servers(raw: RawObjects) -> List[Server]:
-    """Every server in istiod's order. Memoized on `raw`: the live source needs them twice."""
-    if raw._servers is not None and raw._servers[0] == len(raw.gateways):
-        return raw._servers[1]
+def _parse(raw: RawObjects) -> Tuple[List[Server], Translated]:
+    """Every server in istiod's order, the Gateway API listeners' among them, and what istiod
+    makes of the Gateway API routes. Memoized on `raw`'s inputs: the live source needs the
+    servers twice (Secrets to fetch, then the build)."""
+    key = raw._inputs()
+    if raw._servers is not None and raw._servers[0] == key:
+        return raw._servers[1], raw._servers[2]
     servers: List[Server] = []
     for obj in raw.gateways:
         try:
             servers.extend(gateway_servers(obj, raw.default_namespace))
         except ShapeError as exc:
             _shape_problem(raw, obj, "Gateway", exc)
+    translated = translate(raw.gateway_api, raw.services, Input.SERVICES in raw.available,
+                           raw.default_namespace, raw.strict) if raw.gateway_api else Translated()
+    servers.extend(translated.servers)
     # istiod merges Gateways oldest first; within one Gateway it keeps spec order
     servers.sort(key=lambda s: (_gateway_order(s), s.ref.index))
-    raw._servers = (len(raw.gateways), servers)
-    return servers
+    raw._servers = (key, servers, translated)
+    return servers, translated
+
+
+def parse_servers(raw: RawObjects) -> List[Server]:
+    return _parse(raw)[0]
 
 
 def parse_virtual_services(raw: RawObjects) -> List[VirtualService]:
-    out = []
+    out = list(_parse(raw)[1].virtual_services)
     for obj in raw.virtual_services:
         try:
             out.append(virtual_service(obj, raw.default_namespace))
@@ -239,7 +272,7 @@ def referenced_secrets(raw: RawObjects, settings: Settings = Settings()) -> Set[
     workloads = WorkloadIndex(raw, settings)
     out: Set[Tuple[str, str]] = set()
     for server in parse_servers(raw):
-        for w in workloads.select(server.selector, server.ref.gateway.namespace):
+        for w in workloads.select(server.selector, server.ref.gateway.namespace, server.workload_namespace):
             for c in credentials_for(server, w):
                 if c.kind == "secret" and c.namespace:
                     out.add((c.namespace, c.name))
@@ -347,10 +380,19 @@ def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
         ordered = tuple([r for r, catch_all in composed if not catch_all]
                         + [r for r, catch_all in composed if catch_all][:1])
         vss = bound[d]
-        first = dict.fromkeys(r.split(" http[", 1)[0] for r in ordered) or dict.fromkeys(str(v.ref) for v in vss)
+        first = (dict.fromkeys(_route_owner(r) for r in ordered)
+                 or dict.fromkeys(v.origin or str(v.ref) for v in vss))
         scope = gw_key if any(gw_key in v.route_gateways for v in vss) else ""
         out.append(VirtualHost(d, RouteSource(" + ".join(first), scope, ordered)))
     return tuple(out)
+
+
+def _route_owner(route_id: str) -> str:
+    """`VirtualService ns/name http[0].match[1]` -> `VirtualService ns/name` (HTTPRoute: `rules[`)."""
+    for mark in (" http[", " rules["):
+        if mark in route_id:
+            return route_id.split(mark, 1)[0]
+    return route_id
 
 
 def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
@@ -465,36 +507,40 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
         for gw in vs.gateways:
             vs_by_gateway[gw].append(vs)
 
-    notes = list(raw.notes)
+    notes = list(raw.notes) + _parse(raw)[1].notes
     by_listener: Dict[Listener, List[Server]] = defaultdict(list)
     unbound: List[str] = []
+    portless: Set[str] = set()
     for server in servers:
-        selected = workloads.select(server.selector, server.ref.gateway.namespace)
+        selected = workloads.select(server.selector, server.ref.gateway.namespace, server.workload_namespace)
         if not selected:
-            unbound.append(server.ref.gateway.key)
+            unbound.append(server.ref.label)
+        # a Gateway API Gateway on named Services binds only their ports (istiod's own
+        # deployments get a Service port per listener, listed or not)
+        strict = (server.ref.origin is not None and Input.SERVICES in raw.available
+                  and not (server.selector and server.selector[0][0] == GATEWAY_NAME_LABEL))
         for w in selected:
-            by_listener[Listener(w, ports.resolve(w, server.ref.port_number), server.bind)].append(server)
+            bound = ports.resolve(w, server.ref.port_number, strict)
+            if bound is None:
+                portless.add(f"{server.ref.label}:{server.ref.port_number}")
+                continue
+            by_listener[Listener(w, bound, server.bind)].append(server)
     if unbound:
         names = sorted(set(unbound))
         notes.append(f"{len(names)} Gateway(s) select no gateway {workloads.via.value} and were not "
                      f"placed: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+    if portless:
+        notes.append("Gateway API listeners on a port their Service does not expose, not programmed: "
+                      + ", ".join(sorted(portless)))
     for item in sorted(ports.unresolved):
         notes.append(f"named targetPort not resolved, server port used: {item}")
 
     lookup = _CertLookup(raw)
+    unprogrammed: Set[str] = set()
     drafts: List[Dict[str, Any]] = []
     for listener, members in by_listener.items():
         known: Dict[str, Server] = {}
         for server in members:  # already in istiod's order
-            dropped = None
-            if server.has_tls:
-                hosts = sanitized_hosts(server)
-                dup = next((h for h in hosts if h in known), None)
-                if dup is not None:
-                    dropped = (known[dup].ref, dup)
-                else:
-                    for h in hosts:
-                        known[h] = server
             creds = credentials_for(server, listener.workload)
             certs: List[Certificate] = []
             status: Optional[CertStatus] = None
@@ -505,6 +551,21 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
                     certs.append(cert)
             if status is CertStatus.LOADED and _client_ca_missing(raw, server, creds):
                 status = CertStatus.NO_CA
+            if server.ref.origin is not None and status in (CertStatus.MISSING, CertStatus.INVALID):
+                # istiod programs a Gateway API listener only once its Secret resolves
+                # (buildSecretReference): no server, no chain, its hosts go to other chains
+                unprogrammed.add(f"listener {server.ref} not programmed: certificateRef "
+                                 f"{', '.join(str(c) for c in creds)} {status.value}")
+                continue
+            dropped = None
+            if server.has_tls:
+                hosts = sanitized_hosts(server)
+                dup = next((h for h in hosts if h in known), None)
+                if dup is not None:
+                    dropped = (known[dup].ref, dup)
+                else:
+                    for h in hosts:
+                        known[h] = server
             sni: Optional[Tuple[str, ...]] = ()
             if server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain and have_vs:
                 sni = _tls_route_sni(server, vs_by_gateway)
@@ -537,6 +598,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
             is_inferred = True
         placements.append(Placement(coverage=coverage, coverage_inferred=is_inferred, **d))
 
+    notes += sorted(unprogrammed)
     if any(p.coverage_inferred for p in placements):
         reasons = sorted({p.cert_status.value for p in placements if p.coverage_inferred})
         notes.append("certificate contents not inspected for some servers (" + ", ".join(reasons)

@@ -240,6 +240,9 @@ def http_routes(vs: VirtualService, gateway: str, port: int) -> Tuple[Tuple[str,
         if not isinstance(route, dict):
             continue
         matches = route.get("match") or []
+        if vs.route_ids:  # one istiod made of an HTTPRoute: one match per entry, named as written
+            out.append((vs.route_ids[i], _catch_all(matches[0] if matches else None)))
+            continue
         if not matches:
             out.append((f"{vs.ref} http[{i}]", True))
             continue

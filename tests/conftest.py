@@ -82,13 +82,13 @@ def run_cli(args: List[str], environ: Optional[Dict[str, str]] = None, stdin: st
 def api_server(certs: CertFactory, tmp_path_factory: pytest.TempPathFactory):
     """(kubeconfig, emulator or None): a real cluster when GWDUP_TEST_KUBECONFIG is set."""
     from kube import REAL, write_kubeconfig
-    from emulator.server import Emulator
+    from emulator.server import Emulator, gateway_api_kinds
 
     if REAL:
         yield REAL, None
         return
     leaf = certs.leaf("localhost", "IP:127.0.0.1", tag="apiserver")
-    emu = Emulator(leaf.cert_path, leaf.key_path).start()
+    emu = Emulator(leaf.cert_path, leaf.key_path, gateway_api=gateway_api_kinds()).start()
     path = write_kubeconfig(str(tmp_path_factory.mktemp("kube") / "config"), emu.url, certs.ca_cert, "admin-token")
     yield path, emu
     emu.stop()

@@ -15,7 +15,12 @@ What it follows (paths in istio/istio):
   gatewayRDSRouteName `https.<server port>.<port name>.<gateway>.<namespace>`;
 - pilot/pkg/networking/core/listener.go toFilterChainMatch: server_names are the hosts with the
   namespace stripped (GetSNIHostsForServer), none at all when one of them is `*`;
-- credentialName: the Secret of that name in the proxy's namespace (tls.crt, tls.key);
+- credentialName: the Secret of that name in the proxy's namespace (tls.crt, tls.key); written
+  `kubernetes-gateway://ns/name`, that namespace's (a Gateway API certificateRef);
+- a Gateway with `internal.istio.io/gateway-service` (one istiod made of a Gateway API listener,
+  see tests/gatewayapi_translate.py) applies to the proxies behind those Services in its parent
+  namespace, on their ports only, bound at the targetPort (push_context.go mergeGateways,
+  gateway.go resolvePorts without the legacy fallback);
 - pilot/pkg/networking/core/gateway.go buildGatewayHTTPRouteConfig: for every VirtualService
   bound to the server's Gateway (spec.gateways, default `mesh`; creation order,
   pilot/pkg/model/virtualservice_controller.go sortMergedVirtualServicesByCreationTime),
@@ -27,7 +32,7 @@ What it follows (paths in istio/istio):
 - pilot/pkg/networking/core/route/route.go BuildHTTPRoutesForVirtualService: one Envoy route per
   match of an http route (one with prefix `/` without matches); a match naming gateways other
   than this one, or another port, gives none (sourceMatchHTTP).
-Each route answers 200 with a body naming it (`ns/name#http[i].match[j]`), so a test reads
+Each route answers 200 with a body naming it (its `name`, else `ns/name#http[i].match[j]`), so a test reads
 which route answered; a PASSTHROUGH server's chain proxies TCP to an upstream that terminates
 TLS itself and answers `passthrough ns/name[i]`.
 """
@@ -197,7 +202,10 @@ def _vs_routes(vs: Dict[str, Any], gateway: str, port: int) -> List[Dict[str, An
                     continue
                 if match.get("port") not in (None, 0, port):
                     continue
-            name = f"{_ns(vs)}/{_meta(vs)['name']}#http[{i}]" + (f".match[{j}]" if match is not None else "")
+            # a named route (istiod names an HTTPRoute's `<ns>.<name>.<rule>`) is one backend
+            # wherever it is bound; otherwise the VirtualService's own route
+            name = http.get("name") or (f"{_ns(vs)}/{_meta(vs)['name']}#http[{i}]"
+                                        + (f".match[{j}]" if match is not None else ""))
             out.append({"name": name, "match": _envoy_match(match),
                         "direct_response": {"status": 200, "body": {"inline_string": name}}})
     return out
@@ -224,6 +232,19 @@ def route_table(name: str, gateway: str, server: Dict[str, Any], vss: Sequence[D
 
 
 # --- the configuration -----------------------------------------------------------------------
+
+GATEWAY_SERVICE = "internal.istio.io/gateway-service"
+
+
+def _credential(proxy_namespace: str, tls: Dict[str, Any]) -> Tuple[str, str]:
+    """The Secret a server reads: credentialName in the proxy's namespace, or, written
+    `kubernetes-gateway://ns/name` (a Gateway API certificateRef), that namespace's."""
+    name = tls.get("credentialName") or (tls.get("credentialNames") or [""])[0]
+    if name.startswith("kubernetes-gateway://"):
+        ns, _, secret = name[len("kubernetes-gateway://"):].partition("/")
+        return ns, secret
+    return proxy_namespace, name
+
 
 def _addr(port: int) -> Dict[str, Any]:
     return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
@@ -300,6 +321,30 @@ class Translation:
                     return target if isinstance(target, int) else port
         return port
 
+    @staticmethod
+    def _service_targets(proxy: Proxy, services: Sequence[Dict[str, Any]], gw: Dict[str, Any],
+                         names: str) -> Optional[Dict[int, int]]:
+        """push_context.go mergeGateways for a Gateway istiod made of a Gateway API one: it applies
+        to the proxies behind the Services its annotation names, in its parent namespace; its
+        ports are those Services' ports, bound at their targetPorts (resolvePorts). None: not
+        this proxy."""
+        parent_ns = (_meta(gw).get("annotations") or {}).get("internal.istio.io/parent-namespace") or _ns(gw)
+        wanted = set(filter(None, names.split(",")))
+        labels = dict(proxy.labels)
+        targets: Dict[int, int] = {}
+        found = False
+        for svc in services:
+            if _ns(svc) != parent_ns or f"{_meta(svc)['name']}.{parent_ns}.svc.cluster.local" not in wanted:
+                continue
+            sel = (svc.get("spec") or {}).get("selector") or {}
+            if proxy.namespace != parent_ns or not sel or any(labels.get(k) != str(v) for k, v in sel.items()):
+                continue
+            found = True
+            for p in (svc.get("spec") or {}).get("ports") or []:
+                target = p.get("targetPort", p["port"])
+                targets.setdefault(p["port"], target if isinstance(target, int) else p["port"])
+        return targets if found else None
+
     def _secret_files(self, secret: Dict[str, Any]) -> Tuple[str, str]:
         stem = os.path.join(self.workdir, f"{_ns(secret)}-{_meta(secret)['name']}")
         data = secret.get("data") or {}
@@ -317,9 +362,15 @@ class Translation:
         passthrough_sni: Dict[int, set] = {}
         chains: Dict[int, List[Dict[str, Any]]] = {}
         for gw in gateways:
-            sel = (gw.get("spec") or {}).get("selector") or {}
-            if any(labels.get(k) != str(v) for k, v in sel.items()):
-                continue
+            gw_services = (_meta(gw).get("annotations") or {}).get(GATEWAY_SERVICE)
+            if gw_services is not None:
+                targets = self._service_targets(proxy, services, gw, gw_services)
+                if targets is None:
+                    continue
+            else:
+                sel = (gw.get("spec") or {}).get("selector") or {}
+                if any(labels.get(k) != str(v) for k, v in sel.items()):
+                    continue
             gw_ref = f"{_ns(gw)}/{_meta(gw)['name']}"
             for i, raw_server in enumerate((gw.get("spec") or {}).get("servers") or []):
                 server = dict(raw_server, hosts=_sanitize(raw_server.get("hosts") or [], _ns(gw)))
@@ -327,7 +378,12 @@ class Translation:
                 protocol = str(server["port"].get("protocol", "")).upper()
                 if not tls or protocol not in ("HTTPS", "TLS"):
                     continue  # plain-text servers carry no SNI chain: not what these tests look at
-                port = self._target_port(proxy, services, server["port"]["number"])
+                if gw_services is not None:
+                    if server["port"]["number"] not in targets:
+                        continue  # resolvePorts: a Service-bound Gateway has no fallback port
+                    port = targets[server["port"]["number"]]
+                else:
+                    port = self._target_port(proxy, services, server["port"]["number"])
                 seen = known.setdefault(port, set())
                 if any(h in seen for h in server["hosts"]):
                     continue  # CheckDuplicates: the whole server is skipped
@@ -340,7 +396,7 @@ class Translation:
                 chain: Dict[str, Any] = {"name": f"{gw_ref}[{i}]"}
                 if "*" not in sni:
                     chain["filter_chain_match"] = {"server_names": sni}
-                secret = secrets.get((proxy.namespace, tls.get("credentialName")))
+                secret = secrets.get(_credential(proxy.namespace, tls))
                 if secret is None or not self._has_certificate(secret):
                     # istiod keeps the chain, but its certificate never arrives over SDS: Envoy
                     # ends every handshake on it (here: a TCP proxy to a port nobody listens on)

@@ -18,7 +18,9 @@ from emulator.server import Emulator
 
 PLURALS = {"Namespace": "namespaces", "Pod": "pods", "Service": "services", "Secret": "secrets",
            "Deployment": "deployments", "Gateway": "gateways", "VirtualService": "virtualservices",
-           "EnvoyFilter": "envoyfilters"}
+           "EnvoyFilter": "envoyfilters", "HTTPRoute": "httproutes", "TLSRoute": "tlsroutes",
+           "ReferenceGrant": "referencegrants", "ListenerSet": "listenersets", "GatewayClass": "gatewayclasses"}
+GATEWAY_API = "gateway.networking.k8s.io/"
 REAL = os.environ.get("GWDUP_TEST_KUBECONFIG", "")
 
 
@@ -92,11 +94,24 @@ class TestCluster:
             if doc["kind"] == "Gateway":
                 for s in spec.get("servers") or []:
                     s["hosts"] = [self._host(h) for h in s.get("hosts") or []]
+            if doc["apiVersion"].startswith(GATEWAY_API):
+                self._isolate_gateway_api(doc)
             if doc["kind"] == "VirtualService" and spec.get("gateways"):
                 spec["gateways"] = [f"{self.ns(g.split('/')[0])}/{g.split('/')[1]}" if "/" in g else g
                                     for g in spec["gateways"]]
             out.append(doc)
         return out
+
+    def _isolate_gateway_api(self, doc: Dict[str, Any]) -> None:
+        """Namespaces named inside Gateway API specs get the prefix too."""
+        spec = doc.get("spec") or {}
+        refs = list(spec.get("parentRefs") or []) + ([spec["parentRef"]] if "parentRef" in spec else [])
+        refs += list(spec.get("from") or [])
+        for listener in spec.get("listeners") or []:
+            refs += list((listener.get("tls") or {}).get("certificateRefs") or [])
+        for ref in refs:
+            if ref.get("namespace"):
+                ref["namespace"] = self.ns(ref["namespace"])
 
     def ns(self, name: str) -> str:
         return f"{self.prefix}-{name}"

@@ -81,7 +81,7 @@ def test_paging_reads_every_page(cluster, certs, api_server) -> None:
     assert summarize(doc, cluster.strip) == [("GWD0101", "Gateway team-a/gw-a", ("a.example.com", "b.example.com"), "NotFound")]
     emu = api_server[1]
     if emu is not None:
-        pages = emu.requests("GET", r"/gateways$")
+        pages = emu.requests("GET", r"/networking\.istio\.io/v1/gateways$")
         assert len(pages) >= 5 and all(q.get("limit") == ["2"] for _, _, q in pages)
         assert sum(1 for _, _, q in pages if q.get("continue")) == len(pages) - 1
 
@@ -94,8 +94,18 @@ def test_request_budget_one_list_per_kind(cluster, certs, emulator_only) -> None
     lists = [p for m, p, q in emulator_only.log if m == "GET" and not p.split("/")[-1].startswith(("shared", "c-cert"))]
     secrets = emulator_only.requests("GET", r"/secrets/")
     assert sorted(p.rsplit("/", 1)[1] for _, p, _ in secrets) == ["c-cert", "shared"]
-    # discovery + gateways + virtualservices + pods (one selector) + services + our envoyfilters
-    assert len(lists) == 6, lists
+    # Istio: discovery + gateways + virtualservices + pods (one selector) + services + our
+    # envoyfilters; Gateway API: group and version discovery, one LIST per kind
+    istio = [p for p in lists if "gateway.networking.k8s.io" not in p]
+    assert len(istio) == 6, istio
+    gateway_api = sorted(p for p in lists if "gateway.networking.k8s.io" in p)
+    assert gateway_api == ["/apis/gateway.networking.k8s.io", "/apis/gateway.networking.k8s.io/v1",
+                           "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
+                           "/apis/gateway.networking.k8s.io/v1/gateways", "/apis/gateway.networking.k8s.io/v1/httproutes",
+                           "/apis/gateway.networking.k8s.io/v1/listenersets",
+                           "/apis/gateway.networking.k8s.io/v1alpha2", "/apis/gateway.networking.k8s.io/v1alpha2/tlsroutes",
+                           "/apis/gateway.networking.k8s.io/v1beta1",
+                           "/apis/gateway.networking.k8s.io/v1beta1/referencegrants"], gateway_api
 
 
 def test_forbidden_secrets_fall_back_to_credential_identity(cluster, certs, emulator_only) -> None:

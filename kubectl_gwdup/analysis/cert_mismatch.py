@@ -34,7 +34,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                     missed.append(h)
             if missed:
                 yield CERT_NOT_VALID_FOR_HOST.finding(
-                    p.server.ref.gateway, server=str(p.server.ref), sans=", ".join(p.coverage) or "no name",
+                    p.server.ref.resource, server=str(p.server.ref), sans=", ".join(p.coverage) or "no name",
                     hosts=", ".join(missed),
                     detail={"server": p.server.ref.to_dict(), "workload": listener.workload.key,
                             "listenerPort": listener.port, "hosts": missed, "dnsNames": list(p.coverage)})

@@ -396,7 +396,7 @@ def _finding(listener: Listener, coverage: Tuple[str, ...], mtls: bool, outcome:
     }
     level = kind.level.lowered() if mtls else kind.level
     return kind.finding(
-        sources[0].server.ref.gateway, level=level, detail=detail,
+        sources[0].server.ref.resource, level=level, detail=detail,
         hosts=_names(host_list, 3),
-        to=_names(sorted({t.server.ref.gateway.key for t in targets})),
-        from_=_names(sorted({p.server.ref.gateway.key for p in sources})))
+        to=_names(sorted({t.server.ref.label for t in targets})),
+        from_=_names(sorted({p.server.ref.label for p in sources})))

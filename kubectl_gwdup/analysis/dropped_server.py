@@ -30,7 +30,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
                 # kept one lists: istiod's check applies to it too, but nothing it served is lost
                 continue
             yield SERVER_DROPPED.finding(
-                p.server.ref.gateway, server=str(p.server.ref), host=host,
+                p.server.ref.resource, server=str(p.server.ref), host=host,
                 listener=str(listener), winner=str(winner),
                 detail={"server": p.server.ref.to_dict(), "workload": listener.workload.key,
                         "listenerPort": listener.port, "duplicateHost": host,

@@ -26,7 +26,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
     for listener, placements in view.listeners():
         for p, other, clash in conflicts(live_chains(placements)):
             yield LISTENER_REJECTED.finding(
-                p.server.ref.gateway, server=str(p.server.ref), other=str(other.server.ref),
+                p.server.ref.resource, server=str(p.server.ref), other=str(other.server.ref),
                 host=clash, listener=str(listener),
                 detail={"server": p.server.ref.to_dict(), "conflictsWith": other.server.ref.to_dict(),
                         "sni": clash, "workload": listener.workload.key, "listenerPort": listener.port,

@@ -30,7 +30,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
             # a MUTUAL server's client CA: ca.crt in its Secret, or the Secret <name>-cacert
             what = str(cred) if status is CertStatus.MISSING else f"the client CA of {cred} (ca.crt, or {cred.name}-cacert)"
             yield SECRET_NOT_FOUND.finding(
-                p.server.ref.gateway, server=str(p.server.ref), credential=what,
+                p.server.ref.resource, server=str(p.server.ref), credential=what,
                 hosts=", ".join(p.server.hosts),
                 detail={"server": p.server.ref.to_dict(), "credential": str(cred),
                         "workload": p.listener.workload.key, "hosts": list(p.server.hosts)})

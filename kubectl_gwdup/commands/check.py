@@ -125,7 +125,7 @@ def analyze(opts: Options, raw: RawObjects) -> Tuple[Inventory, Report]:
 def summary(report: Report, inventory: Inventory) -> str:
     outcomes = Counter(f.detail["outcome"] for f in report.findings if "outcome" in f.detail)
     others = Counter(f.type.name for f in report.findings if "outcome" not in f.detail)
-    gateways = len({s.ref.gateway for s in inventory.servers})
+    gateways = len({s.ref.resource for s in inventory.servers})
     scope_text = f"{gateways} Gateway(s), {len(inventory.servers)} server(s)"
     if not report.findings:
         return f"no hazards found in {scope_text}"

@@ -17,8 +17,13 @@ def _short(items: Sequence[str]) -> str:
     return shown + (f" (+{len(items) - MAX_CELL_ITEMS})" if len(items) > MAX_CELL_ITEMS else "")
 
 
+def label(ref: Dict[str, Any]) -> str:
+    """A server as a cell: `ns/gateway`, or `ns/gateway/listener` for a Gateway API listener."""
+    return f"{ref['gateway']}/{ref['listener']}" if "listener" in ref else ref["gateway"]
+
+
 def _gateways(refs: Sequence[Dict[str, Any]]) -> List[str]:
-    return list(dict.fromkeys(r["gateway"] for r in refs))
+    return list(dict.fromkeys(label(r) for r in refs))
 
 
 def row(f: Finding, wide: bool) -> List[str]:
@@ -42,7 +47,7 @@ def row(f: Finding, wide: bool) -> List[str]:
         return cells
     if "keptServer" in d:
         s = d["server"]
-        cells = [s["gateway"], str(s["portNumber"]), _short(d["hosts"]), d["keptServer"]["gateway"],
+        cells = [label(s), str(s["portNumber"]), _short(d["hosts"]), label(d["keptServer"]),
                  "Dropped", "-"]
         if wide:
             cells += [f.level.label, f.code, d["workload"], str(d["listenerPort"]), s["portName"],
@@ -50,13 +55,13 @@ def row(f: Finding, wide: bool) -> List[str]:
         return cells
     if "conflictsWith" in d:
         s = d["server"]
-        cells = [s["gateway"], str(s["portNumber"]), d["sni"], d["conflictsWith"]["gateway"], "Rejected", "-"]
+        cells = [label(s), str(s["portNumber"]), d["sni"], label(d["conflictsWith"]), "Rejected", "-"]
         if wide:
             cells += [f.level.label, f.code, d["workload"], str(d["listenerPort"]), s["portName"],
                       "same SNI match in two filter chains"]
         return cells
     s = d.get("server", {})
-    cells = [s.get("gateway", f.resource.key), str(s.get("portNumber", "")), _short(d.get("hosts", [])),
+    cells = [label(s) if s else f.resource.key, str(s.get("portNumber", "")), _short(d.get("hosts", [])),
              "-", "NoSecret" if f.type.name == "SecretNotFound" else f.type.name, d.get("credential", "-")]
     if wide:
         cells += [f.level.label, f.code, d.get("workload", ""), "", s.get("portName", ""), f.message]

@@ -15,7 +15,7 @@ import yaml
 
 from ..errors import InputError
 from ..inventory import CA_KEYS, RawObjects, secret_from_manifest
-from ..model import Input
+from ..model import GATEWAY_API_GROUP, Input
 from ..objects import ShapeError, check_workload_object, object_ref
 
 try:  # libyaml parses large manifest sets about ten times faster
@@ -33,6 +33,8 @@ _KINDS = {
     ("", "Service"): "services",
 }
 
+_GATEWAY_API = {"Gateway": "gateways", "ListenerSet": "listener_sets", "HTTPRoute": "http_routes",
+                "TLSRoute": "tls_routes", "ReferenceGrant": "reference_grants", "GatewayClass": "gateway_classes"}
 _JSON_START = re.compile(r"\s*[\[{]")  # scans the leading blanks only, not the whole text
 _INPUT_OF = {"gateways": Input.GATEWAYS, "virtual_services": Input.VIRTUAL_SERVICES,
              "envoy_filters": Input.ENVOY_FILTERS, "services": Input.SERVICES}
@@ -166,6 +168,12 @@ def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
                 raise InputError(f"{path}: Secret {ref.namespace}/{ref.name}: tls.crt holds no PEM "
                                  "certificate (istiod reads PEM; is it base64-encoded twice?)")
             raw.secrets[(ref.namespace, ref.name)] = pem
+        return
+    if group == GATEWAY_API_GROUP and kind in _GATEWAY_API:
+        getattr(raw.gateway_api, _GATEWAY_API[kind]).append(obj)
+        raw.origin[id(obj)] = path
+        if kind in ("HTTPRoute", "TLSRoute"):
+            raw.available.add(Input.VIRTUAL_SERVICES)
         return
     bucket = _KINDS.get((group, kind))
     if bucket is None:

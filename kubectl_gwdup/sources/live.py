@@ -1,6 +1,7 @@
 """Live source: reads a cluster through ClusterAccess into RawObjects, with fallbacks.
 
-Cost: one paged LIST per kind (pods: one per distinct Gateway selector, metadata only), then at
+Cost: one paged LIST per kind (pods: one per distinct Gateway selector, metadata only, and one
+for every pod istiod deploys for a Gateway API Gateway), then at
 most one GET per referenced Secret, or one paged LIST of TLS Secrets in a namespace where many
 are referenced. At most PARALLEL requests are in flight. What cannot be read (RBAC) degrades the inventory instead of failing it, and
 says so; only Gateways themselves are required.
@@ -14,11 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Protocol, Set, Tuple
 
 from ..errors import ApiError, GwdupError
-from ..inventory import CA_KEYS, CERT_KEYS, RawObjects, Settings, referenced_secrets
-from ..model import MANAGED_BY, CertStatus, Input
+from ..gatewayapi import GATEWAY_NAME_LABEL, NAMED_SERVICE
+from ..inventory import CA_KEYS, CERT_KEYS, RawObjects, Settings, parse_servers, referenced_secrets
+from ..model import GATEWAY_API_GROUP, MANAGED_BY, CertStatus, Input
 from ..objects import ISTIO_GROUP
 
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+GATEWAY_API_VERSIONS = ("v1", "v1beta1", "v1alpha2")  # most stable first
+# resource -> RawObjects.gateway_api bucket; Gateways first: without them the rest is moot
+GATEWAY_API_KINDS = (("gateways", "gateways"), ("listenersets", "listener_sets"), ("httproutes", "http_routes"),
+                     ("tlsroutes", "tls_routes"), ("referencegrants", "reference_grants"),
+                     ("gatewayclasses", "gateway_classes"))
 SECRET_LIST_THRESHOLD = 20  # referenced Secrets in one namespace above which one LIST is cheaper
 PARALLEL = 4  # requests in flight at once, as a small client-side budget on the API server
 
@@ -71,6 +78,8 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
         # only kubectl-gwdup's own 421 filters matter to the analysis (EnvoyFilter is v1alpha3 only)
         filters = pool.submit(listing, "envoyfilters", f"/apis/{ISTIO_GROUP}/v1alpha3/envoyfilters",
                               label_selector=",".join(f"{k}={v}" for k, v in MANAGED_BY.items()))
+        gateway_api = {bucket: pool.submit(listing, resource, path)
+                       for resource, bucket, path in _gateway_api_paths(access, raw)}
         try:
             raw.gateways = gateways.result()
         except ApiError as exc:
@@ -78,13 +87,13 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
                 raise GwdupError(f'the server doesn\'t have a resource type "gateways" in {ISTIO_GROUP}/{version}') from None
             raise
         raw.available.add(Input.GATEWAYS)
-        workloads = pool.submit(_load_workloads, raw, listing)
         _optional(raw, vss, "virtual_services", Input.VIRTUAL_SERVICES, "routes assumed from server hosts")
-        pods, deployments, notes = workloads.result()
+        _optional(raw, services, "services", Input.SERVICES, "Gateway ports used as listener ports")
+        _gateway_api(raw, gateway_api)
+        pods, deployments, notes = _load_workloads(raw, listing)
         raw.pods, raw.deployments = pods, deployments
         raw.notes.extend(notes)
         raw.available.add(Input.WORKLOADS)
-        _optional(raw, services, "services", Input.SERVICES, "Gateway ports used as listener ports")
         _optional(raw, filters, "envoy_filters", Input.ENVOY_FILTERS, "installed 421 mitigations not recognized")
         _load_secrets(access, raw, referenced_secrets(raw, settings), chunk_size, pool)
     return raw
@@ -101,12 +110,58 @@ def _optional(raw: RawObjects, future: Any, bucket: str, what: Input, consequenc
         raw.notes.append(f"{what.value} not readable ({exc.reason}): {consequence}")
 
 
+def _gateway_api_paths(access: ClusterAccess, raw: RawObjects) -> List[Tuple[str, str, str]]:
+    """(resource, bucket, path) of the Gateway API kinds this cluster serves, each at its most
+    stable served version (a kind may be v1 in one release and v1beta1 in an older one), from
+    discovery: one GET for the group and one per served version."""
+    try:
+        offered = access.served_versions(GATEWAY_API_GROUP)
+        served = [v for v in GATEWAY_API_VERSIONS if v in offered]
+        found: Dict[str, str] = {}
+        for v in served:
+            doc = access.get(f"/apis/{GATEWAY_API_GROUP}/{v}")
+            for r in doc.get("resources") or []:
+                found.setdefault(str(r.get("name")), v)
+    except ApiError as exc:
+        if not _forbidden(exc):
+            raise
+        raw.notes.append(f"Gateway API discovery not readable ({exc.reason}): Gateway API objects not read")
+        return []
+    if "gateways" not in found:
+        if served:
+            raw.notes.append(f"{GATEWAY_API_GROUP} serves no Gateways: Gateway API objects not read")
+        return []
+    missing = [r for r, _ in GATEWAY_API_KINDS if r not in found]
+    if missing:
+        raw.notes.append(f"{GATEWAY_API_GROUP} does not serve {', '.join(missing)}: those were not read")
+    return [(r, bucket, f"/apis/{GATEWAY_API_GROUP}/{found[r]}/{r}") for r, bucket in GATEWAY_API_KINDS
+            if r in found]
+
+
+def _gateway_api(raw: RawObjects, futures: Mapping[str, Any]) -> None:
+    """Gateway API lists into raw.gateway_api; a kind RBAC refuses is a note, and without
+    Gateways the rest is dropped (routes need listeners to bind to)."""
+    for bucket, future in futures.items():
+        try:
+            setattr(raw.gateway_api, bucket, future.result())
+        except ApiError as exc:
+            if not _forbidden(exc) and exc.code != 404:
+                raise
+            raw.notes.append(f"Gateway API {bucket.replace('_', '')} not readable ({exc.reason}): not analysed")
+    if raw.gateway_api.http_routes or raw.gateway_api.tls_routes:
+        raw.available.add(Input.VIRTUAL_SERVICES)
+
+
 def _selectors(raw: RawObjects) -> List[str]:
+    """Label selectors to list gateway pods by: each Istio Gateway's, each Service a Gateway API
+    Gateway names, and one for every pod istiod deployed for a Gateway (label existence, not
+    one LIST per Gateway)."""
     out = set()
-    for gw in raw.gateways:
-        sel = (gw.get("spec") or {}).get("selector") or {}
-        if isinstance(sel, dict):
-            out.add(",".join(f"{k}={v}" for k, v in sorted(sel.items())))
+    for server in parse_servers(raw):
+        if server.selector and server.selector[0][0] == GATEWAY_NAME_LABEL:
+            out.add(GATEWAY_NAME_LABEL)
+        elif server.ref.origin is None or (server.selector and server.selector[0][0] != NAMED_SERVICE):
+            out.add(",".join(f"{k}={v}" for k, v in server.selector))
     return sorted(out)
 
 

@@ -89,6 +89,22 @@ def istio_kinds(versions: Tuple[str, ...] = ISTIO_ALL) -> List[Kind]:
             (("gateways", "Gateway"), ("virtualservices", "VirtualService"), ("envoyfilters", "EnvoyFilter"))]
 
 
+GATEWAY_API = "gateway.networking.k8s.io"
+
+
+def gateway_api_kinds(listener_sets: bool = True) -> List[Kind]:
+    """The Gateway API kinds at the versions of a v1.4 install (ReferenceGrant and TLSRoute are
+    still beta and alpha there); `listener_sets=False` is an older install without them."""
+    out = [Kind(GATEWAY_API, ("v1", "v1beta1"), "gateways", "Gateway"),
+           Kind(GATEWAY_API, ("v1", "v1beta1"), "httproutes", "HTTPRoute"),
+           Kind(GATEWAY_API, ("v1beta1",), "referencegrants", "ReferenceGrant"),
+           Kind(GATEWAY_API, ("v1alpha2",), "tlsroutes", "TLSRoute"),
+           Kind(GATEWAY_API, ("v1", "v1beta1"), "gatewayclasses", "GatewayClass", False)]
+    if listener_sets:
+        out.append(Kind(GATEWAY_API, ("v1",), "listenersets", "ListenerSet"))
+    return out
+
+
 @dataclass
 class Fault:
     method: str
@@ -185,9 +201,10 @@ def _merge_patch(target: Any, patch: Any) -> Any:
 
 
 class Emulator:
-    def __init__(self, tls_cert: str, tls_key: str, istio_versions: Optional[Tuple[str, ...]] = ISTIO_ALL) -> None:
+    def __init__(self, tls_cert: str, tls_key: str, istio_versions: Optional[Tuple[str, ...]] = ISTIO_ALL,
+                 gateway_api: Optional[List[Kind]] = None) -> None:
         self.kinds: Dict[Tuple[str, str], Kind] = {}
-        for k in CORE + (istio_kinds(istio_versions) if istio_versions else []):
+        for k in CORE + (istio_kinds(istio_versions) if istio_versions else []) + list(gateway_api or []):
             self.kinds[(k.group, k.resource)] = k
         self.store: Dict[Tuple[str, str], Dict[Tuple[str, str], Dict[str, Any]]] = {
             key: {} for key in self.kinds}
@@ -442,9 +459,10 @@ class Emulator:
         if path == "/api":
             return {"kind": "APIVersions", "versions": ["v1"]}
         groups: Dict[str, List[str]] = {}
-        for k in self.kinds.values():
+        for k in self.kinds.values():  # a group serves the union of its kinds' versions
             if k.group:
-                groups.setdefault(k.group, list(k.versions))
+                have = groups.setdefault(k.group, [])
+                have += [v for v in k.versions if v not in have]
         if path == "/apis":
             return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                 {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],

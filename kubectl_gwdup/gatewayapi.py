@@ -1,0 +1,553 @@
+"""Gateway API -> what istiod makes of it: Istio Gateway servers and VirtualServices. No I/O.
+
+istiod does not program Envoy from Gateway API objects directly. For every listener it accepts
+it writes an internal Istio Gateway with one server, and for every HTTPRoute one
+VirtualService per (listener, hostname) bound to that Gateway; the gateway proxy then merges
+them like any other Gateway. So the analysis needs nothing new: this module hands it the same
+records, each server remembering the listener it came from (`ServerRef.origin`).
+
+What istiod does, and where (istio/istio `pilot/pkg/config/kube/`):
+- A Gateway is istiod's when its class is `istio` or a GatewayClass names
+  `istio.io/gateway-controller` (`gateway/gateway_collection.go` GatewayCollection,
+  `gatewaycommon` ClassInfos).
+- Each listener is one server: port name `default`; hosts `<ns>/<hostname>` for every namespace
+  allowedRoutes admits (Same: the listener's own; All: `*`), hostname `*` when unset, `~/` when no
+  namespace is admitted (`gateway/conversion.go` buildListener, buildHostnameMatch,
+  namespacesFromSelector).
+- TLS Terminate is SIMPLE (MUTUAL with frontend validation or the tls-terminate-mode option) with
+  `kubernetes-gateway://<ns>/<secret>` per certificateRef; a reference to another namespace
+  counts only with a ReferenceGrant there; a listener none of whose references resolves is not
+  programmed, nor is an HTTPS/TLS listener without tls (buildTLS, buildSecretReference;
+  `gatewaycommon/references.go` SecretAllowed; controller.go keeps Valid configs only).
+  Passthrough stays PASSTHROUGH.
+- A later listener repeating an earlier one's port and hostname, in a Gateway and the
+  ListenerSets attached to it, is Conflicted and not programmed
+  (`gatewaycommon/listener_conflict.go` ComputeGatewayListenerConflicts).
+- Placement: without spec.addresses (or with one IP address) istiod deploys the Gateway itself:
+  pods labelled `gateway.networking.k8s.io/gateway-name: <name>` behind the Service
+  `<name>-istio`; with Hostname addresses, the pods of those Services in the Gateway's namespace
+  (extractGatewayServices, IsManaged; `model/push_context.go` mergeGateways).
+- ListenerSets attach to a Gateway whose allowedListeners admits their namespace, and share its
+  placement (ListenerSetCollection, NamespaceAcceptedByAllowListeners).
+- HTTPRoutes: a parentRef admits the listeners of its parent matching sectionName and port,
+  whose hostnames meet the route's and whose namespaces and kinds admit the route; a route
+  without hostnames takes `*`; a hostname a more specific sibling listener owns is left to it
+  (referenceAllowed, hostnameAllowedByIsolation; `gateway/route_collections.go`
+  HTTPRouteCollection).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+
+from .model import GATEWAY_API_GROUP, ListenerOrigin, Ref, Server, ServerRef, TlsMode, VirtualService
+from .objects import ShapeError, meta, object_ref
+
+ISTIO_CONTROLLER = "istio.io/gateway-controller"
+DEFAULT_CLASS = "istio"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+# stands for the pods of a Service named by spec.addresses when Services were not read
+NAMED_SERVICE = "gwdup/service"
+TERMINATE_MODE_OPTION = "gateway.istio.io/tls-terminate-mode"
+SECRET_PREFIX = "kubernetes-gateway://"
+HTTP_LIKE = ("HTTP", "HTTPS", "TLS")
+ROUTE_KINDS = {"HTTP": ("HTTPRoute", "GRPCRoute"), "HTTPS": ("HTTPRoute", "GRPCRoute"),
+               "TLS": ("TLSRoute",), "TCP": ("TCPRoute",)}
+
+
+@dataclass
+class GatewayApiObjects:
+    """The Gateway API objects a source read, as plain dicts."""
+
+    gateways: List[Mapping[str, Any]] = field(default_factory=list)
+    listener_sets: List[Mapping[str, Any]] = field(default_factory=list)
+    http_routes: List[Mapping[str, Any]] = field(default_factory=list)
+    tls_routes: List[Mapping[str, Any]] = field(default_factory=list)
+    reference_grants: List[Mapping[str, Any]] = field(default_factory=list)
+    gateway_classes: List[Mapping[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.gateways or self.listener_sets or self.http_routes)
+
+
+@dataclass
+class Translated:
+    servers: List[Server] = field(default_factory=list)
+    virtual_services: List[VirtualService] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+    # origin -> the listener as written, for conditions that speak of listeners (GEP-3567)
+    listeners: Dict[ListenerOrigin, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _Parent:
+    """One programmed listener, as routes see it (istiod's parentInfo)."""
+
+    origin: ListenerOrigin
+    server: Server
+    hostname: str  # as written ("" when unset)
+    port: int
+    protocol: str
+    kinds: Tuple[str, ...]
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise ShapeError("spec: must be a mapping")
+    return spec
+
+
+def _list(value: Any, where: str) -> List[Mapping[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ShapeError(f"{where}: must be a list of mappings")
+    return value
+
+
+def _istio_classes(objs: GatewayApiObjects) -> Set[str]:
+    out = {DEFAULT_CLASS}
+    for c in objs.gateway_classes:
+        spec = c.get("spec") if isinstance(c.get("spec"), dict) else {}
+        name = (c.get("metadata") or {}).get("name") if isinstance(c.get("metadata"), dict) else None
+        if name and spec.get("controllerName") == ISTIO_CONTROLLER:
+            out.add(str(name))
+        elif name and name in out and spec.get("controllerName") not in (None, ISTIO_CONTROLLER):
+            out.discard(str(name))  # a class named istio that belongs to someone else
+    return out
+
+
+def _port(listener: Mapping[str, Any], where: str) -> int:
+    port = listener.get("port")
+    if port is None:  # ListenerSet entries may leave it to the protocol (ListenerEntryPortNumber)
+        port = {"HTTP": 80, "HTTPS": 443}.get(str(listener.get("protocol")))
+        if port is None:
+            raise ShapeError(f"{where}.port: required for protocol {listener.get('protocol')}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ShapeError(f"{where}.port: must be a port number")
+    return port
+
+
+def _hostname(listener: Mapping[str, Any]) -> str:
+    h = listener.get("hostname")
+    return str(h) if isinstance(h, str) else ""
+
+
+def _allowed_namespaces(listener: Mapping[str, Any], local: str, notes: List[str], who: str) -> List[str]:
+    routes = listener.get("allowedRoutes") if isinstance(listener.get("allowedRoutes"), dict) else {}
+    spaces = routes.get("namespaces") if isinstance(routes.get("namespaces"), dict) else {}
+    frm = spaces.get("from") or "Same"
+    if frm == "Same":
+        return [local]
+    if frm == "All":
+        return ["*"]
+    if frm == "Selector":
+        notes.append(f"{who}: allowedRoutes by namespace selector not resolved (namespaces are not "
+                     "read): no route is bound to it")
+    return []
+
+
+def _route_kinds(listener: Mapping[str, Any], protocol: str) -> Tuple[str, ...]:
+    supported = ROUTE_KINDS.get(protocol, ())
+    routes = listener.get("allowedRoutes") if isinstance(listener.get("allowedRoutes"), dict) else {}
+    kinds = routes.get("kinds") if isinstance(routes.get("kinds"), list) else []
+    if not kinds:
+        return supported
+    wanted = {str(k.get("kind")) for k in kinds if isinstance(k, dict)
+              and (k.get("group") or GATEWAY_API_GROUP) == GATEWAY_API_GROUP}
+    return tuple(k for k in supported if k in wanted)
+
+
+class _Grants:
+    """ReferenceGrants: may an object of `kind` in namespace `frm` read Secret ns/name?"""
+
+    def __init__(self, grants: Sequence[Mapping[str, Any]]) -> None:
+        self.allowed: Set[Tuple[str, str, str, str]] = set()  # (secret ns, from kind, from ns, name or "")
+        for g in grants:
+            m = g.get("metadata") if isinstance(g.get("metadata"), dict) else {}
+            spec = g.get("spec") if isinstance(g.get("spec"), dict) else {}
+            ns = str(m.get("namespace") or "default")
+            tos = [t for t in spec.get("to") or [] if isinstance(t, dict)
+                   and (t.get("group") or "") == "" and t.get("kind") == "Secret"]
+            for f in spec.get("from") or []:
+                if not isinstance(f, dict) or f.get("group") != GATEWAY_API_GROUP:
+                    continue
+                for t in tos:
+                    self.allowed.add((ns, str(f.get("kind")), str(f.get("namespace")), str(t.get("name") or "")))
+
+    def secret_allowed(self, kind: str, frm: str, ns: str, name: str) -> bool:
+        return (ns, kind, frm, "") in self.allowed or (ns, kind, frm, name) in self.allowed
+
+
+def _tls(listener: Mapping[str, Any], gateway_spec: Mapping[str, Any], owner: ListenerOrigin, grants: _Grants,
+         where: str) -> Tuple[Optional[TlsMode], Tuple[str, ...], Dict[str, Any], Optional[str]]:
+    """(mode, credential names, Istio tls settings, why not programmed) for a listener's tls."""
+    tls = listener.get("tls")
+    if tls is None:
+        return None, (), {}, None
+    if not isinstance(tls, dict):
+        raise ShapeError(f"{where}.tls: must be a mapping")
+    mode = tls.get("mode") or "Terminate"
+    if mode == "Passthrough":
+        return TlsMode.PASSTHROUGH, (), {"mode": "PASSTHROUGH"}, None
+    if mode != "Terminate":
+        raise ShapeError(f"{where}.tls.mode: must be Terminate or Passthrough")
+    options = tls.get("options") if isinstance(tls.get("options"), dict) else {}
+    option = options.get(TERMINATE_MODE_OPTION)
+    if option == "ISTIO_SIMPLE":
+        return TlsMode.SIMPLE, ("builtin://",), {"mode": "SIMPLE", "credentialName": "builtin://"}, None
+    if option == "ISTIO_MUTUAL":
+        return TlsMode.ISTIO_MUTUAL, (), {"mode": "ISTIO_MUTUAL"}, None
+    refs = _list(tls.get("certificateRefs"), f"{where}.tls.certificateRefs")
+    if len(refs) > 2:
+        return None, (), {}, "TLS mode can only support up to 2 server certificates"
+    names: List[str] = []
+    why = []
+    for ref in refs:
+        group, kind = ref.get("group") or "", ref.get("kind") or "Secret"
+        ns, name = str(ref.get("namespace") or owner.namespace), str(ref.get("name") or "")
+        if (group, kind) != ("", "Secret"):
+            why.append(f"certificateRef {kind} {name}: only Secrets are allowed")
+        elif ns != owner.namespace and not grants.secret_allowed(owner.kind, owner.namespace, ns, name):
+            why.append(f"certificateRef {ns}/{name} not permitted (no ReferenceGrant in {ns})")
+        else:
+            names.append(f"{SECRET_PREFIX}{ns}/{name}")
+    if not names:
+        return None, (), {}, "; ".join(why) or "no certificateRefs"
+    tls_mode = TlsMode.SIMPLE
+    frontend = (gateway_spec.get("tls") or {}).get("frontend") if isinstance(gateway_spec.get("tls"), dict) else None
+    if isinstance(frontend, dict):
+        port_cfg = next((p.get("tls") for p in frontend.get("perPort") or []
+                         if isinstance(p, dict) and p.get("port") == listener.get("port")), frontend.get("default"))
+        validation = (port_cfg or {}).get("validation") if isinstance(port_cfg, dict) else None
+        if isinstance(validation, dict) and validation.get("caCertificateRefs"):
+            fallback = validation.get("mode") == "AllowInsecureFallback"
+            tls_mode = TlsMode.OPTIONAL_MUTUAL if fallback else TlsMode.MUTUAL
+    if option in ("MUTUAL", "OPTIONAL_MUTUAL"):
+        tls_mode = TlsMode(option)
+    settings: Dict[str, Any] = {"mode": tls_mode.value}
+    if tls_mode in (TlsMode.MUTUAL, TlsMode.OPTIONAL_MUTUAL):
+        settings["caCertificates"] = "gateway-api-validation"  # the CA comes from its own reference
+    return tls_mode, tuple(names), settings, None
+
+
+def _distinct(a: Tuple[int, str, str], b: Tuple[int, str, str]) -> bool:
+    """listenersDistinct: (port, protocol, hostname or *)."""
+    if a[0] != b[0]:
+        return True
+    l4 = ("TCP", "UDP")
+    if (a[1] in l4 and b[1] in HTTP_LIKE) or (a[1] in HTTP_LIKE and b[1] in l4) or (a[1] in l4 and b[1] in l4):
+        return False
+    if a[1] in HTTP_LIKE and b[1] in HTTP_LIKE:
+        return a[2] != b[2]
+    return a[1] != b[1]
+
+
+def _admits_listener_sets(gw: Mapping[str, Any], gw_ns: str, ls_ns: str) -> bool:
+    allowed = _spec(gw).get("allowedListeners")
+    spaces = allowed.get("namespaces") if isinstance(allowed, dict) else None
+    if not isinstance(spaces, dict):
+        return False
+    frm = spaces.get("from")
+    return frm == "All" or (frm == "Same" and ls_ns == gw_ns)
+
+
+def _placement(gw: Mapping[str, Any], ref: Ref, services: Sequence[Mapping[str, Any]], have_services: bool,
+               notes: List[str]) -> Optional[Tuple[Tuple[str, str], ...]]:
+    """The pod selector of the workload a Gateway's listeners are served by, or None."""
+    addresses = _list(_spec(gw).get("addresses"), "spec.addresses")
+    hostnames = [a for a in addresses if (a.get("type") or "IPAddress") == "Hostname"]
+    managed = not addresses or (len(addresses) == 1 and (addresses[0].get("type") or "IPAddress") == "IPAddress")
+    if managed:
+        return ((GATEWAY_NAME_LABEL, ref.name),)
+    selectors = []
+    for a in hostnames:
+        value = str(a.get("value") or "")
+        name, _, rest = value.partition(".")
+        ns = rest.split(".", 1)[0] if rest else ref.namespace
+        if ns != ref.namespace:  # istiod only matches the Service in the Gateway's namespace
+            notes.append(f"Gateway {ref.key}: address {value} is not a Service in {ref.namespace}: ignored")
+            continue
+        svc = next((s for s in services if (s.get("metadata") or {}).get("name") == name
+                    and ((s.get("metadata") or {}).get("namespace") or "default") == ns), None)
+        if svc is not None:
+            sel = (svc.get("spec") or {}).get("selector") or {}
+            selectors.append(tuple(sorted((str(k), str(v)) for k, v in sel.items())))
+        elif not have_services:
+            selectors.append(((NAMED_SERVICE, f"{ns}/{name}"),))
+        else:
+            notes.append(f"Gateway {ref.key}: Service {ns}/{name} named by spec.addresses not found: "
+                         "its listeners were not placed")
+    if len(set(selectors)) > 1:
+        notes.append(f"Gateway {ref.key}: several Services in spec.addresses; the first one is used")
+    return selectors[0] if selectors else None
+
+
+def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (), have_services: bool = False,
+              default_namespace: str = "default", strict: bool = True) -> Translated:
+    out = Translated()
+    classes = _istio_classes(objs)
+    grants = _Grants(objs.reference_grants)
+    parents: Dict[Tuple[str, str, str], List[_Parent]] = {}  # (kind, ns, name) -> programmed listeners
+    skipped_class: Set[str] = set()
+    by_key: Dict[Tuple[str, str], Mapping[str, Any]] = {}
+    for gw in objs.gateways:
+        try:
+            ref = object_ref(gw, default_namespace)
+        except ShapeError as exc:
+            _problem(out, strict, "Gateway", gw, exc)
+            continue
+        by_key[(ref.namespace, ref.name)] = gw
+    attached: Dict[Tuple[str, str], List[Mapping[str, Any]]] = {}
+    for ls in objs.listener_sets:
+        try:
+            ls_ref = object_ref(ls, default_namespace)
+            p = _spec(ls).get("parentRef") or {}
+            key = (str(p.get("namespace") or ls_ref.namespace), str(p.get("name") or ""))
+        except (ShapeError, AttributeError) as exc:
+            _problem(out, strict, "ListenerSet", ls, ShapeError(str(exc)))
+            continue
+        gw = by_key.get(key)
+        if gw is None or (p.get("kind") or "Gateway") != "Gateway":
+            out.notes.append(f"ListenerSet {ls_ref.key}: parent Gateway {key[0]}/{key[1]} not found: ignored")
+        elif not _admits_listener_sets(gw, key[0], ls_ref.namespace):
+            out.notes.append(f"ListenerSet {ls_ref.key}: not admitted by allowedListeners of Gateway "
+                             f"{key[0]}/{key[1]}: ignored")
+        else:
+            attached.setdefault(key, []).append(ls)
+    for key in sorted(by_key):
+        gw = by_key[key]
+        ref = Ref("Gateway", key[0], key[1])
+        try:
+            spec = _spec(gw)
+            if str(spec.get("gatewayClassName") or "") not in classes:
+                skipped_class.add(ref.key)
+                continue
+            selector = _placement(gw, ref, services, have_services, out.notes)
+            owners = [(ListenerOrigin("Gateway", ref.namespace, ref.name, ""), gw)]
+            sets = sorted(attached.get(key, ()), key=lambda o: (str(meta(o).get("creationTimestamp") or ""),
+                                                                object_ref(o, default_namespace).key))
+            owners += [(ListenerOrigin("ListenerSet", object_ref(o, default_namespace).namespace,
+                                       object_ref(o, default_namespace).name, ""), o) for o in sets]
+            accepted: List[Tuple[int, str, str]] = []
+            for owner, obj in owners:
+                created = str(meta(obj).get("creationTimestamp") or "")
+                for i, listener in enumerate(_list(_spec(obj).get("listeners"), "spec.listeners")):
+                    where = f"spec.listeners[{i}]"
+                    name = str(listener.get("name") or "")
+                    if not name:
+                        raise ShapeError(f"{where}.name: required")
+                    origin = ListenerOrigin(owner.kind, owner.namespace, owner.name, name)
+                    protocol = str(listener.get("protocol") or "")
+                    port = _port(listener, where)
+                    ident = (port, protocol, _hostname(listener) or "*")
+                    if any(not _distinct(ident, a) for a in accepted):
+                        out.notes.append(f"listener {origin} conflicts with an earlier listener on port {port}: "
+                                         "not programmed (Conflicted)")
+                        continue
+                    accepted.append(ident)
+                    server = _server(origin, listener, spec, port, protocol, created, selector, key[0], grants,
+                                     where, out.notes)
+                    if server is None or selector is None:
+                        continue
+                    out.servers.append(server)
+                    out.listeners[origin] = listener
+                    parents.setdefault((owner.kind, owner.namespace, owner.name), []).append(_Parent(
+                        origin, server, _hostname(listener), port, protocol, _route_kinds(listener, protocol)))
+        except ShapeError as exc:
+            _problem(out, strict, "Gateway", gw, exc)
+    if skipped_class:
+        names = sorted(skipped_class)
+        out.notes.append(f"{len(names)} Gateway API Gateway(s) of another class than istio's ignored: "
+                         f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+    for kind, routes, make in (("HTTPRoute", objs.http_routes, _route_virtual_services),
+                               ("TLSRoute", objs.tls_routes, _tls_route_virtual_services)):
+        for route in routes:
+            try:
+                out.virtual_services.extend(make(route, parents, default_namespace))
+            except ShapeError as exc:
+                _problem(out, strict, kind, route, exc)
+    return out
+
+
+def _server(origin: ListenerOrigin, listener: Mapping[str, Any], gateway_spec: Mapping[str, Any], port: int,
+            protocol: str, created: str, selector: Optional[Tuple[Tuple[str, str], ...]], workload_ns: str,
+            grants: _Grants, where: str, notes: List[str]) -> Optional[Server]:
+    if protocol not in ("HTTP", "HTTPS", "TLS", "TCP"):
+        notes.append(f"listener {origin}: protocol {protocol!r} is not supported by istiod: not programmed")
+        return None
+    mode, creds, settings, why = _tls(listener, gateway_spec, origin, grants, where)
+    if why is not None:
+        notes.append(f"listener {origin}: {why}: not programmed")
+        return None
+    if mode is None and protocol in ("HTTPS", "TLS"):
+        notes.append(f"listener {origin}: protocol {protocol} without tls: not programmed")
+        return None
+    hostname = _hostname(listener) or "*"
+    spaces = _allowed_namespaces(listener, origin.namespace, notes, f"listener {origin}")
+    hosts = tuple(f"{ns}/{hostname}" for ns in spaces) or (f"~/{hostname}",)
+    if creds:
+        settings["credentialName" if len(creds) == 1 else "credentialNames"] = creds[0] if len(creds) == 1 else list(creds)
+    return Server(ref=ServerRef(Ref("Gateway", origin.namespace, origin.internal_name), 0, port, "default", origin),
+                  hosts=hosts, protocol=protocol, tls_mode=mode, credential_names=creds, server_certificate=None,
+                  bind="", selector=selector or (), created=created, tls=settings, workload_namespace=workload_ns)
+
+
+def _problem(out: Translated, strict: bool, kind: str, obj: Mapping[str, Any], exc: ShapeError) -> None:
+    from .errors import InputError
+
+    m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    text = f"{kind} {m.get('namespace') or 'default'}/{m.get('name', '?')}: {exc}"
+    if strict:
+        raise InputError(text)
+    out.notes.append(f"skipped {text}")
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+def _host_matches(a: str, b: str) -> bool:
+    """istio host.Name.Matches: equal, or either is a wildcard covering the other."""
+    if a == b or a == "*" or b == "*":
+        return True
+    if a.startswith("*") and b.endswith(a[1:]):
+        return True
+    return b.startswith("*") and a.endswith(b[1:])
+
+
+def _subset_of(a: str, b: str) -> bool:
+    """istio host.Name.SubsetOf: every name a matches, b matches."""
+    if b.startswith("*"):
+        return (a[1:] if a.startswith("*") else a).endswith(b[1:])
+    return a == b
+
+
+def _admits(parent: _Parent, ref: Mapping[str, Any], hostnames: Sequence[str], route_ns: str,
+            kind: str = "HTTPRoute") -> bool:
+    """referenceAllowed for a Gateway (or ListenerSet) parent."""
+    if ref.get("port") not in (None, 0, parent.port):
+        return False
+    if ref.get("sectionName") and ref.get("sectionName") != parent.origin.listener:
+        return False
+    matched = False
+    for rh in hostnames or ["*"]:
+        for h in parent.server.hosts:
+            ns, _, name = h.partition("/")
+            if _host_matches(name, rh) and ns in ("*", route_ns):
+                matched = True
+    return matched and kind in parent.kinds
+
+
+def _isolated_out(parent: _Parent, siblings: Sequence[_Parent], host: str) -> bool:
+    """hostnameAllowedByIsolation, negated: a sibling listener (same port and protocol) with a
+    more specific hostname owns this route hostname."""
+    ours = parent.hostname
+    if ours and not ours.startswith("*"):
+        return False
+    if ours and not _host_matches(host, ours):
+        return True
+    for other in siblings:
+        if other is parent or other.port != parent.port or other.protocol != parent.protocol:
+            continue
+        if other.hostname == ours or len(ours) > len(other.hostname):
+            continue
+        if _subset_of(host, other.hostname or "*"):
+            return True
+    return False
+
+
+def _match(m: Mapping[str, Any]) -> Dict[str, Any]:
+    """An HTTPRoute match as the Istio match istiod builds from it (what decides catch-all)."""
+    out: Dict[str, Any] = {}
+    path = m.get("path") if isinstance(m.get("path"), dict) else {"type": "PathPrefix", "value": "/"}
+    kind = {"Exact": "exact", "PathPrefix": "prefix", "RegularExpression": "regex"}.get(
+        str(path.get("type") or "PathPrefix"), "prefix")
+    out["uri"] = {kind: str(path.get("value") or "/")}
+    for key, to in (("headers", "headers"), ("queryParams", "queryParams")):
+        if m.get(key):
+            out[to] = {str(h.get("name")): {"exact": str(h.get("value"))} for h in m[key] if isinstance(h, dict)}
+    if m.get("method"):
+        out["method"] = {"exact": str(m["method"])}
+    return out
+
+
+def _parents_of(ref: Ref, spec: Mapping[str, Any], parents: Mapping[Tuple[str, str, str], List[_Parent]]
+                ) -> Iterator[Tuple[Mapping[str, Any], List[_Parent]]]:
+    for pref in _list(spec.get("parentRefs"), "spec.parentRefs"):
+        kind = str(pref.get("kind") or "Gateway")
+        if (pref.get("group") or GATEWAY_API_GROUP) != GATEWAY_API_GROUP or kind not in ("Gateway", "ListenerSet"):
+            continue
+        yield pref, parents.get((kind, str(pref.get("namespace") or ref.namespace), str(pref.get("name") or "")), [])
+
+
+def _intersect(a: str, b: str) -> Optional[str]:
+    """The more specific of two names when one matches the other (Names.Intersection)."""
+    if not _host_matches(a, b):
+        return None
+    if a.startswith("*") and not b.startswith("*"):
+        return b
+    if b.startswith("*") and not a.startswith("*"):
+        return a
+    return a if len(a) >= len(b) else b
+
+
+def _tls_route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple[str, str, str], List[_Parent]],
+                                default_namespace: str) -> Iterator[VirtualService]:
+    """TLSRouteCollection: per admitted listener, one VirtualService per hostname, its TLS route
+    matched on the hostnames, narrowed to the listener's (constrainTLSRoutesToListenerHost)."""
+    ref = object_ref(route, default_namespace)
+    spec = _spec(route)
+    hostnames = [str(h) for h in spec.get("hostnames") or []] or ["*"]
+    created = str(meta(route).get("creationTimestamp") or "")
+    for pref, siblings in _parents_of(ref, spec, parents):
+        for parent in siblings:
+            if not _admits(parent, pref, hostnames, ref.namespace, "TLSRoute"):
+                continue
+            hosts = hostnames
+            if parent.hostname:
+                hosts = [x for x in (_intersect(h, parent.hostname) for h in hostnames) if x]
+            gw = f"{parent.origin.namespace}/{parent.origin.internal_name}"
+            tls = [{"match": [{"sniHosts": hosts}], "route": [{"destination": {"host": "backend"}}]}]
+            for h in hosts:
+                name = f"{ref.name}~tls~{h}~{gw}".replace("/", "~")
+                yield VirtualService(ref=Ref("VirtualService", ref.namespace, name), hosts=(h,), gateways=(gw,),
+                                     route_gateways=(), created=created,
+                                     raw={"spec": {"hosts": [h], "gateways": [gw], "tls": tls}},
+                                     origin=f"TLSRoute {ref.key}")
+
+
+def _route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple[str, str, str], List[_Parent]],
+                            default_namespace: str) -> Iterator[VirtualService]:
+    ref = object_ref(route, default_namespace)
+    spec = _spec(route)
+    hostnames = [str(h) for h in spec.get("hostnames") or []]
+    http: List[Dict[str, Any]] = []
+    ids: List[str] = []
+    for i, rule in enumerate(_list(spec.get("rules"), "spec.rules")):
+        matches = _list(rule.get("matches"), f"spec.rules[{i}].matches")
+        if not matches:
+            http.append({"route": [{"destination": {"host": "backend"}}]})
+            ids.append(f"HTTPRoute {ref.key} rules[{i}]")
+        for j, m in enumerate(matches):
+            http.append({"match": [_match(m)], "route": [{"destination": {"host": "backend"}}]})
+            ids.append(f"HTTPRoute {ref.key} rules[{i}].matches[{j}]")
+    if not http:
+        return
+    created = str(meta(route).get("creationTimestamp") or "")
+    seen: Set[Tuple[str, str]] = set()
+    for pref, siblings in _parents_of(ref, spec, parents):
+        for parent in siblings:
+            if not _admits(parent, pref, hostnames, ref.namespace):
+                continue
+            gw = f"{parent.origin.namespace}/{parent.origin.internal_name}"
+            for h in hostnames or ["*"]:
+                if _isolated_out(parent, siblings, h) or (gw, h) in seen:
+                    continue
+                seen.add((gw, h))
+                name = f"{gw}/{h}".replace("/", "~")
+                yield VirtualService(ref=Ref("VirtualService", ref.namespace, name), hosts=(h,), gateways=(gw,),
+                                     route_gateways=(), created=created,
+                                     raw={"spec": {"hosts": [h], "gateways": [gw], "http": http}},
+                                     origin=f"HTTPRoute {ref.key}", route_ids=tuple(ids))

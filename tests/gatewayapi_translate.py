@@ -1,0 +1,290 @@
+"""A second reading of istiod's Gateway API controller, for tests: Gateway API manifests -> the
+Istio objects istiod derives from them, which tests/istiod_translate.py then turns into Envoy
+configuration. Written from istio/istio's source without importing kubectl_gwdup, so that a
+test comparing `check` with the real Envoy compares two readings of istiod.
+
+What it follows (paths under istio/istio `pilot/pkg/config/kube/`):
+- gateway/gateway_collection.go GatewayCollection and ListenerSetCollection: a Gateway of an
+  istio class; its listeners, then those of each ListenerSet its allowedListeners admits
+  (gatewaycommon/gateway_utils.go NamespaceAcceptedByAllowListeners), ListenerSets by creation
+  then namespace/name (gatewaycommon/listener_conflict.go orderedMergedListeners); a listener
+  not distinct from an earlier accepted one is dropped (listenersDistinct);
+- gateway/conversion.go buildListener: a server with port name `default`; a listener whose TLS
+  does not resolve is not Valid, and controller.go GatewayConfigs keeps Valid ones only;
+  buildHostnameMatch/namespacesFromSelector for hosts; buildTLS/buildSecretReference: the
+  Secret must exist with a certificate and key, a cross-namespace one needs a ReferenceGrant
+  (gatewaycommon/references.go SecretAllowed); the internal Gateway carries
+  `internal.istio.io/gateway-service` (extractGatewayServices: `<name>-istio` when managed,
+  the Hostname addresses otherwise) and `internal.istio.io/parent-namespace`;
+- the deployment controller's template (manifests/charts/istio-control/istio-discovery/files/
+  kube-gateway.yaml): a managed Gateway's Deployment and Service `<name>-istio`, pods labelled
+  `gateway.networking.k8s.io/gateway-name`, one Service port per listener port, no targetPort;
+- gateway/conversion.go referenceAllowed, hostnameAllowedByIsolation, extractParentReferenceInfo
+  and gateway/route_collections.go HTTPRouteCollection / TLSRouteCollection: one
+  VirtualService per (admitted listener, route hostname), its routes named
+  `<ns>.<name>.<rule>` (convertHTTPRoute), a TLS route matched on the hostnames narrowed to
+  the listener's (constrainTLSRoutesToListenerHost).
+"""
+from __future__ import annotations
+
+import base64
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+GROUP = "gateway.networking.k8s.io"
+NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+
+
+def _m(o: Dict[str, Any]) -> Dict[str, Any]:
+    return o.get("metadata") or {}
+
+
+def _ns(o: Dict[str, Any]) -> str:
+    return _m(o).get("namespace") or "default"
+
+
+def _wild(h: str) -> bool:
+    return h.startswith("*")
+
+
+def _matches(a: str, b: str) -> bool:
+    """host.Name.Matches (pkg/config/host/name.go)."""
+    if _wild(a) and _wild(b):
+        return (b[1:].endswith(a[1:]) if len(a) < len(b) else a[1:].endswith(b[1:]))
+    if _wild(a):
+        return b.endswith(a[1:])
+    if _wild(b):
+        return a.endswith(b[1:])
+    return a == b
+
+
+def _subset(a: str, b: str) -> bool:
+    """host.Name.SubsetOf."""
+    if _wild(b):
+        return (a[1:] if _wild(a) else a).endswith(b[1:])
+    return not _wild(a) and a == b
+
+
+def _secret_ok(secret: Optional[Dict[str, Any]]) -> bool:
+    """kubecreds.ExtractCertInfo + tls.X509KeyPair, as far as presence goes."""
+    if secret is None:
+        return False
+    data, plain = secret.get("data") or {}, secret.get("stringData") or {}
+    crt = plain.get("tls.crt") or (base64.b64decode(data["tls.crt"]).decode() if "tls.crt" in data else "")
+    return "BEGIN CERTIFICATE" in crt and ("tls.key" in plain or "tls.key" in data)
+
+
+class _Listener:
+    def __init__(self, owner: Dict[str, Any], raw: Dict[str, Any], internal: str, server: Dict[str, Any]) -> None:
+        self.owner, self.raw, self.internal, self.server = owner, raw, internal, server
+        self.hostname = raw.get("hostname") or ""
+        self.port = raw["port"]
+        self.protocol = raw["protocol"]
+
+
+def istio_objects(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The Istio Gateways, VirtualServices, Deployments and Services istiod adds for the
+    Gateway API objects among `docs` (the other docs are not repeated)."""
+    by_kind: Dict[str, List[Dict[str, Any]]] = {}
+    for d in docs:
+        if str(d.get("apiVersion", "")).startswith(GROUP + "/"):
+            by_kind.setdefault(d["kind"], []).append(d)
+    secrets = {(_ns(d), _m(d)["name"]): d for d in docs if d.get("kind") == "Secret"}
+    classes = {"istio"} | {_m(c)["name"] for c in by_kind.get("GatewayClass", [])
+                           if (c.get("spec") or {}).get("controllerName") == "istio.io/gateway-controller"}
+    grants = []
+    for g in by_kind.get("ReferenceGrant", []):
+        for f in (g.get("spec") or {}).get("from") or []:
+            for t in (g.get("spec") or {}).get("to") or []:
+                if f.get("group") == GROUP and t.get("kind") == "Secret" and not t.get("group"):
+                    grants.append((_ns(g), f.get("kind"), f.get("namespace"), t.get("name")))
+    out: List[Dict[str, Any]] = []
+    parents: Dict[Tuple[str, str, str], List[_Listener]] = {}
+    for gw in sorted(by_kind.get("Gateway", []), key=lambda g: (_ns(g), _m(g)["name"])):
+        spec = gw.get("spec") or {}
+        if spec.get("gatewayClassName") not in classes:
+            continue
+        name, ns = _m(gw)["name"], _ns(gw)
+        addresses = spec.get("addresses") or []
+        managed = not addresses or (len(addresses) == 1 and addresses[0].get("type", "IPAddress") == "IPAddress")
+        if managed:
+            services = [f"{name}-istio"]
+        else:
+            services = [a["value"].split(".")[0] for a in addresses if a.get("type") == "Hostname"
+                        and (len(a["value"].split(".")) < 2 or a["value"].split(".")[1] == ns)]
+        sets = [s for s in by_kind.get("ListenerSet", [])
+                if (s["spec"]["parentRef"].get("namespace") or _ns(s), s["spec"]["parentRef"]["name"]) == (ns, name)
+                and _admitted(gw, _ns(s))]
+        sets.sort(key=lambda s: (_m(s).get("creationTimestamp") or "", f"{_ns(s)}/{_m(s)['name']}"))
+        owners = [("Gateway", gw)] + [("ListenerSet", s) for s in sets]
+        accepted: List[Dict[str, Any]] = []
+        ports = []
+        for kind, owner in owners:
+            for raw in (owner.get("spec") or {}).get("listeners") or []:
+                raw = dict(raw)
+                raw.setdefault("port", {"HTTP": 80, "HTTPS": 443}.get(raw.get("protocol")))
+                if any(not _distinct(raw, a) for a in accepted):
+                    continue
+                accepted.append(raw)
+                server = _server(kind, owner, raw, spec, secrets, grants)
+                if server is None:
+                    continue
+                ports.append(raw["port"])
+                internal = f"{_m(owner)['name']}~istio-autogenerated-k8s-gateway~{raw['name']}"
+                out.append({"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {
+                    "name": internal, "namespace": _ns(owner),
+                    "creationTimestamp": _m(owner).get("creationTimestamp"),
+                    "annotations": {"internal.istio.io/gateway-service":
+                                    ",".join(f"{s}.{ns}.svc.cluster.local" for s in services),
+                                    "internal.istio.io/parent-namespace": ns}},
+                    "spec": {"servers": [server]}})
+                parents.setdefault((kind, _ns(owner), _m(owner)["name"]), []).append(
+                    _Listener(owner, raw, f"{_ns(owner)}/{internal}", server))
+        if managed:
+            labels = {NAME_LABEL: name}
+            out.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"{name}-istio", "namespace": ns},
+                        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}}}})
+            out.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{name}-istio", "namespace": ns},
+                        "spec": {"selector": labels, "ports": [{"name": f"p{p}", "port": p} for p in sorted(set(ports))]}})
+    for route in by_kind.get("HTTPRoute", []):
+        out += _http_route(route, parents)
+    for route in by_kind.get("TLSRoute", []):
+        out += _tls_route(route, parents)
+    return out
+
+
+def _admitted(gw: Dict[str, Any], ns: str) -> bool:
+    frm = (((gw.get("spec") or {}).get("allowedListeners") or {}).get("namespaces") or {}).get("from")
+    return frm == "All" or (frm == "Same" and ns == _ns(gw))
+
+
+def _distinct(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """listenersDistinct."""
+    if a["port"] != b["port"]:
+        return True
+    l7, l4 = ("HTTP", "HTTPS", "TLS"), ("TCP", "UDP")
+    pa, pb = a["protocol"], b["protocol"]
+    if (pa in l4 and pb in l7) or (pa in l7 and pb in l4) or (pa in l4 and pb in l4):
+        return False
+    if pa in l7 and pb in l7:
+        return (a.get("hostname") or "*") != (b.get("hostname") or "*")
+    return pa != pb
+
+
+def _server(kind: str, owner: Dict[str, Any], raw: Dict[str, Any], gw_spec: Dict[str, Any],
+            secrets: Dict[Tuple[str, str], Dict[str, Any]], grants: List[Tuple[Any, ...]]) -> Optional[Dict[str, Any]]:
+    ns = _ns(owner)
+    hostname = raw.get("hostname") or "*"
+    frm = (((raw.get("allowedRoutes") or {}).get("namespaces")) or {}).get("from", "Same")
+    hosts = [f"{ns}/{hostname}"] if frm == "Same" else [f"*/{hostname}"] if frm == "All" else [f"~/{hostname}"]
+    server: Dict[str, Any] = {"port": {"number": raw["port"], "name": "default", "protocol": raw["protocol"]},
+                              "hosts": hosts}
+    tls = raw.get("tls")
+    if tls is None:
+        return None if raw["protocol"] in ("HTTPS", "TLS") else server
+    if tls.get("mode") == "Passthrough":
+        server["tls"] = {"mode": "PASSTHROUGH"}
+        return server
+    creds = []
+    for ref in tls.get("certificateRefs") or []:
+        sns = ref.get("namespace") or ns
+        if sns != ns and not any(g[0] == sns and g[1] == kind and g[2] == ns and g[3] in (None, ref["name"])
+                                 for g in grants):
+            continue
+        if not _secret_ok(secrets.get((sns, ref["name"]))):
+            continue
+        creds.append(f"kubernetes-gateway://{sns}/{ref['name']}")
+    if not creds or len(tls.get("certificateRefs") or []) > 2:
+        return None
+    server["tls"] = {"mode": "SIMPLE", "credentialName": creds[0]} if len(creds) == 1 else \
+        {"mode": "SIMPLE", "credentialNames": creds}
+    return server
+
+
+def _candidates(route: Dict[str, Any], parents: Dict[Tuple[str, str, str], List[_Listener]], kind: str):
+    spec = route.get("spec") or {}
+    hostnames = spec.get("hostnames") or ["*"]
+    for ref in spec.get("parentRefs") or []:
+        pkind = ref.get("kind") or "Gateway"
+        listeners = parents.get((pkind, ref.get("namespace") or _ns(route), ref["name"]), [])
+        for lst in listeners:
+            if ref.get("port") and ref["port"] != lst.port:
+                continue
+            if ref.get("sectionName") and ref["sectionName"] != lst.raw["name"]:
+                continue
+            ok = any(_matches(h.split("/", 1)[1], rh) and h.split("/", 1)[0] in ("*", _ns(route))
+                     for rh in hostnames for h in lst.server["hosts"])
+            allowed = {"HTTP": ["HTTPRoute"], "HTTPS": ["HTTPRoute"], "TLS": ["TLSRoute"]}.get(lst.protocol, [])
+            wanted = [k.get("kind") for k in (lst.raw.get("allowedRoutes") or {}).get("kinds") or []]
+            if ok and kind in allowed and (not wanted or kind in wanted):
+                yield lst, listeners
+
+
+def _isolated(lst: _Listener, siblings: List[_Listener], host: str) -> bool:
+    ours = lst.hostname
+    if ours and not _wild(ours):
+        return False
+    if ours and not _matches(host, ours):
+        return True
+    banned = {o.hostname for o in siblings if o is not lst and o.port == lst.port and o.protocol == lst.protocol}
+    banned.discard(ours)
+    return any(len(ours) <= len(b) and _subset(host, b) for b in banned)
+
+
+def _http_match(m: Dict[str, Any]) -> Dict[str, Any]:
+    path = m.get("path") or {"type": "PathPrefix", "value": "/"}
+    key = {"Exact": "exact", "PathPrefix": "prefix", "RegularExpression": "regex"}[path.get("type", "PathPrefix")]
+    out: Dict[str, Any] = {"uri": {key: path.get("value", "/")}}
+    if m.get("headers"):
+        out["headers"] = {h["name"]: {"exact": h["value"]} for h in m["headers"]}
+    if m.get("queryParams"):
+        out["queryParams"] = {q["name"]: {"exact": q["value"]} for q in m["queryParams"]}
+    if m.get("method"):
+        out["method"] = {"exact": m["method"]}
+    return out
+
+
+def _http_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
+    spec = route.get("spec") or {}
+    http = []
+    for n, rule in enumerate(spec.get("rules") or []):
+        for m in rule.get("matches") or [None]:
+            entry: Dict[str, Any] = {"name": f"{_ns(route)}.{_m(route)['name']}.{n}",
+                                     "route": [{"destination": {"host": "backend"}}]}
+            if m is not None:
+                entry["match"] = [_http_match(m)]
+            http.append(entry)
+    out, seen = [], set()
+    for lst, siblings in _candidates(route, parents, "HTTPRoute"):
+        for h in spec.get("hostnames") or ["*"]:
+            if _isolated(lst, siblings, h) or (lst.internal, h) in seen:
+                continue
+            seen.add((lst.internal, h))
+            out.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {
+                "name": f"{lst.internal}/{h}".replace("/", "~").replace("*", "wild"), "namespace": _ns(route),
+                "creationTimestamp": _m(route).get("creationTimestamp")},
+                "spec": {"hosts": [h], "gateways": [lst.internal], "http": http}})
+    return out
+
+
+def _narrow(a: str, b: str) -> Optional[str]:
+    if not _matches(a, b):
+        return None
+    if _wild(a) != _wild(b):
+        return b if _wild(a) else a
+    return a if len(a) >= len(b) else b
+
+
+def _tls_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
+    spec = route.get("spec") or {}
+    out = []
+    for lst, _ in _candidates(route, parents, "TLSRoute"):
+        hosts = spec.get("hostnames") or ["*"]
+        if lst.hostname:
+            hosts = [x for x in (_narrow(h, lst.hostname) for h in hosts) if x]
+        for h in hosts:
+            out.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {
+                "name": f"{_m(route)['name']}-tls-{lst.internal}-{h}".replace("/", "-").replace("*", "wild"),
+                "namespace": _ns(route), "creationTimestamp": _m(route).get("creationTimestamp")},
+                "spec": {"hosts": [h], "gateways": [lst.internal],
+                         "tls": [{"match": [{"sniHosts": hosts}], "route": [{"destination": {"host": "backend"}}]}]}})
+    return out

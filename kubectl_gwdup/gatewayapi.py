@@ -65,6 +65,7 @@ class GatewayApiObjects:
     tls_routes: List[Mapping[str, Any]] = field(default_factory=list)
     reference_grants: List[Mapping[str, Any]] = field(default_factory=list)
     gateway_classes: List[Mapping[str, Any]] = field(default_factory=list)
+    routes_read: bool = False  # HTTPRoutes were read (none may exist): listeners route only what they bind
 
     def __bool__(self) -> bool:
         return bool(self.gateways or self.listener_sets or self.http_routes)

@@ -566,13 +566,14 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
                 else:
                     for h in hosts:
                         known[h] = server
+            routed = have_vs if server.ref.origin is None else raw.gateway_api.routes_read
             sni: Optional[Tuple[str, ...]] = ()
-            if server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain and have_vs:
+            if server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain and routed:
                 sni = _tls_route_sni(server, vs_by_gateway)
             drafts.append(dict(server=server, listener=listener, dropped_for=dropped, chained=sni is not None,
                                sni=sni or (),
                                credentials=creds, certificates=tuple(certs), cert_status=status,
-                               vhosts=_vhosts(server, vs_by_gateway, have_vs) if server.http_routed
+                               vhosts=_vhosts(server, vs_by_gateway, routed) if server.http_routed
                                else _opaque(server)))
 
     # Without the certificate, its coverage is inferred: whatever it is, it must be valid for the
@@ -603,8 +604,10 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
         reasons = sorted({p.cert_status.value for p in placements if p.coverage_inferred})
         notes.append("certificate contents not inspected for some servers (" + ", ".join(reasons)
                      + "): coverage assumed from the hosts of the servers sharing a credential")
-    if not have_vs:
+    if not have_vs and any(s.ref.origin is None for s in servers):
         notes.append("no VirtualServices read: each server is assumed to route its own hosts")
+    if not raw.gateway_api.routes_read and any(s.ref.origin is not None for s in servers):
+        notes.append("no HTTPRoutes read: each Gateway API listener is assumed to route its own hostname")
     available = set(raw.available)
     return Inventory(
         servers=tuple(servers), placements=tuple(placements), virtual_services=tuple(vss),

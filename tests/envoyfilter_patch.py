@@ -18,7 +18,8 @@ What it follows (paths in istio/istio):
   typed config replaces the chain's (one with the same name would append lists instead);
 - SDS: istiod serves `kubernetes://<name>` as the Secret <name> of the proxy's namespace
   (tls.crt, tls.key) and `kubernetes://<name>-cacert` as its ca.crt (or the Secret
-  `<name>-cacert`); a static bootstrap has no ADS, so those references are written as the
+  `<name>-cacert`), `kubernetes-gateway://<ns>/<name>` as the Secret of that namespace; a
+  static bootstrap has no ADS, so those references are written as the
   files SDS would deliver.
 """
 from __future__ import annotations
@@ -70,6 +71,8 @@ def _secret_bytes(secret: Dict[str, Any], key: str) -> Optional[bytes]:
 
 def _sds_files(t: Translation, namespace: str, name: str, ca: bool) -> Optional[Dict[str, Any]]:
     """What SDS delivers for a resource name, as static file references."""
+    if name.startswith("kubernetes-gateway://"):  # a Gateway API certificateRef: its own namespace
+        namespace, _, name = name[len("kubernetes-gateway://"):].partition("/")
     name = name.split("://", 1)[1] if "://" in name else name
     stem = os.path.join(t.workdir, f"sds-{namespace}-{name}")
     if ca:

@@ -81,6 +81,12 @@ class _Listener:
         self.protocol = raw["protocol"]
 
 
+def istio_view(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """What istiod reads: the Istio and core objects as they are, the Gateway API ones
+    replaced by what it derives from them."""
+    return [d for d in docs if not str(d.get("apiVersion", "")).startswith(GROUP + "/")] + istio_objects(docs)
+
+
 def istio_objects(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """The Istio Gateways, VirtualServices, Deployments and Services istiod adds for the
     Gateway API objects among `docs` (the other docs are not repeated)."""

@@ -27,7 +27,7 @@ def with_routes(docs):
         return docs
     extra = []
     for d in docs:
-        if d["kind"] != "Gateway":
+        if d["kind"] != "Gateway" or not d["apiVersion"].startswith("networking.istio.io/"):
             continue
         hosts = sorted({h.split("/", 1)[-1] for s in d["spec"]["servers"] for h in s["hosts"]})
         extra.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",

@@ -37,7 +37,7 @@ from kubectl_gwdup.inventory import build_inventory
 from kubectl_gwdup.model import Input
 from kubectl_gwdup.plans.misdirect421 import Method421, plan_421
 from kubectl_gwdup.sources.files import load_files
-from test_differential import _covers, inventories, manifests, names_of
+from test_differential import _covers, chain_name, inventories, manifests, names_of
 
 Answer = Tuple[int, str, str]  # status, body, chain header
 Observed = Tuple[Dict[Tuple[int, str], Optional[Answer]], Dict[Tuple[int, str, str], Answer]]
@@ -125,7 +125,7 @@ def plan_and_check(docs: List[dict], method: Method421) -> Tuple[List[dict], lis
 
 
 def sources(findings) -> Set[Tuple[int, str]]:
-    return {(f.detail["listenerPort"], f"{s['gateway']}[{s['server']}]")
+    return {(f.detail["listenerPort"], chain_name(s))
             for f in findings if "outcome" in f.detail for s in f.detail["from"]}
 
 
@@ -138,7 +138,7 @@ def unmitigated_pairs(findings, names: List[str]) -> Set[Tuple[int, str, str]]:
         for s in d["from"]:
             for h in d["hosts"]:
                 for n in [h] if not h.startswith("*") else [n for n in names if _covers(h, n)]:
-                    out.add((d["listenerPort"], f"{s['gateway']}[{s['server']}]", n))
+                    out.add((d["listenerPort"], chain_name(s), n))
     return out
 
 
@@ -151,10 +151,12 @@ def test_every_method_answers_exactly_the_hazards_on_the_real_envoy(certs, spec)
     judge_methods(docs, names_of(docs), certs)
 
 
-def judge_methods(docs: List[dict], names: List[str], certs, methods=tuple(Method421)) -> Dict[Method421, int]:
+def judge_methods(docs: List[dict], names: List[str], certs, methods=tuple(Method421),
+                  view=lambda docs: docs) -> Dict[Method421, int]:
     """Measure the manifests as they are and with each method's plan; assert the rules of the
-    module docstring. Returns the number of pairs answered 421 per method."""
-    base = Translation(docs, new_workdir(), _upstream(certs))
+    module docstring. Returns the number of pairs answered 421 per method. `view`: what the
+    test translation reads of the manifests (for Gateway API ones, what istiod derives)."""
+    base = Translation(view(docs), new_workdir(), _upstream(certs))
     try:
         own0, pairs0 = observe(base, names, certs.ca_cert)
     except RuntimeError:
@@ -169,7 +171,7 @@ def judge_methods(docs: List[dict], names: List[str], certs, methods=tuple(Metho
         assert not left or notes, f"{method.value}: unmitigated without a note: {[f.message for f in left]}"
         if _current_build_context.value is not None:
             event(f"{method.value}: {len(objects)} objects, {len(left)} findings left open")
-        t = Translation(docs, new_workdir(), _upstream(certs))
+        t = Translation(view(docs), new_workdir(), _upstream(certs))
         envoyfilter_patch.apply(t, objects)
         if method is Method421.HTTP1:
             answered[method] = _judge_http1(t, names, certs, own0, affected, after)
@@ -215,7 +217,7 @@ def judge_methods(docs: List[dict], names: List[str], certs, methods=tuple(Metho
 
 def _judge_http1(t: Translation, names: List[str], certs, own0, affected, after) -> int:
     patched = {(bound, name) for (bound, name), ans in own0.items() if ans and (bound, ans[2]) in affected}
-    mitigated = {(f.detail["listenerPort"], f"{s['gateway']}[{s['server']}]") for f in after
+    mitigated = {(f.detail["listenerPort"], chain_name(s)) for f in after
                  if f.detail.get("mitigation") for s in f.detail["from"]}
     restricted = 0
     with Envoy(t):

@@ -99,7 +99,7 @@ def scope(report: Report, raw: RawObjects, namespace: Optional[str], selector: S
     if namespace is None and not selector.terms:
         return report
     labels = {}
-    for gw in raw.gateways:
+    for gw in raw.gateways + raw.gateway_api.gateways + raw.gateway_api.listener_sets:
         try:
             labels[object_ref(gw, raw.default_namespace).key] = labels_of(gw)
         except ValueError:

@@ -173,7 +173,7 @@ def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
         getattr(raw.gateway_api, _GATEWAY_API[kind]).append(obj)
         raw.origin[id(obj)] = path
         if kind in ("HTTPRoute", "TLSRoute"):
-            raw.available.add(Input.VIRTUAL_SERVICES)
+            raw.gateway_api.routes_read = True
         return
     bucket = _KINDS.get((group, kind))
     if bucket is None:

@@ -148,8 +148,9 @@ def _gateway_api(raw: RawObjects, futures: Mapping[str, Any]) -> None:
             if not _forbidden(exc) and exc.code != 404:
                 raise
             raw.notes.append(f"Gateway API {bucket.replace('_', '')} not readable ({exc.reason}): not analysed")
-    if raw.gateway_api.http_routes or raw.gateway_api.tls_routes:
-        raw.available.add(Input.VIRTUAL_SERVICES)
+            continue
+        if bucket == "http_routes":
+            raw.gateway_api.routes_read = True
 
 
 def _selectors(raw: RawObjects) -> List[str]:

@@ -40,6 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
+from .hosts import istio_intersection, istio_matches, istio_subset_of
 from .model import GATEWAY_API_GROUP, ListenerOrigin, Ref, Server, ServerRef, TlsMode, VirtualService
 from .objects import ShapeError, meta, object_ref
 
@@ -328,11 +329,11 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
                 skipped_class.add(ref.key)
                 continue
             selector = _placement(gw, ref, services, have_services, out.notes)
-            owners = [(ListenerOrigin("Gateway", ref.namespace, ref.name, ""), gw)]
+            owners = [(ListenerOrigin("Gateway", ref.namespace, ref.name, "", ref.key), gw)]
             sets = sorted(attached.get(key, ()), key=lambda o: (str(meta(o).get("creationTimestamp") or ""),
                                                                 object_ref(o, default_namespace).key))
             owners += [(ListenerOrigin("ListenerSet", object_ref(o, default_namespace).namespace,
-                                       object_ref(o, default_namespace).name, ""), o) for o in sets]
+                                       object_ref(o, default_namespace).name, "", ref.key), o) for o in sets]
             accepted: List[Tuple[int, str, str]] = []
             for owner, obj in owners:
                 created = str(meta(obj).get("creationTimestamp") or "")
@@ -341,7 +342,7 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
                     name = str(listener.get("name") or "")
                     if not name:
                         raise ShapeError(f"{where}.name: required")
-                    origin = ListenerOrigin(owner.kind, owner.namespace, owner.name, name)
+                    origin = ListenerOrigin(owner.kind, owner.namespace, owner.name, name, ref.key)
                     protocol = str(listener.get("protocol") or "")
                     port = _port(listener, where)
                     ident = (port, protocol, _hostname(listener) or "*")
@@ -409,22 +410,6 @@ def _problem(out: Translated, strict: bool, kind: str, obj: Mapping[str, Any], e
 
 # --- routes ------------------------------------------------------------------------------------
 
-def _host_matches(a: str, b: str) -> bool:
-    """istio host.Name.Matches: equal, or either is a wildcard covering the other."""
-    if a == b or a == "*" or b == "*":
-        return True
-    if a.startswith("*") and b.endswith(a[1:]):
-        return True
-    return b.startswith("*") and a.endswith(b[1:])
-
-
-def _subset_of(a: str, b: str) -> bool:
-    """istio host.Name.SubsetOf: every name a matches, b matches."""
-    if b.startswith("*"):
-        return (a[1:] if a.startswith("*") else a).endswith(b[1:])
-    return a == b
-
-
 def _admits(parent: _Parent, ref: Mapping[str, Any], hostnames: Sequence[str], route_ns: str,
             kind: str = "HTTPRoute") -> bool:
     """referenceAllowed for a Gateway (or ListenerSet) parent."""
@@ -436,7 +421,7 @@ def _admits(parent: _Parent, ref: Mapping[str, Any], hostnames: Sequence[str], r
     for rh in hostnames or ["*"]:
         for h in parent.server.hosts:
             ns, _, name = h.partition("/")
-            if _host_matches(name, rh) and ns in ("*", route_ns):
+            if istio_matches(name, rh) and ns in ("*", route_ns):
                 matched = True
     return matched and kind in parent.kinds
 
@@ -447,14 +432,14 @@ def _isolated_out(parent: _Parent, siblings: Sequence[_Parent], host: str) -> bo
     ours = parent.hostname
     if ours and not ours.startswith("*"):
         return False
-    if ours and not _host_matches(host, ours):
+    if ours and not istio_matches(host, ours):
         return True
     for other in siblings:
         if other is parent or other.port != parent.port or other.protocol != parent.protocol:
             continue
         if other.hostname == ours or len(ours) > len(other.hostname):
             continue
-        if _subset_of(host, other.hostname or "*"):
+        if istio_subset_of(host, other.hostname or "*"):
             return True
     return False
 
@@ -483,17 +468,6 @@ def _parents_of(ref: Ref, spec: Mapping[str, Any], parents: Mapping[Tuple[str, s
         yield pref, parents.get((kind, str(pref.get("namespace") or ref.namespace), str(pref.get("name") or "")), [])
 
 
-def _intersect(a: str, b: str) -> Optional[str]:
-    """The more specific of two names when one matches the other (Names.Intersection)."""
-    if not _host_matches(a, b):
-        return None
-    if a.startswith("*") and not b.startswith("*"):
-        return b
-    if b.startswith("*") and not a.startswith("*"):
-        return a
-    return a if len(a) >= len(b) else b
-
-
 def _tls_route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple[str, str, str], List[_Parent]],
                                 default_namespace: str) -> Iterator[VirtualService]:
     """TLSRouteCollection: per admitted listener, one VirtualService per hostname, its TLS route
@@ -508,7 +482,7 @@ def _tls_route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple
                 continue
             hosts = hostnames
             if parent.hostname:
-                hosts = [x for x in (_intersect(h, parent.hostname) for h in hostnames) if x]
+                hosts = istio_intersection(hostnames, [parent.hostname])
             gw = f"{parent.origin.namespace}/{parent.origin.internal_name}"
             tls = [{"match": [{"sniHosts": hosts}], "route": [{"destination": {"host": "backend"}}]}]
             for h in hosts:

@@ -105,6 +105,7 @@ class ListenerOrigin:
     namespace: str
     name: str
     listener: str
+    parent: str = field(default="", compare=False)  # "ns/name" of the Gateway it belongs to
 
     @property
     def full_kind(self) -> str:
@@ -430,11 +431,13 @@ class SkippedRule:
 
 @dataclass(frozen=True)
 class Report:
-    """What `check` produces: findings plus what could not be looked at."""
+    """What `check` produces: findings plus what could not be looked at, and for Gateway API
+    listeners the GEP-3567 condition an implementation would set, beside what happens."""
 
     findings: Tuple[Finding, ...]
     skipped: Tuple[SkippedRule, ...] = ()
     notes: Tuple[str, ...] = ()
+    conditions: Tuple[Mapping[str, Any], ...] = ()
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -443,4 +446,5 @@ class Report:
             "findings": [f.to_dict() for f in self.findings],
             "skippedRules": [{"name": s.name, "missingInputs": list(s.missing)} for s in self.skipped],
             "notes": list(self.notes),
+            "listenerConditions": [dict(c) for c in self.conditions],
         }

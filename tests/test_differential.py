@@ -179,6 +179,7 @@ def predicted(docs: List[dict], tmp: str, names: List[str]) -> Tuple[Dict[Key, s
     raw = load_files([path])
     raw.secrets_complete = True  # the manifests are the whole cluster: an absent Secret is missing,
     raw.available.update((Input.CERTIFICATES, Input.VIRTUAL_SERVICES))  # as read live: none is none
+    raw.gateway_api.routes_read = True
     report = registry.run(build_inventory(raw))
     out: Dict[Key, str] = {}
     for f in report.findings:

@@ -202,3 +202,52 @@ def test_request_budget_gateway_api(cluster, certs, emulator_only) -> None:
         [["gateway.networking.k8s.io/gateway-name"]]
     lists = [p for m, p, q in emulator_only.log if "/apis/gateway.networking.k8s.io/" in p and p.count("/") == 4]
     assert len(lists) == len(set(lists)) == 6, lists
+
+
+# --- GEP-3567 ------------------------------------------------------------------------------------
+
+def conditions(paths: List[str]) -> Dict[str, Tuple[object, List[str], List[str]]]:
+    doc = json.loads(check_files(paths).stdout)
+    return {f"{c['gateway']}/{c['listener']}": ((c["condition"] or {}).get("reason"), c["overlapsWith"],
+                                                sorted({h["outcome"] + " as " + h["as"] for h in c["hazards"]}))
+            for c in doc["listenerConditions"]}
+
+
+def test_overlapping_tls_config_beside_what_happens(scenario_files) -> None:
+    assert conditions(scenario_files("gwapi_seed")) == {
+        "apps/web/https-a": ("OverlappingCertificates", ["apps/web/https-b"], ["NotFound as source", "NotFound as target"]),
+        "apps/web/https-b": ("OverlappingCertificates", ["apps/web/https-a"], ["NotFound as source", "NotFound as target"])}
+    got = conditions(scenario_files("gwapi_wildcard_misrouted"))
+    assert got["apps/web/wildcard"] == ("OverlappingCertificates", ["apps/web/api"],
+                                        ["Misrouted as source", "NotFound as target"])
+    assert "apps/web/other" not in got  # its own certificate, its own hostname
+    # two Gateways on one deployment: the condition is per Gateway and cannot see it
+    assert conditions(scenario_files("gwapi_manual_shared")) == {
+        "istio-system/gw-a/https": (None, [], ["NotFound as source", "NotFound as target"]),
+        "istio-system/gw-b/https": (None, [], ["NotFound as source", "NotFound as target"])}
+    assert conditions(scenario_files("gwapi_two_managed")) == {}
+
+
+def test_overlapping_hostnames_without_a_hazard(tmp_path, certs) -> None:
+    """Hostnames overlap (an unset hostname is every name), certificates do not: the condition
+    is set, yet no connection can be shared."""
+    wild, api = certs.leaf("www.example.org", tag="gep"), certs.leaf("api.example.com", tag="gep")
+    docs = [{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "web", "namespace": "apps"},
+             "spec": {"gatewayClassName": "istio", "listeners": [
+                 {"name": "wild", "port": 443, "protocol": "HTTPS",
+                  "tls": {"certificateRefs": [{"name": "www"}]}},
+                 {"name": "api", "hostname": "api.example.com", "port": 443, "protocol": "HTTPS",
+                  "tls": {"certificateRefs": [{"name": "api"}]}}]}}]
+    for name, leaf in (("www", wild), ("api", api)):
+        docs.append({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                     "metadata": {"name": name, "namespace": "apps"},
+                     "stringData": {"tls.crt": leaf.cert_pem.decode(), "tls.key": leaf.key_pem.decode()}})
+    path = tmp_path / "gep.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    assert conditions([str(path)]) == {
+        "apps/web/api": ("OverlappingHostnames", ["apps/web/wild"], []),
+        "apps/web/wild": ("OverlappingHostnames", ["apps/web/api"], [])}
+    wide = run_cli(["check", "-o", "wide", "-f", str(path)])
+    assert wide.stdout.splitlines()[0].split() == ["LISTENER", "PORT", "OVERLAPPINGTLSCONFIG", "OVERLAPS", "WITH",
+                                                   "HAZARDS", "MEASURED"]
+    assert "apps/web/api    443    OverlappingHostnames   apps/web/wild   none" in wide.stdout

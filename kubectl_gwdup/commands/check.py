@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, List, Optional, Set, Tuple
 
 from ..analysis import registry
+from ..analysis.overlap import listener_conditions
 from ..cli.flags import KubeFlags, OutputFlags
 from ..env import Env
 from ..errors import ExitStatus, UsageError
@@ -119,7 +120,10 @@ def analyze(opts: Options, raw: RawObjects) -> Tuple[Inventory, Report]:
     """Inventory, rules, then the -n/-l scope: what every command sees of the mesh."""
     inventory = build_inventory(raw, opts.settings)
     report = scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
-    return inventory, report
+    namespace = opts.kube.report_namespace
+    conditions = tuple(c for c in listener_conditions(inventory, report.findings)
+                       if namespace is None or c["gateway"].split("/", 1)[0] == namespace)
+    return inventory, replace(report, conditions=conditions)
 
 
 def summary(report: Report, inventory: Inventory) -> str:

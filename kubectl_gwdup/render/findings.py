@@ -72,3 +72,18 @@ def _mitigated(mitigation) -> str:
     if not mitigation:
         return ""
     return " (HTTP/1.1)" if mitigation["method"] == "http1" else " (421)"
+
+
+CONDITION_HEADERS = ["listener", "port", "OverlappingTLSConfig", "overlaps with", "hazards measured"]
+
+
+def condition_rows(conditions: Sequence[Dict[str, Any]]) -> List[List[str]]:
+    """GEP-3567's condition per Gateway API listener beside what check measured (-o wide)."""
+    out = []
+    for c in conditions:
+        cond = c["condition"]
+        seen = sorted({f"{h['outcome']} as {h['as']}" + (" (mitigated)" if h["mitigated"] else "")
+                       for h in c["hazards"]})
+        out.append([label(c), str(c["portNumber"]), cond["reason"] if cond else "<not set>",
+                    _short(c["overlapsWith"]) if c["overlapsWith"] else "-", ", ".join(seen) or "none"])
+    return out

@@ -49,3 +49,8 @@ class ReportPrinter:
     def print(self, report: Report, out: TextIO) -> None:
         self.emit(report.to_dict(), findings.WIDE_HEADERS if self.wide else findings.HEADERS,
                   lambda wide: [findings.row(f, wide) for f in report.findings], out, color_column=4)
+        if self.wide and report.conditions:
+            if report.findings:
+                out.write("\n")
+            table.print_table(findings.CONDITION_HEADERS, findings.condition_rows(report.conditions), out,
+                              self.no_headers)

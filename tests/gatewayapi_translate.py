@@ -286,7 +286,7 @@ def _tls_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
     for lst, _ in _candidates(route, parents, "TLSRoute"):
         hosts = spec.get("hostnames") or ["*"]
         if lst.hostname:
-            hosts = [x for x in (_narrow(h, lst.hostname) for h in hosts) if x]
+            hosts = list(dict.fromkeys(x for x in (_narrow(h, lst.hostname) for h in hosts) if x))  # a set
         for h in hosts:
             out.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {
                 "name": f"{_m(route)['name']}-tls-{lst.internal}-{h}".replace("/", "-").replace("*", "wild"),

@@ -196,6 +196,13 @@ def broken(t: Placement) -> bool:
 def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:
     """Every host (or ``*.x`` pattern) the certificate is valid for, with the chain it reaches
     (chains whose own handshakes fail are left out: see `broken`)."""
+    return _covered(chains, coverage)[0]
+
+
+def _covered(chains: ChainIndex, coverage: Sequence[str]) -> Tuple[Hosts, Tuple[str, ...]]:
+    """covered_chains, and the names it leaves out because their own chain fails them: they
+    are not at risk, nor part of any ``*.x`` pattern reported (that pattern's chain is not
+    theirs)."""
     out: Hosts = {}
     for san in coverage:
         if san.startswith("*."):
@@ -210,8 +217,10 @@ def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:
             if t is not None:
                 out.setdefault(san, t)
     kept: Hosts = {}
+    failed: List[str] = []
     for h, t in out.items():
         if broken(t):
+            failed.append(h)
             continue
         if not _invalid_for(t, h):
             kept.setdefault(h, t)
@@ -219,7 +228,9 @@ def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:
             for san in t.coverage:
                 if not san.startswith("*") and cert_covers(h, san) and chains.lookup(san) is t:
                     kept.setdefault(san, t)
-    return kept
+        else:
+            failed.append(h)
+    return kept, tuple(h for h in failed if not h.startswith("*") and h not in kept)
 
 
 def _invalid_for(t: Placement, host: str) -> bool:
@@ -334,7 +345,7 @@ def judge(mine: RouteTable, at_risk: Hosts, chains: ChainIndex, tables: Tables,
 def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
                     coverage: Tuple[str, ...], mtls: bool,
                     members: List[Placement], tables: Tables) -> Iterator[Finding]:
-    at_risk = covered_chains(chains, coverage)
+    at_risk, failed = _covered(chains, coverage)
     if not at_risk:
         return
     results: Dict[Tuple[Any, ...], Tuple[List[Placement], Hosts, Tuple[str, ...]]] = {}
@@ -342,7 +353,7 @@ def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
     def add(sources: List[Placement], judged: Judged) -> None:
         per, excepted = judged
         for outcome, hosts in per.items():
-            kept = tuple(e for e in excepted if e not in hosts)
+            kept = tuple(sorted({e for e in excepted + failed if e not in hosts}))
             key = (outcome, tuple(sorted((h, t.server.ref) for h, t in hosts.items())), kept)
             results.setdefault(key, ([], hosts, kept))[0].extend(sources)
 

@@ -266,7 +266,8 @@ def _http_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
                 continue
             seen.add((lst.internal, h))
             out.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {
-                "name": f"{lst.internal}/{h}".replace("/", "~").replace("*", "wild"), "namespace": _ns(route),
+                # mergeHTTPRoutes names it by its key, `/` spelled `~` (istiod's order reads it)
+                "name": f"{lst.internal}/{h}".replace("/", "~"), "namespace": _ns(route),
                 "creationTimestamp": _m(route).get("creationTimestamp")},
                 "spec": {"hosts": [h], "gateways": [lst.internal], "http": http}})
     return out

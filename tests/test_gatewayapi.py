@@ -251,3 +251,95 @@ def test_overlapping_hostnames_without_a_hazard(tmp_path, certs) -> None:
     assert wide.stdout.splitlines()[0].split() == ["LISTENER", "PORT", "OVERLAPPINGTLSCONFIG", "OVERLAPS", "WITH",
                                                    "HAZARDS", "MEASURED"]
     assert "apps/web/api    443    OverlappingHostnames   apps/web/wild   none" in wide.stdout
+
+
+# --- merge ---------------------------------------------------------------------------------------
+
+def _state(docs: List[dict], steps: List[dict]) -> List[dict]:
+    """The manifests once `steps` are written (an update replaces the spec)."""
+    out = [dict(d) for d in docs]
+    for s in steps:
+        for d in out:
+            m = d.get("metadata") or {}
+            if (d["kind"], m.get("namespace"), m.get("name")) == (s["kind"], s["namespace"], s["name"]):
+                d["spec"] = s["spec"]
+    return out
+
+
+def _answers(docs: List[dict], names: List[str], certs) -> Dict[Tuple[str, str], Tuple[int, str]]:
+    """(connection name, request name) -> (status, body) on the real Envoy: each name on its own
+    connection, and on every other name's connection whose certificate covers it."""
+    from istiod_translate import Connection, Envoy, Translation
+
+    t = Translation(istio_view(docs), new_workdir(), None)
+    out: Dict[Tuple[str, str], Tuple[int, str]] = {}
+    with Envoy(t):
+        (port,) = t.ports.values()
+        for a in names:
+            c = Connection(port, a, certs.ca_cert)
+            if c.error:
+                continue
+            for b in names:
+                if b == a or c.covers(b):
+                    out[(a, b)] = c.request(b)[:2]
+            c.close()
+    return out
+
+
+def test_wildcard_listener_merge_keeps_every_answer_in_every_state(scenario_files, certs) -> None:
+    """Each write of the plan, applied in turn and measured on the real Envoy through the
+    independent translation: every name answers as before on its own connection, and at the
+    end a coalesced request answers as the name's own connection does."""
+    result = run_cli(["merge", "--plan", "-o", "json", *sum((["-f", p] for p in scenario_files("gwapi_merge")), [])])
+    assert result.status == 0, result.stderr
+    steps = json.loads(result.stdout)["steps"]
+    assert [(s["phase"], s["kind"], s["name"]) for s in steps] == [
+        ("bind", "Gateway", "web"), ("bind", "HTTPRoute", "a"), ("bind", "HTTPRoute", "b"),
+        ("merge", "Gateway", "web"), ("unbind", "HTTPRoute", "a"), ("unbind", "HTTPRoute", "b")]
+    docs = scenario_docs_with_keys("gwapi_merge", scenario_files, certs)
+    names = ["a.example.com", "b.example.com", "zz.example.com"]
+    first = _answers(docs, names, certs)
+    own = {b: first[(b, b)] for b in names if (b, b) in first}
+    assert own["a.example.com"][0] == 200 and own["b.example.com"][0] == 200
+    assert first[("a.example.com", "b.example.com")][0] == 404  # the hazard
+    for i in range(1, len(steps) + 1):
+        now = _answers(_state(docs, steps[:i]), names, certs)
+        for b in ("a.example.com", "b.example.com"):
+            assert now[(b, b)] == own[b], f"after write {i}: {b}"
+    for (a, b), answer in now.items():
+        if b in own and own[b][0] == 200:
+            assert answer == own[b], f"{b} on {a}'s connection"
+    after = check_files([scenario_files("gwapi_merge")[0]] + [_write(_state(docs, steps))])
+    assert json.loads(after.stdout)["findings"] == [] and after.status == 0
+
+
+def _write(docs: List[dict]) -> str:
+    path = new_workdir() + "/state.json"
+    with open(path, "w") as f:
+        json.dump({"apiVersion": "v1", "kind": "List", "items": docs}, f)
+    return path
+
+
+@pytest.mark.parametrize("name,why", [
+    ("gwapi_manual_shared", "listeners of several Gateways share these pods"),
+    ("gwapi_mixed_istio", "Istio Gateway servers and Gateway API listeners share these connections"),
+    ("gwapi_unset_hostname", "a listener without hostname serves every name already"),
+    ("gwapi_seed", "a.example.com on apps/web-istio:443 would be answered by routes HTTPRoute apps/a"),
+])
+def test_merge_refuses_and_points_to_421(name, why, scenario_files) -> None:
+    result = run_cli(["merge", "--plan", *sum((["-f", p] for p in scenario_files(name)), [])])
+    assert result.status == 0
+    assert why in result.stderr and "apply-421 answers" in result.stderr
+    assert "nothing to merge" in result.stderr
+
+
+def test_merge_applied_live(cluster, certs) -> None:
+    cluster.apply(cluster.isolate(scenario_docs(certs, "gwapi_merge")))
+    ns = cluster.ns("apps")
+    result = run_cli(["merge", "--apply", "--yes", "-n", ns, "--backup-dir", new_workdir()], cluster.env)
+    assert result.status == 0, result.stderr
+    assert "gateway.gateway.networking.k8s.io/web" in result.stdout
+    after = run_cli(["check", "-o", "json", "-n", ns], cluster.env)
+    assert after.status == 0 and json.loads(after.stdout)["findings"] == [], after.stdout
+    code, gw = cluster.call("GET", f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/gateways/web")
+    assert [(x["name"], x["hostname"]) for x in gw["spec"]["listeners"]] == [("wildcard-example-com", "*.example.com")]

@@ -17,9 +17,11 @@ from ..execute import merge as merge_exec
 from ..execute.apply import apply_all_or_nothing
 from ..inventory import RawObjects
 from ..model import Finding, Inventory
-from ..plans.merge import hazard_units, plan_merge
+from ..plans.merge import plan_merge
+from ..plans.merge_steps import hazard_units, unit_key
 from ..plans.misdirect421 import Method421, plan_421
 from ..probeplan import plan_probes, service_address
+from ..render.findings import label
 from . import check, probe
 from .apply421 import mitigation_method
 
@@ -78,14 +80,14 @@ class Session:
 
 
 def _of(findings: Sequence[Finding], unit: Set[str]) -> List[Finding]:
-    return [f for f in findings if {s["gateway"] for s in f.detail["from"] + f.detail["to"]} & unit]
+    return [f for f in findings if {unit_key(s) for s in f.detail["from"] + f.detail["to"]} & unit]
 
 
 def _stake(findings: Sequence[Finding]) -> List[str]:
     out = []
     for f in findings:
         d = f.detail
-        gws = sorted({s["gateway"] for s in d["from"]})
+        gws = sorted({label(s) for s in d["from"]})
         mitigated = " [mitigated by an installed filter]" if d.get("mitigation") else ""
         out.append(f"  {d['outcome']}: {', '.join(d['hosts'][:5])}{' ...' if len(d['hosts']) > 5 else ''} "
                    f"on connections of {', '.join(gws[:3])}{' ...' if len(gws) > 3 else ''} "

@@ -11,6 +11,7 @@ import yaml
 
 from ..env import Env
 from ..errors import ExitStatus, InputError, UsageError
+from ..model import GATEWAY_API_GROUP
 from ..execute import merge as executor
 from ..plans.merge import plan_merge
 from ..render.printers import OutputFormat
@@ -64,6 +65,12 @@ WHAT = {"bind": "bind {ref} to the merged Gateway too",
         "unbind": "unbind {ref} from the old Gateways", "delete": "delete {ref}"}
 
 
+LISTENER_WHAT = {("bind", "Gateway"): "add the wildcard listener to {ref}",
+                 ("bind", "HTTPRoute"): "attach {ref} to the wildcard listener too",
+                 ("merge", "Gateway"): "remove the merged listeners from {ref}",
+                 ("unbind", "HTTPRoute"): "detach {ref} from the removed listeners"}
+
+
 def human(doc: Dict[str, Any], before: Dict[Tuple[str, str, str], Dict[str, Any]]) -> str:
     """The plan's writes in order, each an update with its spec diff or a delete."""
     out: List[str] = []
@@ -71,7 +78,9 @@ def human(doc: Dict[str, Any], before: Dict[Tuple[str, str, str], Dict[str, Any]
     for i, step in enumerate(doc["steps"], 1):
         key = (step["kind"], step["namespace"], step["name"])
         ref = f"{step['kind']} {step['namespace']}/{step['name']}"
-        out.append(f"{i}. {WHAT[step['phase']].format(ref=ref)}\n")
+        what = LISTENER_WHAT[(step["phase"], step["kind"])] if step["apiVersion"].startswith(GATEWAY_API_GROUP) \
+            else WHAT[step["phase"]]
+        out.append(f"{i}. {what.format(ref=ref)}\n")
         if step["action"] == "update":
             out += ["   " + line for line in difflib.unified_diff(
                 _yaml({"spec": current.get(key)}), _yaml({"spec": step["spec"]}),

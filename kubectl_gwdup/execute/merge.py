@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import yaml
 
 from ..errors import ApiError, ApplyError, GwdupError, RollbackError
-from ..plans.merge import API_VERSION
+from ..plans.merge_steps import API_VERSION
 from .rest import FIELD_MANAGER, Interrupts, Writer, clean, delete_options, fresh, object_path, resource
 
 Key = Tuple[str, str, str]  # kind, namespace, name

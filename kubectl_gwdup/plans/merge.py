@@ -34,84 +34,18 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..hosts import bare_host, cert_covers, istio_intersection, parent
 from ..inventory import RawObjects, build_inventory
 from ..model import Finding, Inventory, Placement
 from ..objects import resolve_gateway_name
+from .merge_listeners import plan_listener_merge
+from .merge_steps import (PHASES, SINGLE, Answer, MergePlan, MergeUnit, Step, answers, describe, hazard_units,
+                          unit_key)
 
 CREDENTIAL_KEYS = ("credentialName", "credentialNames", "serverCertificate", "privateKey", "caCertificates")
 ROUTE_KINDS = ("http", "tls", "tcp")
-PHASES = ("bind", "qualify", "merge", "unbind", "delete")
-SINGLE = ("qualify", "merge")  # phases whose every write is simulated, not only the phase's end
-API_VERSION = "gwdup.kubectl.io/v1alpha2"
-
-
-@dataclass
-class Step:
-    """One write: `update` replaces the object's spec, `delete` removes it."""
-
-    phase: str
-    action: str  # update | delete
-    before: Dict[str, Any]  # the object as read
-    spec: Optional[Dict[str, Any]] = None  # the spec after this step (update)
-
-    @property
-    def key(self) -> Tuple[str, str, str]:
-        m = self.before["metadata"]
-        return self.before["kind"], m.get("namespace") or "", m["name"]
-
-    def to_dict(self) -> Dict[str, Any]:
-        kind, ns, name = self.key
-        out: Dict[str, Any] = {"phase": self.phase, "action": self.action, "apiVersion": self.before["apiVersion"],
-                               "kind": kind, "namespace": ns, "name": name}
-        if self.spec is not None:
-            out["spec"] = self.spec
-        return out
-
-
-@dataclass
-class MergeUnit:
-    target: Dict[str, Any]  # the group's oldest Gateway, as read
-    steps: List[Step]
-    deleted: List[Dict[str, Any]]  # the other Gateways, as read
-
-
-@dataclass
-class MergePlan:
-    units: List[MergeUnit] = field(default_factory=list)
-    notes: List[str] = field(default_factory=list)
-
-    @property
-    def steps(self) -> List[Step]:
-        """Every unit's writes, phase by phase: all binds, all merges, all unbinds, all deletes."""
-        return [s for phase in PHASES for u in self.units for s in u.steps if s.phase == phase]
-
-    def to_dict(self) -> Dict[str, Any]:
-        seen: Dict[Tuple[str, str, str], Dict[str, Any]] = {}
-        for s in self.steps:
-            seen.setdefault(s.key, s.before)
-        pre = [{"kind": k[0], "namespace": k[1], "name": k[2], "uid": o["metadata"].get("uid"),
-                "resourceVersion": o["metadata"].get("resourceVersion")} for k, o in seen.items()]
-        return {"apiVersion": API_VERSION, "kind": "MergePlan", "steps": [s.to_dict() for s in self.steps],
-                "preconditions": pre, "notes": list(self.notes)}
-
-
-class _Union:
-    def __init__(self) -> None:
-        self.parent: Dict[Any, Any] = {}
-
-    def find(self, x: Any) -> Any:
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
-
-    def join(self, a: Any, b: Any) -> None:
-        self.parent[self.find(a)] = self.find(b)
 
 
 def _gw_key(obj: Mapping[str, Any], default_ns: str) -> str:
@@ -123,22 +57,6 @@ def istiod_order(obj: Mapping[str, Any], default_ns: str) -> Tuple[str, str, str
     """istiod's order of Gateways (and VirtualServices): creationTimestamp, name, namespace."""
     m = obj.get("metadata") or {}
     return (str(m.get("creationTimestamp") or ""), str(m.get("name")), str(m.get("namespace") or default_ns))
-
-
-def hazard_units(findings: Sequence[Finding]) -> List[Set[str]]:
-    """Sets of Gateway keys to merge together: connected by hazards, or by sharing a Gateway."""
-    u = _Union()
-    for f in findings:
-        d = f.detail
-        if "outcome" not in d:
-            continue
-        gws = [s["gateway"] for s in d["from"] + d["to"]]
-        for g in gws:
-            u.join(gws[0], g)
-    groups: Dict[Any, Set[str]] = {}
-    for g in list(u.parent):
-        groups.setdefault(u.find(g), set()).add(g)
-    return sorted(groups.values(), key=lambda s: sorted(s))
 
 
 def _tls_settings(tls: Mapping[str, Any]) -> str:
@@ -171,7 +89,15 @@ def plan_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding
         placements.setdefault((p.server.ref.gateway.key, p.server.ref.index), []).append(p)
     touched: Set[Tuple[str, str]] = set()  # VirtualServices a kept unit writes
     sim = _Simulator(raw, inventory)
+    listener_units: List[MergeUnit] = []
     for unit_keys in hazard_units(findings):
+        if any(" " in k for k in unit_keys):  # Gateway API listeners (kubectl_gwdup/plans/merge_listeners.py)
+            mine = [f for f in findings if "outcome" in f.detail
+                    and {unit_key(s) for s in f.detail["from"] + f.detail["to"]} & unit_keys]
+            unit = plan_listener_merge(raw, inventory, mine, plan.notes)
+            if unit is not None:
+                listener_units.append(unit)
+            continue
         unit = _plan_unit(plan, raw, gateways, placements, unit_keys, prefer_cert, touched, sim)
         if unit is not None:
             plan.units.append(unit)
@@ -181,6 +107,7 @@ def plan_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding
         if problem:
             plan.notes.append(f"not merged: the groups together: {problem}")
             plan.units = []
+    plan.units += listener_units  # one Gateway each, on pods of its own: independent of the rest
     return plan
 
 
@@ -400,7 +327,6 @@ def rewrite_virtual_service(vs: Dict[str, Any], old: Set[str], new: str, default
 
 # --- simulation ------------------------------------------------------------------------------
 
-Answer = Tuple[str, ...]
 
 
 class _Simulator:
@@ -463,44 +389,12 @@ class _Simulator:
         return gws, list(vss.values())
 
     def _answers(self, gateways: List[Mapping[str, Any]], vss: List[Mapping[str, Any]], names: Set[str]) -> Dict[Tuple[str, str], Answer]:
-        from ..analysis.chains import ChainIndex, conflicts, live_chains
-        from ..hosts import DomainIndex
-
         raw = copy.copy(self.raw)
         raw.gateways, raw.virtual_services = list(gateways), list(vss)
         raw.origin = dict(self.raw.origin)
         raw.notes = []
         raw._servers = None
-        inv = build_inventory(raw)
-        by_listener: Dict[Any, List[Placement]] = {}
-        for p in inv.placements:
-            by_listener.setdefault(p.listener, []).append(p)
-        out: Dict[Tuple[str, str], Answer] = {}
-        tables: Dict[int, Any] = {}
-        for listener, ps in by_listener.items():
-            live = live_chains(ps)
-            rejected = next(conflicts(live), None) is not None
-            chains = ChainIndex(live)
-            for name in names:
-                key = (str(listener), name)
-                if rejected:  # Envoy refuses the whole listener
-                    out[key] = ("listener rejected",)
-                    continue
-                t = chains.lookup(name)
-                if t is None:
-                    continue
-                if not t.server.http_routed:
-                    out[key] = ("opaque", t.server.route_name)
-                    continue
-                covered = not t.coverage or t.covers(name)
-                if t.id not in tables:  # one index per chain and state, for every name
-                    tables[t.id] = DomainIndex([(v.domain, v.source) for v in t.vhosts])
-                hit = tables[t.id].lookup(name)
-                if hit is None:
-                    out[key] = ("404", "" if covered else "certificate error")
-                else:
-                    out[key] = (hit[0], "" if covered else "certificate error") + hit[1].routes
-        return out
+        return answers(build_inventory(raw), names)
 
     def _apply(self, gateways: List[Mapping[str, Any]], vss: List[Mapping[str, Any]],
                steps: Sequence[Step]) -> Tuple[List[Mapping[str, Any]], List[Mapping[str, Any]]]:
@@ -540,7 +434,7 @@ class _Simulator:
                 was, is_ = before.get(key, ("no chain",)), now.get(key, ("no chain",))
                 if was != is_:
                     return (f"after the {what}, {key[1]} on {key[0]} would be answered by "
-                            f"{_describe(is_)} instead of {_describe(was)}")
+                            f"{describe(is_)} instead of {describe(was)}")
         raw = copy.copy(self.raw)
         raw.gateways, raw.virtual_services = g_now, v_now
         raw.origin, raw.notes, raw._servers = dict(self.raw.origin), [], None
@@ -552,14 +446,3 @@ class _Simulator:
             if f.code in ("GWD0103", "GWD0105") and f.resource.key in targets:
                 return f"the merged Gateway would be rejected ({f.message})"
         return ""
-
-
-def _describe(answer: Answer) -> str:
-    if answer[0] in ("no chain", "listener rejected", "opaque"):
-        return {"no chain": "no filter chain", "listener rejected": "a listener Envoy rejects",
-                "opaque": "an opaque chain"}[answer[0]]
-    if answer[0] == "404":
-        return "a 404"
-    routes = answer[2:]
-    return f"routes {', '.join(routes[:3])}{' ...' if len(routes) > 3 else ''} (virtual host {answer[0]})" \
-        if routes else f"a virtual host without routes ({answer[0]})"

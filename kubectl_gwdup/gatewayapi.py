@@ -236,16 +236,29 @@ def _tls(listener: Mapping[str, Any], gateway_spec: Mapping[str, Any], owner: Li
     return tls_mode, tuple(names), settings, None
 
 
-def _distinct(a: Tuple[int, str, str], b: Tuple[int, str, str]) -> bool:
-    """listenersDistinct: (port, protocol, hostname or *)."""
-    if a[0] != b[0]:
-        return True
-    l4 = ("TCP", "UDP")
-    if (a[1] in l4 and b[1] in HTTP_LIKE) or (a[1] in HTTP_LIKE and b[1] in l4) or (a[1] in l4 and b[1] in l4):
-        return False
-    if a[1] in HTTP_LIKE and b[1] in HTTP_LIKE:
-        return a[2] != b[2]
-    return a[1] != b[1]
+class _Accepted:
+    """Listeners already accepted on a Gateway, indexed per port for listenersDistinct (a later
+    listener conflicts when, on its port, an L4 listener meets an HTTP-like one or another L4
+    one, two HTTP-like ones share a hostname, or other protocols repeat)."""
+
+    L4 = ("TCP", "UDP")
+
+    def __init__(self) -> None:
+        self.by_port: Dict[int, Tuple[Set[str], Set[str]]] = {}  # port -> (protocols, HTTP-like hostnames)
+
+    def conflicts(self, port: int, protocol: str, hostname: str) -> bool:
+        protocols, hosts = self.by_port.get(port, (set(), set()))
+        if protocol in self.L4:
+            return any(p in self.L4 or p in HTTP_LIKE for p in protocols)
+        if protocol in HTTP_LIKE:
+            return any(p in self.L4 for p in protocols) or hostname in hosts
+        return protocol in protocols
+
+    def add(self, port: int, protocol: str, hostname: str) -> None:
+        protocols, hosts = self.by_port.setdefault(port, (set(), set()))
+        protocols.add(protocol)
+        if protocol in HTTP_LIKE:
+            hosts.add(hostname)
 
 
 def _admits_listener_sets(gw: Mapping[str, Any], gw_ns: str, ls_ns: str) -> bool:
@@ -293,7 +306,7 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
     out = Translated()
     classes = _istio_classes(objs)
     grants = _Grants(objs.reference_grants)
-    parents: Dict[Tuple[str, str, str], List[_Parent]] = {}  # (kind, ns, name) -> programmed listeners
+    parents = _Parents()
     skipped_class: Set[str] = set()
     by_key: Dict[Tuple[str, str], Mapping[str, Any]] = {}
     for gw in objs.gateways:
@@ -334,7 +347,7 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
                                                                 object_ref(o, default_namespace).key))
             owners += [(ListenerOrigin("ListenerSet", object_ref(o, default_namespace).namespace,
                                        object_ref(o, default_namespace).name, "", ref.key), o) for o in sets]
-            accepted: List[Tuple[int, str, str]] = []
+            accepted = _Accepted()
             for owner, obj in owners:
                 created = str(meta(obj).get("creationTimestamp") or "")
                 for i, listener in enumerate(_list(_spec(obj).get("listeners"), "spec.listeners")):
@@ -345,19 +358,19 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
                     origin = ListenerOrigin(owner.kind, owner.namespace, owner.name, name, ref.key)
                     protocol = str(listener.get("protocol") or "")
                     port = _port(listener, where)
-                    ident = (port, protocol, _hostname(listener) or "*")
-                    if any(not _distinct(ident, a) for a in accepted):
+                    hostname = _hostname(listener) or "*"
+                    if accepted.conflicts(port, protocol, hostname):
                         out.notes.append(f"listener {origin} conflicts with an earlier listener on port {port}: "
                                          "not programmed (Conflicted)")
                         continue
-                    accepted.append(ident)
+                    accepted.add(port, protocol, hostname)
                     server = _server(origin, listener, spec, port, protocol, created, selector, key[0], grants,
                                      where, out.notes)
                     if server is None or selector is None:
                         continue
                     out.servers.append(server)
                     out.listeners[origin] = listener
-                    parents.setdefault((owner.kind, owner.namespace, owner.name), []).append(_Parent(
+                    parents.add((owner.kind, owner.namespace, owner.name), _Parent(
                         origin, server, _hostname(listener), port, protocol, _route_kinds(listener, protocol)))
         except ShapeError as exc:
             _problem(out, strict, "Gateway", gw, exc)
@@ -426,22 +439,21 @@ def _admits(parent: _Parent, ref: Mapping[str, Any], hostnames: Sequence[str], r
     return matched and kind in parent.kinds
 
 
-def _isolated_out(parent: _Parent, siblings: Sequence[_Parent], host: str) -> bool:
+def _isolated_out(parent: _Parent, siblings: Sequence[_Parent], host: str, parents: "_Parents") -> bool:
     """hostnameAllowedByIsolation, negated: a sibling listener (same port and protocol) with a
-    more specific hostname owns this route hostname."""
+    hostname at least as long as ours owns this route hostname (host SubsetOf it)."""
     ours = parent.hostname
     if ours and not ours.startswith("*"):
         return False
     if ours and not istio_matches(host, ours):
         return True
-    for other in siblings:
-        if other is parent or other.port != parent.port or other.protocol != parent.protocol:
-            continue
-        if other.hostname == ours or len(ours) > len(other.hostname):
-            continue
-        if istio_subset_of(host, other.hostname or "*"):
+    exact, wild = parents.banned(parent, siblings)
+    if not host.startswith("*"):
+        if host in exact:
             return True
-    return False
+        labels = host.split(".")
+        return any(".".join(labels[i:]) in wild for i in range(1, len(labels))) or "" in wild
+    return any(istio_subset_of(host, "*" + (f".{w}" if w else "")) for w in wild)
 
 
 def _match(m: Mapping[str, Any]) -> Dict[str, Any]:
@@ -459,16 +471,62 @@ def _match(m: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _parents_of(ref: Ref, spec: Mapping[str, Any], parents: Mapping[Tuple[str, str, str], List[_Parent]]
-                ) -> Iterator[Tuple[Mapping[str, Any], List[_Parent]]]:
+class _Parents(Dict[Tuple[str, str, str], List[_Parent]]):
+    """Programmed listeners per parent (kind, namespace, name), and by listener name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._named: Dict[Tuple[str, str, str, str], _Parent] = {}
+        self._banned: Dict[ListenerOrigin, Tuple[Set[str], Set[str]]] = {}
+
+    def add(self, key: Tuple[str, str, str], parent: _Parent) -> None:
+        self.setdefault(key, []).append(parent)
+        self._named.setdefault(key + (parent.origin.listener,), parent)
+
+    def section(self, key: Tuple[str, str, str], name: str) -> Optional[_Parent]:
+        return self._named.get(key + (name,))
+
+    def banned(self, parent: _Parent, siblings: Sequence[_Parent]) -> Tuple[Set[str], Set[str]]:
+        """The hostnames isolation holds against a wildcard (or unset) listener: its siblings' on
+        its port and protocol, at least as long as its own and not equal to it; exact ones, and
+        wildcards by suffix ("" for a sibling without hostname). Once per listener."""
+        found = self._banned.get(parent.origin)
+        if found is None:
+            exact: Set[str] = set()
+            wild: Set[str] = set()
+            for other in siblings:
+                if other is parent or other.port != parent.port or other.protocol != parent.protocol:
+                    continue
+                h = other.hostname
+                if h == parent.hostname or len(parent.hostname) > len(h):
+                    continue
+                if h.startswith("*"):
+                    wild.add(h[2:])
+                else:
+                    exact.add(h)
+            found = self._banned[parent.origin] = (exact, wild)
+        return found
+
+
+def _parents_of(ref: Ref, spec: Mapping[str, Any], parents: _Parents
+                ) -> Iterator[Tuple[Mapping[str, Any], List[_Parent], List[_Parent]]]:
+    """(parentRef, every listener of its parent, the listeners it may name): a sectionName picks
+    one listener by name, without a scan of a Gateway's thousands."""
     for pref in _list(spec.get("parentRefs"), "spec.parentRefs"):
         kind = str(pref.get("kind") or "Gateway")
         if (pref.get("group") or GATEWAY_API_GROUP) != GATEWAY_API_GROUP or kind not in ("Gateway", "ListenerSet"):
             continue
-        yield pref, parents.get((kind, str(pref.get("namespace") or ref.namespace), str(pref.get("name") or "")), [])
+        key = (kind, str(pref.get("namespace") or ref.namespace), str(pref.get("name") or ""))
+        siblings = parents.get(key, [])
+        section = pref.get("sectionName")
+        if section:
+            named = parents.section(key, str(section))
+            yield pref, siblings, [named] if named else []
+        else:
+            yield pref, siblings, siblings
 
 
-def _tls_route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple[str, str, str], List[_Parent]],
+def _tls_route_virtual_services(route: Mapping[str, Any], parents: _Parents,
                                 default_namespace: str) -> Iterator[VirtualService]:
     """TLSRouteCollection: per admitted listener, one VirtualService per hostname, its TLS route
     matched on the hostnames, narrowed to the listener's (constrainTLSRoutesToListenerHost)."""
@@ -476,8 +534,8 @@ def _tls_route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple
     spec = _spec(route)
     hostnames = [str(h) for h in spec.get("hostnames") or []] or ["*"]
     created = str(meta(route).get("creationTimestamp") or "")
-    for pref, siblings in _parents_of(ref, spec, parents):
-        for parent in siblings:
+    for pref, siblings, named in _parents_of(ref, spec, parents):
+        for parent in named:
             if not _admits(parent, pref, hostnames, ref.namespace, "TLSRoute"):
                 continue
             hosts = hostnames
@@ -493,7 +551,7 @@ def _tls_route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple
                                      origin=f"TLSRoute {ref.key}")
 
 
-def _route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple[str, str, str], List[_Parent]],
+def _route_virtual_services(route: Mapping[str, Any], parents: _Parents,
                             default_namespace: str) -> Iterator[VirtualService]:
     ref = object_ref(route, default_namespace)
     spec = _spec(route)
@@ -512,13 +570,13 @@ def _route_virtual_services(route: Mapping[str, Any], parents: Mapping[Tuple[str
         return
     created = str(meta(route).get("creationTimestamp") or "")
     seen: Set[Tuple[str, str]] = set()
-    for pref, siblings in _parents_of(ref, spec, parents):
-        for parent in siblings:
+    for pref, siblings, named in _parents_of(ref, spec, parents):
+        for parent in named:
             if not _admits(parent, pref, hostnames, ref.namespace):
                 continue
             gw = f"{parent.origin.namespace}/{parent.origin.internal_name}"
             for h in hostnames or ["*"]:
-                if _isolated_out(parent, siblings, h) or (gw, h) in seen:
+                if _isolated_out(parent, siblings, h, parents) or (gw, h) in seen:
                     continue
                 seen.add((gw, h))
                 name = f"{gw}/{h}".replace("/", "~")

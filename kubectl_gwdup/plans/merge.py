@@ -40,7 +40,7 @@ from ..hosts import bare_host, cert_covers, istio_intersection, parent
 from ..inventory import RawObjects, build_inventory
 from ..model import Finding, Inventory, Placement
 from ..objects import resolve_gateway_name
-from .merge_listeners import plan_listener_merge
+from .merge_listeners import ListenerMerges
 from .merge_steps import (PHASES, SINGLE, Answer, MergePlan, MergeUnit, Step, answers, describe, hazard_units,
                           unit_key)
 
@@ -90,11 +90,19 @@ def plan_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding
     touched: Set[Tuple[str, str]] = set()  # VirtualServices a kept unit writes
     sim = _Simulator(raw, inventory)
     listener_units: List[MergeUnit] = []
+    listener_merges: Optional[ListenerMerges] = None
+    by_key: Optional[Dict[str, List[Finding]]] = None  # findings by merge-unit key, for listener groups
     for unit_keys in hazard_units(findings):
         if any(" " in k for k in unit_keys):  # Gateway API listeners (kubectl_gwdup/plans/merge_listeners.py)
-            mine = [f for f in findings if "outcome" in f.detail
-                    and {unit_key(s) for s in f.detail["from"] + f.detail["to"]} & unit_keys]
-            unit = plan_listener_merge(raw, inventory, mine, plan.notes)
+            if by_key is None:
+                by_key = {}
+                for f in findings:
+                    if "outcome" in f.detail:
+                        for k in {unit_key(s) for s in f.detail["from"] + f.detail["to"]}:
+                            by_key.setdefault(k, []).append(f)
+            mine = list({id(f): f for k in sorted(unit_keys) for f in by_key.get(k, ())}.values())
+            listener_merges = listener_merges or ListenerMerges(raw, inventory)
+            unit = listener_merges.plan(mine, plan.notes)
             if unit is not None:
                 listener_units.append(unit)
             continue

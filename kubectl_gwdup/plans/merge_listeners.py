@@ -34,16 +34,42 @@ from ..analysis import registry
 from ..gatewayapi import GatewayApiObjects
 from ..hosts import istio_matches, parent
 from ..inventory import RawObjects, build_inventory
-from ..model import GATEWAY_API_GROUP, Finding, Inventory, ListenerOrigin, ServerRef
+from ..model import GATEWAY_API_GROUP, Finding, Inventory, ListenerOrigin, Placement, ServerRef
 from .merge_steps import Answer, MergeUnit, Step, answers, describe
 
 MAX_NAME = 253  # a listener name is a DNS subdomain (SectionName)
 
 
-def plan_listener_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding],
-                        notes: List[str]) -> Optional[MergeUnit]:
+class ListenerMerges:
+    """Plans listener merges for the hazard groups of one inventory; what every group looks up
+    (Gateways by name, HTTPRoutes by parent Gateway, placements by Gateway) is indexed once, so
+    a mesh of thousands of groups costs what its groups cost."""
+
+    def __init__(self, raw: RawObjects, inventory: Inventory) -> None:
+        self.raw, self.inventory = raw, inventory
+        ns0 = raw.default_namespace
+        self.gateways = {_key(g, ns0): g for g in raw.gateway_api.gateways}
+        self.routes: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+        for r in raw.gateway_api.http_routes:
+            route_ns = _key(r, ns0)[0]
+            parents = {(str(p.get("namespace") or route_ns), str(p.get("name")))
+                       for p in (r.get("spec") or {}).get("parentRefs") or [] if _is_parent(p, "", "", route_ns, True)}
+            for key in parents:
+                self.routes.setdefault(key, []).append(r)
+        self.placements: Dict[Tuple[str, str], List[Placement]] = {}
+        for p in inventory.placements:
+            o = p.server.ref.origin
+            if o is not None:
+                self.placements.setdefault((o.namespace, o.name), []).append(p)
+
+    def plan(self, findings: Sequence[Finding], notes: List[str]) -> Optional[MergeUnit]:
+        return plan_listener_merge(self, findings, notes)
+
+
+def plan_listener_merge(index: ListenerMerges, findings: Sequence[Finding], notes: List[str]) -> Optional[MergeUnit]:
     """The unit for one hazard group of Gateway API listeners, or None with a note saying why
     not and what to do instead."""
+    raw = index.raw
     origins: Set[ListenerOrigin] = set()
     istio = False
     for f in findings:
@@ -65,12 +91,13 @@ def plan_listener_merge(raw: RawObjects, inventory: Inventory, findings: Sequenc
         return _refuse(notes, label, "listeners of several Gateways share these pods; one listener cannot serve "
                                      "them: apply-421 answers them, or give each Gateway a certificate of its own")
     (ns, name), = owners
-    gw = next((g for g in raw.gateway_api.gateways if _key(g, raw.default_namespace) == (ns, name)), None)
+    gw = index.gateways.get((ns, name))
     if gw is None:
         return _refuse(notes, label, f"Gateway {ns}/{name} not read")
     spec = gw.get("spec") or {}
     listeners = [dict(x) for x in spec.get("listeners") or []]
-    unit = [x for x in listeners if x.get("name") in {o.listener for o in origins}]
+    chosen = {o.listener for o in origins}
+    unit = [x for x in listeners if x.get("name") in chosen]
     why = _mergeable(unit)
     if why:
         return _refuse(notes, label, why)
@@ -79,7 +106,7 @@ def plan_listener_merge(raw: RawObjects, inventory: Inventory, findings: Sequenc
         return _refuse(notes, label, f"hostnames {', '.join(sorted(str(x['hostname']) for x in unit))} do not sit "
                                      "under one wildcard: apply-421 answers them, or give each a certificate of its own")
     port = unit[0].get("port")
-    cert = next((p for p in inventory.placements if p.server.ref.origin in origins), None)
+    cert = next((p for p in index.placements.get((ns, name), ()) if p.server.ref.origin in origins), None)
     for other in listeners:
         if other in unit or other.get("port") != port:
             continue
@@ -89,10 +116,10 @@ def plan_listener_merge(raw: RawObjects, inventory: Inventory, findings: Sequenc
         if istio_matches(host, wildcard) and other.get("protocol") in ("HTTPS", "TLS") and reachable:
             return _refuse(notes, label, f"listener {ns}/{name}/{other.get('name')} ({host}) also serves names under "
                                          f"{wildcard}: apply-421 answers them")
-    routes = [r for r in raw.gateway_api.http_routes if _attached(r, ns, name, raw.default_namespace)]
+    routes = index.routes.get((ns, name), [])
     steps = _steps(gw, listeners, unit, wildcard, routes, raw.default_namespace)
     merged = MergeUnit(target=gw, steps=steps, deleted=[])
-    problem = _simulate(raw, inventory, gw, routes, steps, (ns, name))
+    problem = _simulate(raw, index.placements.get((ns, name), []), gw, routes, steps, (ns, name))
     if problem:
         return _refuse(notes, label, f"{problem}: apply-421 answers them")
     return merged
@@ -132,14 +159,10 @@ def _wildcard(hostnames: Sequence[str]) -> Optional[str]:
     return f"*.{base}"
 
 
-def _attached(route: Mapping[str, Any], ns: str, name: str, default_ns: str) -> bool:
-    route_ns = _key(route, default_ns)[0]
-    return any(_is_parent(p, ns, name, route_ns) for p in (route.get("spec") or {}).get("parentRefs") or [])
-
-
-def _is_parent(ref: Mapping[str, Any], ns: str, name: str, route_ns: str) -> bool:
-    return ((ref.get("group") or GATEWAY_API_GROUP) == GATEWAY_API_GROUP and (ref.get("kind") or "Gateway") == "Gateway"
-            and ref.get("name") == name and (ref.get("namespace") or route_ns) == ns)
+def _is_parent(ref: Mapping[str, Any], ns: str, name: str, route_ns: str, any_gateway: bool = False) -> bool:
+    """The parentRef names the Gateway ns/name (any Gateway with `any_gateway`)."""
+    gateway = (ref.get("group") or GATEWAY_API_GROUP) == GATEWAY_API_GROUP and (ref.get("kind") or "Gateway") == "Gateway"
+    return gateway and (any_gateway or (ref.get("name") == name and (ref.get("namespace") or route_ns) == ns))
 
 
 def _listener_name(wildcard: str, taken: Set[str]) -> str:
@@ -188,26 +211,34 @@ def _steps(gw: Dict[str, Any], listeners: List[Dict[str, Any]], unit: List[Dict[
     return steps + unbinds
 
 
-def _simulate(raw: RawObjects, inventory: Inventory, gw: Dict[str, Any], routes: Sequence[Dict[str, Any]],
+EVERY_WRITE = 12  # groups with at most this many writes are simulated write by write
+
+
+def _simulate(raw: RawObjects, placements: Sequence[Placement], gw: Dict[str, Any], routes: Sequence[Dict[str, Any]],
               steps: Sequence[Step], owner: Tuple[str, str]) -> str:
-    """'' when every write leaves every name of the Gateway answered as before, and the last
-    leaves no hazard on its listeners."""
+    """'' when every state the writes pass through leaves every name of the Gateway answered as
+    before (a name nobody served may meet the wildcard listener's 404), and the last leaves no
+    hazard on its listeners.
+
+    States: after every write for small groups; for larger ones, after the Gateway's two writes
+    and at the end of each phase. That is enough because each HTTPRoute write changes that
+    route's own VirtualServices only, and during the bind phase those gain the wildcard
+    listener (which isolation keeps off every old listener's name while the old listeners
+    exist) and hostnames the route already served; during unbind, references to listeners
+    that no longer exist: no write of one route can make up for another's."""
     names: Set[str] = set()
-    for p in inventory.placements:
-        o = p.server.ref.origin
-        if o is not None and (o.namespace, o.name) == owner:
-            for h in list(p.server.hosts) + list(p.coverage):
-                h = h.split("/", 1)[-1]
-                names.add(f"gwdup-sample.{h[2:]}" if h.startswith("*.") else h)
+    for p in placements:
+        for h in list(p.server.hosts) + list(p.coverage):
+            h = h.split("/", 1)[-1]
+            names.add(f"gwdup-sample.{h[2:]}" if h.startswith("*.") else h)
     names.discard("*")
     objects: Dict[int, Dict[str, Any]] = {id(o): o for o in [gw, *routes]}
-
     # istiod's own deployment serves this Gateway alone; pods named by spec.addresses may serve
     # any other Gateway too, so then everything is simulated
     shared = bool((gw.get("spec") or {}).get("addresses"))
     api = raw.gateway_api
-    gateways = [g for g in api.gateways if shared or _key(g, raw.default_namespace) == owner]
-    others = [r for r in api.http_routes if shared and id(r) not in objects]
+    gateways = api.gateways if shared else [gw]
+    others = [r for r in api.http_routes if id(r) not in objects] if shared else []
 
     def state() -> Inventory:
         scoped = copy.copy(raw)
@@ -223,11 +254,13 @@ def _simulate(raw: RawObjects, inventory: Inventory, gw: Dict[str, Any], routes:
     before: Dict[Tuple[str, str], Answer] = answers(state(), names)
     for i, s in enumerate(steps, 1):
         objects[id(s.before)] = dict(objects[id(s.before)], spec=s.spec)
+        last_of_phase = i == len(steps) or steps[i].phase != s.phase
+        if not (len(steps) <= EVERY_WRITE or s.before is gw or last_of_phase):
+            continue
         inv = state()
         now = answers(inv, names)
         for key in sorted(set(before) | set(now)):
             was, is_ = before.get(key, ("no chain",)), now.get(key, ("no chain",))
-            # a name nobody serves may meet the wildcard listener's 404 instead of a failed handshake
             if was != is_ and not (was == ("no chain",) and is_[0] == "404"):
                 return (f"after write {i} ({s.phase} {s.key[0]} {s.key[1]}/{s.key[2]}), {key[1]} on {key[0]} would "
                         f"be answered by {describe(is_)} instead of {describe(was)}")
@@ -236,4 +269,3 @@ def _simulate(raw: RawObjects, inventory: Inventory, gw: Dict[str, Any], routes:
         if "outcome" in f.detail and any(o is not None and (o.namespace, o.name) == owner for o in refs):
             return f"a hazard would remain ({f.message})"
     return ""
-

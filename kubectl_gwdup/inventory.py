@@ -148,14 +148,14 @@ class WorkloadIndex:
                 found: Tuple[Workload, ...] = (_selector_workload(selector),)
                 if only and selector and selector[0][0] == GATEWAY_NAME_LABEL:
                     # istiod's own deployment of a Gateway: one per Gateway name and namespace
-                    found = (Workload(only, f"{selector[0][1]}-istio", WorkloadVia.SELECTOR, selector),)
+                    found = (Workload(only, f"{selector[0][1]}-istio", WorkloadVia.MANAGED, selector),)
             else:
                 found = tuple(sorted({w for w, labels in self.candidates
                                       if selector_matches(selector, labels)
                                       and (scope is None or w.namespace == scope)}))
                 if not found and only and selector and selector[0][0] == GATEWAY_NAME_LABEL:
                     # istiod deploys it (or is about to): the workload exists whatever was listed
-                    found = (Workload(only, f"{selector[0][1]}-istio", WorkloadVia.SELECTOR, selector),)
+                    found = (Workload(only, f"{selector[0][1]}-istio", WorkloadVia.MANAGED, selector),)
             self._cache[key] = found
         return self._cache[key]
 

@@ -71,6 +71,7 @@ class WorkloadVia(enum.Enum):
     PODS = "pods"
     DEPLOYMENTS = "deployments"
     SELECTOR = "selector"
+    MANAGED = "managed"  # a Gateway API Gateway's own deployment, which istiod creates
 
 
 class CertStatus(enum.Enum):

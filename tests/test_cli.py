@@ -18,7 +18,8 @@ def test_examples_exit_3_with_a_table() -> None:
     lines = r.stdout.splitlines()
     assert lines[0].split() == ["GATEWAY", "PORT", "HOSTS", "TO", "OUTCOME", "CERTIFICATE"]
     assert "Misrouted" in r.stdout and "NotFound" in r.stdout
-    assert r.stderr.strip().endswith("in 5 Gateway(s), 6 server(s)")
+    assert r.stderr.strip().endswith("in 6 Gateway(s), 8 server(s)")
+    assert any(line.startswith("portal/portal/api,portal/portal/docs ") for line in lines)
 
 
 def test_table_layout_is_kubectls() -> None:
@@ -57,10 +58,12 @@ def test_namespace_restricts_findings_not_analysis() -> None:
     r = run_cli(["check", "-f", EXAMPLES, "-n", "payments", "-o", "json"])
     (f,) = json.loads(r.stdout)["findings"]
     assert f["code"] == "GWD0102"  # reported because its `to` is in payments
-    r = run_cli(["check", "-f", EXAMPLES, "-n", "portal"])
+    r = run_cli(["check", "-f", EXAMPLES, "-n", "intranet"])
     assert r.status == 0 and r.stdout == ""
-    r = run_cli(["check", "-f", EXAMPLES, "-n", "portal", "-A", "-o", "json"])
-    assert len(json.loads(r.stdout)["findings"]) == 2
+    r = run_cli(["check", "-f", EXAMPLES, "-n", "intranet", "-A", "-o", "json"])
+    assert len(json.loads(r.stdout)["findings"]) == 3
+    r = run_cli(["check", "-f", EXAMPLES, "-n", "portal", "-o", "json"])
+    assert [f["from"][0]["listener"] for f in json.loads(r.stdout)["findings"]] == ["api"]
 
 
 def test_flags_before_the_subcommand() -> None:
@@ -98,7 +101,7 @@ def test_stdin(tmp_path) -> None:
     text = "".join(open(os.path.join(EXAMPLES, f)).read() + "\n---\n" for f in sorted(os.listdir(EXAMPLES))
                    if f.endswith(".yaml"))
     r = run_cli(["check", "-f", "-", "-o", "json"], stdin=text)
-    assert r.status == 3 and len(json.loads(r.stdout)["findings"]) == 2
+    assert r.status == 3 and len(json.loads(r.stdout)["findings"]) == 3
 
 
 def test_recursive(tmp_path) -> None:

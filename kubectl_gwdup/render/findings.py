@@ -38,7 +38,9 @@ def row(f: Finding, wide: bool) -> List[str]:
             names = sorted({r["portName"] for r in d["from"] + d["to"]})
             evidence = ["SANs " + ",".join(cert["dnsNames"][:MAX_CELL_ITEMS])
                         + ("" if cert["inspected"] else " (inferred, cert not read)")]
-            if d["workloadVia"] != "pods":
+            if d["workloadVia"] == "managed":
+                evidence.append("workload deployed by istiod")
+            elif d["workloadVia"] != "pods":
                 evidence.append(f"workload by {d['workloadVia']}")
             if d["passthroughTargets"]:
                 evidence.append("to PASSTHROUGH")

@@ -134,6 +134,10 @@ class TestCluster:
                 assert code in (201, 409), body
                 self.namespaces.append(ns)
             code, body = self.call("POST", resource_path(doc), doc)
+            if code == 404 and doc["apiVersion"].startswith(GATEWAY_API):
+                import pytest  # a real cluster may lack the experimental Gateway API kinds
+
+                pytest.skip(f"{doc['kind']} {doc['apiVersion']} is not served by this cluster")
             assert code == 201, body
 
     def cleanup(self) -> None:

@@ -41,6 +41,9 @@ EXPECTED: Dict[str, List[Row]] = {
     "gwapi_crossns_denied": [],
     "gwapi_merge": [("GWD0101", f"{GW} apps/web", ("a.example.com", "b.example.com"), "NotFound",
                      ("apps/web/a", "apps/web/b"))],
+    "gwapi_listenerset": [("GWD0101", "ListenerSet.gateway.networking.k8s.io apps/team-b",
+                           ("a.example.com", "b.example.com"), "NotFound",
+                           ("apps/team-b/b", "apps/web/a"))],
 }
 SCENARIOS = sorted(EXPECTED)
 

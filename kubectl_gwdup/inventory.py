@@ -101,6 +101,12 @@ def _pod_workload_name(pod: Mapping[str, Any]) -> str:
     return str(m.get("name", ""))
 
 
+def pod_workload(pod: Mapping[str, Any], default_namespace: str) -> Tuple[str, str]:
+    """(namespace, name) of the workload a Pod belongs to: its Deployment, or its owner, or itself."""
+    ns = str((pod.get("metadata") or {}).get("namespace") or default_namespace)
+    return ns, _pod_workload_name(pod)
+
+
 def _selector_workload(selector: Tuple[Tuple[str, str], ...]) -> Workload:
     text = ",".join(f"{k}={v}" for k, v in selector) or "<all>"
     return Workload("", f"selector {text}", WorkloadVia.SELECTOR, selector)

@@ -258,7 +258,34 @@ ACCESS_LOG_FIELDS = {"connection": "%CONNECTION_ID%", "sni": "%REQUESTED_SERVER_
                      "flags": "%RESPONSE_FLAGS%", "route": "%ROUTE_NAME%"}
 
 
-def _hcm(route_config: Dict[str, Any], chain: str = "", access_log: str = "") -> Dict[str, Any]:
+# Istio's two built-in access-log formats, as istiod hands them to Envoy
+# (pilot/pkg/model/telemetry_logging.go EnvoyTextLogFormat, EnvoyJSONLogFormatIstio)
+ISTIO_TEXT_LOG = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+                  '%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% '
+                  '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+                  '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
+                  '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% '
+                  '%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% '
+                  '%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n')
+ISTIO_JSON_LOG = {
+    "start_time": "%START_TIME%", "route_name": "%ROUTE_NAME%", "method": "%REQ(:METHOD)%",
+    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "protocol": "%PROTOCOL%", "response_code": "%RESPONSE_CODE%",
+    "response_flags": "%RESPONSE_FLAGS%", "response_code_details": "%RESPONSE_CODE_DETAILS%",
+    "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%", "bytes_received": "%BYTES_RECEIVED%",
+    "bytes_sent": "%BYTES_SENT%", "duration": "%DURATION%",
+    "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%", "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
+    "user_agent": "%REQ(USER-AGENT)%", "request_id": "%REQ(X-REQUEST-ID)%", "authority": "%REQ(:AUTHORITY)%",
+    "upstream_host": "%UPSTREAM_HOST%", "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
+    "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%", "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
+    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%", "requested_server_name": "%REQUESTED_SERVER_NAME%",
+    "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%"}
+LOG_FORMATS = {"gwdup": {"json_format": ACCESS_LOG_FIELDS},
+               "istio-text": {"text_format_source": {"inline_string": ISTIO_TEXT_LOG}},
+               "istio-json": {"json_format": ISTIO_JSON_LOG}}
+
+
+def _hcm(route_config: Dict[str, Any], chain: str = "", access_log: str = "",
+         log_format: str = "gwdup") -> Dict[str, Any]:
     """An HTTP connection manager; every answer it gives (routed, or Envoy's own 404) carries a
     header naming its filter chain, so a test sees which chain a connection was opened on; with
     `access_log` (the browser tests), one JSON line per request (connection id, SNI, authority,
@@ -271,7 +298,7 @@ def _hcm(route_config: Dict[str, Any], chain: str = "", access_log: str = "") ->
         hcm["strip_any_host_port"] = True
         hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-            "path": access_log, "log_format": {"json_format": ACCESS_LOG_FIELDS}}}]
+            "path": access_log, "log_format": LOG_FORMATS[log_format]}}]
     if chain:
         header = [{"header": {"key": CHAIN_HEADER, "value": chain}}]
         route_config["response_headers_to_add"] = header
@@ -291,9 +318,11 @@ def _tls(cert: str, key: str) -> Dict[str, Any]:
 class Translation:
     """The Envoy bootstrap for every proxy of the manifests; `ports[(proxy name, bound port)]`."""
 
-    def __init__(self, docs: Sequence[Dict[str, Any]], workdir: str, passthrough_pem: Any, access_log: str = "") -> None:
+    def __init__(self, docs: Sequence[Dict[str, Any]], workdir: str, passthrough_pem: Any, access_log: str = "",
+                 log_format: str = "gwdup") -> None:
         self.workdir = workdir
         self.access_log = access_log
+        self.log_format = log_format  # gwdup (the browser tests' fields), istio-text or istio-json
         self.ports: Dict[Tuple[str, int], int] = {}
         self.listeners: List[Dict[str, Any]] = []
         self.clusters: List[Dict[str, Any]] = []
@@ -405,7 +434,7 @@ class Translation:
                     chain["transport_socket"] = _tls(*self._secret_files(secret))
                     name = f"https.{server['port']['number']}.{server['port']['name']}.{_meta(gw)['name']}.{_ns(gw)}"
                     chain["filters"] = [_hcm(route_table(name, gw_ref, server, vss), f"{gw_ref}[{i}]",
-                                             self.access_log)]
+                                             self.access_log, self.log_format)]
                 chains.setdefault(port, []).append(chain)
         for port, cs in sorted(chains.items()):
             if not cs:
@@ -585,11 +614,11 @@ class Connection:
                 return True
         return False
 
-    def request(self, authority: str, path: str = "/") -> Tuple[int, str, str]:
+    def request(self, authority: str, path: str = "/", user_agent: str = "") -> Tuple[int, str, str]:
         """(status, body, the chain header)."""
         sid = self.conn.get_next_available_stream_id()
-        self.conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"), (":authority", authority),
-                                     (":path", path)], end_stream=True)
+        headers = [(":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", path)]
+        self.conn.send_headers(sid, headers + ([("user-agent", user_agent)] if user_agent else []), end_stream=True)
         self.sock.sendall(self.conn.data_to_send())
         status, body, chain = 0, b"", ""
         deadline = time.monotonic() + self.timeout

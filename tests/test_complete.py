@@ -11,6 +11,7 @@ from conftest import run_cli
             "probe\tconfirm hazards on a live gateway, as a browser meets them",
             "apply-421\tanswer 421 Misdirected Request to coalesced requests (EnvoyFilters)",
             "merge\tmerge the servers that share a certificate into one Gateway (the lasting fix)",
+            "impact\tcount the requests the hazards broke, from the gateways' access logs",
             "fix\tan interactive session from finding to verified fix", ":4"]),
     (["pr"], ["probe\tconfirm hazards on a live gateway, as a browser meets them", ":4"]),
     (["check", "--fail"], ["--fail-level\tlowest finding level that makes the exit status 3: info, warning, "
@@ -18,6 +19,9 @@ from conftest import run_cli
     (["check", "-o", ""], ["wide", "json", "yaml", ":4"]),
     (["check", "--output=y"], ["--output=yaml", ":4"]),
     (["check", "-f", ""], [":0"]),
+    (["impact", "--log-f"], ["--log-format\ttext (Istio's default), json (Istio's JSON), an Envoy format string of "
+                             "%OPERATOR% fields, or a JSON object of key: %OPERATOR% (default: told apart per pod)",
+                             ":4"]),
     (["check", "x"], [":4"]),
 ])
 def test_static_completions(args, expected) -> None:

@@ -100,7 +100,7 @@ def complete(args: Sequence[str], environ: Mapping[str, str]) -> List[str]:
                 continue
             long = next((n for n in flag.names if n.startswith("--")), flag.names[0])
             if long.startswith(current):
-                lines.append(f"{long}\t{flag.help}")
+                lines.append(f"{long}\t{flag.help.replace('%%', '%')}")  # help text is argparse's %-format
     elif command is None:
         lines = [f"{c.name}\t{c.help}" for c in spec.COMMANDS if c.name.startswith(current)]
     return lines + [f":{directive}"]

@@ -147,6 +147,31 @@ MERGE = FlagGroup("Merge flags", (
          "when its certificate is valid for every merged host", {"metavar": "SECRET"}),
 ))
 
+IMPACT_SOURCE = FlagGroup("Source flags", (
+    Flag(("-f", "--filename"), "read saved access logs from FILE or - instead of the gateway pods "
+         "(repeatable)", {"action": "append", "metavar": "FILE", "dest": "filenames"}),
+    Flag(("--manifests",), "read the Gateways and the rest from manifests (FILE or DIR, repeatable) "
+         "instead of the cluster", {"action": "append", "metavar": "PATH"}),
+    Flag(("-R", "--recursive"), "read --manifests directories recursively", {"action": "store_true"}),
+    Flag(("-l", "--selector"), "only count hazards that involve Gateways with these labels",
+         {"metavar": "SELECTOR", "default": ""}),
+    Flag(("--scope-gateway-to-namespace",), "a Gateway selects gateway pods in its own namespace "
+         "only (istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE)", {"action": "store_true"}),
+))
+
+IMPACT = FlagGroup("Impact flags", (
+    Flag(("--since",), "only log lines newer than this, e.g. 1h (as kubectl logs)", {"metavar": "DURATION"}),
+    Flag(("--since-time",), "only log lines after this RFC3339 time", {"metavar": "TIME"}),
+    Flag(("--tail",), "only the last N lines of each pod's log (-1: all)", {"type": int, "default": -1,
+                                                                              "metavar": "N"}),
+    Flag(("--max-log-bytes",), "read at most this many bytes of each pod's log (0: no limit)",
+         {"type": int, "default": 0, "metavar": "N"}),
+    Flag(("--log-format",), "text (Istio's default), json (Istio's JSON), an Envoy format string of "
+         "%%OPERATOR%% fields, or a JSON object of key: %%OPERATOR%% (default: told apart per pod)",
+         {"metavar": "FORMAT"}),
+    Flag(("--workload",), "with -f: the gateway workload (NS/NAME) the logs came from", {"metavar": "NS/NAME"}),
+))
+
 FIX = FlagGroup("Fix flags", (
     Flag(("--strategy",), "with --yes: fix every group this way, without prompts", {"metavar": "merge|421"}),
     Flag(("--yes", "-y"), "no prompts (needs --strategy)", {"action": "store_true", "dest": "yes"}),
@@ -160,7 +185,8 @@ exit status:
   0    no finding at or above --fail-level
   1    the command failed (error from the server, unreadable manifest or kubeconfig)
   2    bad flags
-  3    hazards found (check: findings at or above --fail-level; probe: a confirmed pair)
+  3    hazards found (check: findings at or above --fail-level; probe: a confirmed pair;
+       impact: a coalesced request answered 404 or misrouted)
   4    merge --apply failed and was rolled back (the cluster is as before)
   5    merge --apply failed and rolling back failed too (the message names the backup)
   70   internal error (run again with --traceback and report it)
@@ -238,6 +264,25 @@ COMMANDS = (
   kubectl gwdup merge --apply --yes --backup-dir /var/backups/gwdup
   kubectl gwdup merge --restore /var/backups/gwdup/gwdup-merge-20261122-031500.yaml""",
         (SOURCE, MERGE), "kubectl_gwdup.commands.merge"),
+    Command(
+        "impact", "count the requests the hazards broke, from the gateways' access logs",
+        "Read the gateway pods' access logs (pods/log, streamed, bounded by --since, --tail and "
+        "--max-log-bytes) or saved logs, find every request whose authority belongs to another "
+        "filter chain than its connection's SNI selects, and report per hazard and per "
+        "(connection host, request host) how they ended: 404 no route, 421, misrouted (answered "
+        "by another host's routes) or other, with first and last seen and browser families; "
+        "joined with check's findings (seen, not seen, and seen where none was predicted). "
+        "Only the fields it needs are read from a line; paths are never read.",
+        """examples:
+  # the last day of the current cluster's gateways
+  kubectl gwdup impact --since 24h
+
+  # saved logs of one gateway, against manifests
+  kubectl gwdup impact -f ingress.log --manifests manifests/ --workload istio-system/istio-ingressgateway
+
+  # a custom access-log format
+  kubectl gwdup impact --log-format '%START_TIME% %REQUESTED_SERVER_NAME% %REQ(:AUTHORITY)% %RESPONSE_CODE%'""",
+        (IMPACT_SOURCE, IMPACT), "kubectl_gwdup.commands.impact"),
     Command(
         "fix", "an interactive session from finding to verified fix",
         "Run check, then for each group of hazards show what is at stake and offer [m]erge (plan, "

@@ -123,6 +123,37 @@ class KubeCluster:
         except ValueError:
             raise ApiError("InternalError", status, f"the server answered {method} {path} with non-JSON") from None
 
+    def stream(self, path: str, query: Optional[Mapping[str, Any]] = None,
+               chunk: int = 64 * 1024) -> Iterator[bytes]:
+        """GET `path` and yield its body in chunks as it arrives (a pod's log), never whole."""
+        from kubernetes.client.rest import ApiException
+        import urllib3
+
+        api = self._api()
+        params = [(k, v) for k, v in (query or {}).items() if v not in (None, "")]
+        url = path + ("?" + urlencode(params) if params else "")
+        self.requests += 1
+        start = time.monotonic()
+        try:
+            resp = api.call_api(path, "GET", query_params=params, header_params={"Accept": "*/*"},
+                                auth_settings=["BearerToken"], _preload_content=False,
+                                _request_timeout=self.request_timeout, _return_http_data_only=True)
+        except ApiException as exc:
+            self._trace("GET", url, exc.status, start)
+            raise api_error(exc.status, exc.reason, exc.body, "GET", path) from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise ConfigError(f"Unable to connect to the server: {_reason(exc)}") from None
+        except OSError as exc:
+            raise ConfigError(f"Unable to connect to the server: {exc}") from None
+        self._trace("GET", url, resp.status, start)
+        try:
+            for data in resp.stream(chunk):
+                yield data
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ConfigError(f"reading {path}: {_reason(exc)}") from None
+        finally:
+            resp.release_conn()
+
     def _trace(self, method: str, url: str, status: int, start: float) -> None:
         if self.verbosity >= 6:
             ms = int((time.monotonic() - start) * 1000)

@@ -42,6 +42,13 @@ kubernetes/kubernetes, `staging/src/k8s.io/apiserver/` shortened to `apiserver/`
   `admission webhook "<name>" denied the request: <why>`, on the real write only; the dry run
   of the same request passes, as a webhook that skips dry runs lets it
   (`apiserver/pkg/admission/plugin/webhook/errors/statuserror.go` ToStatusErr).
+- Pod logs (`GET .../pods/<name>/log`, text): `container` must name one of the pod's containers
+  (else 400 BadRequest), and may be left out only when there is one; `tailLines` keeps the last
+  lines, `limitBytes` cuts the body after that many bytes, `sinceSeconds`/`sinceTime` keep lines
+  the kubelet stamped at or after then; a negative tailLines, a limitBytes or sinceSeconds
+  below 1, or both since options, are 422 Invalid (`pkg/registry/core/pod/rest/log.go` LogREST,
+  `pkg/apis/core/validation/validation.go` ValidatePodLogOptions); RBAC checks the `pods/log`
+  subresource, verb get.
 - Namespaces: deleting one deletes what is in it (on a real cluster the namespace controller
   does this a little later; tests use fresh namespaces, so they do not see the difference).
 
@@ -204,6 +211,7 @@ class Emulator:
     def __init__(self, tls_cert: str, tls_key: str, istio_versions: Optional[Tuple[str, ...]] = ISTIO_ALL,
                  gateway_api: Optional[List[Kind]] = None) -> None:
         self.kinds: Dict[Tuple[str, str], Kind] = {}
+        self.pod_logs: Dict[Tuple[str, str], Dict[str, List[Tuple[datetime.datetime, str]]]] = {}
         for k in CORE + (istio_kinds(istio_versions) if istio_versions else []) + list(gateway_api or []):
             self.kinds[(k.group, k.resource)] = k
         self.store: Dict[Tuple[str, str], Dict[Tuple[str, str], Dict[str, Any]]] = {
@@ -385,6 +393,15 @@ class Emulator:
                                                f"injected failure for {method} {url.path}")
                     if method != "GET" and not dry:
                         emu._admit(method, url.path)
+                    m = re.match(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$", url.path)
+                    if m and method == "GET":
+                        text = emu._pod_log(m.group(1), m.group(2), {k: v[-1] for k, v in query.items()}, user)
+                        self.send_response(200)
+                        self.send_header("Content-Type", "text/plain")
+                        self.send_header("Content-Length", str(len(text)))
+                        self.end_headers()
+                        self.wfile.write(text)
+                        return
                     code, out = emu._route(method, url.path, query, body, self.headers, user)
                     self._reply(code, out)
                 except ApiError as exc:
@@ -442,6 +459,57 @@ class Emulator:
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
         return user
+
+    def set_pod_log(self, ns: str, name: str, lines: List[str], container: str = "istio-proxy",
+                    times: Optional[List[datetime.datetime]] = None) -> None:
+        """What a pod's container wrote, each line with the time the kubelet stamped it."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        stamps = times or [now] * len(lines)
+        with self.lock:
+            self.pod_logs.setdefault((ns, name), {})[container] = list(zip(stamps, lines))
+
+    def _pod_log(self, ns: str, name: str, q: Dict[str, str], user: str) -> bytes:
+        pods = self.kinds[("", "pods")]
+        for du, dv, dg, dr in self.deny:
+            if du in (user, "*") and dv in ("get", "*") and dg == "" and dr == "pods/log":
+                raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: User "{user}" cannot get resource '
+                                                 f'"pods/log" in API group "" in the namespace "{ns}"')
+        pod = self._get(pods, ns, name)
+        causes = []
+        if "tailLines" in q and int(q["tailLines"]) < 0:
+            causes.append(f'tailLines: Invalid value: {q["tailLines"]}: must be greater than or equal to 0')
+        if "limitBytes" in q and int(q["limitBytes"]) < 1:
+            causes.append(f'limitBytes: Invalid value: {q["limitBytes"]}: must be greater than 0')
+        if "sinceSeconds" in q and int(q["sinceSeconds"]) < 1:
+            causes.append(f'sinceSeconds: Invalid value: {q["sinceSeconds"]}: must be greater than 0')
+        if "sinceSeconds" in q and "sinceTime" in q:
+            causes.append("sinceSeconds: Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified")
+        if causes:
+            raise ApiError(422, "Invalid", "PodLogOptions is invalid: " + "; ".join(causes))
+        logs = self.pod_logs.get((ns, name), {})
+        containers = [c.get("name") for c in ((pod.get("spec") or {}).get("containers") or [])] or list(logs) or ["main"]
+        container = q.get("container") or ""
+        if not container:
+            if len(containers) != 1:
+                raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}, choose one "
+                                                  f"of: [{' '.join(containers)}]")
+            container = containers[0]
+        elif container not in containers:
+            raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
+        lines = logs.get(container, [])
+        since = None
+        if "sinceSeconds" in q:
+            since = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=int(q["sinceSeconds"]))
+        elif "sinceTime" in q:
+            since = datetime.datetime.fromisoformat(q["sinceTime"].replace("Z", "+00:00"))
+        if since is not None:
+            lines = [(t, line) for t, line in lines if t >= since]
+        if "tailLines" in q:
+            lines = lines[len(lines) - int(q["tailLines"]):] if int(q["tailLines"]) else []
+        data = "".join(line if line.endswith("\n") else line + "\n" for _, line in lines).encode()
+        if "limitBytes" in q:
+            data = data[:int(q["limitBytes"])]
+        return data
 
     def _authorize(self, user: str, verb: str, kind: Kind, ns: str, name: str) -> None:
         for du, dv, dg, dr in self.deny:

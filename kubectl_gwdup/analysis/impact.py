@@ -1,0 +1,213 @@
+"""impact: access-log requests joined with the inventory and check's findings. Pure.
+
+A request rode a coalesced connection when the filter chain its connection's SNI selects is not
+the chain that serves its authority, on the same listener (the workload whose pod logged it,
+and the port it was received on). What happened to it is read from the log line:
+- `421`: answered 421 Misdirected Request (kubectl-gwdup's filter, or another);
+- `404 no route`: 404 with flag NR or details route_not_found (the foreign route table has no
+  virtual host for it: check's NotFound);
+- `misrouted`: 2xx/3xx from the foreign route table's routes where the host's own table would
+  have chosen other routes (check's Misrouted);
+- `same routes`: 2xx/3xx where both tables answer the host alike (reuse that hurts no one);
+- `other`: anything else (a 5xx from the upstream, a 404 from the backend itself, ...).
+
+Rows are per hazard group (check's finding whose sources include the SNI's chain and whose
+hosts include the authority) and per (connection host, request host); a coalesced request no
+finding predicted is a row of its own (a bug report). Memory is the rows, never the lines.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ..accesslog import Request
+from ..hosts import cert_covers
+from ..model import Finding, Inventory, Listener, Placement, ServerRef, Workload
+from .chains import ChainIndex, live_chains
+from .coalescing import RouteTable
+
+OUTCOMES = ("404 no route", "421", "misrouted", "same routes", "other")
+
+
+@dataclass
+class Row:
+    finding: Optional[int]  # index into the findings; None: seen and not predicted
+    workload: str
+    port: int
+    conn_host: str
+    request_host: str
+    source: str  # the SNI chain's server (label)
+    target: str  # the authority's chain's server (label)
+    outcomes: Counter = field(default_factory=Counter)
+    agents: Counter = field(default_factory=Counter)
+    first: str = ""
+    last: str = ""
+
+    def add(self, outcome: str, r: Request) -> None:
+        self.outcomes[outcome] += 1
+        self.agents[r.agent] += 1
+        if r.time:
+            self.first = min(self.first, r.time) if self.first else r.time
+            self.last = max(self.last, r.time)
+
+    def merge(self, other: "Row") -> None:
+        self.outcomes.update(other.outcomes)
+        self.agents.update(other.agents)
+        for t in (other.first, other.last):
+            if t:
+                self.first = min(self.first, t) if self.first else t
+                self.last = max(self.last, t)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"finding": self.finding, "predicted": self.finding is not None, "workload": self.workload,
+                "listenerPort": self.port, "connectionHost": self.conn_host, "requestHost": self.request_host,
+                "from": self.source, "to": self.target, "requests": sum(self.outcomes.values()),
+                "outcomes": {o: self.outcomes.get(o, 0) for o in OUTCOMES},
+                "firstSeen": self.first or None, "lastSeen": self.last or None,
+                "userAgents": dict(sorted(self.agents.items()))}
+
+
+@dataclass
+class Totals:
+    lines: int = 0
+    unparsed: int = 0
+    requests: int = 0
+    without_sni: int = 0
+    unknown_listener: int = 0
+    coalesced: int = 0
+
+    def merge(self, other: "Totals") -> None:
+        for k in vars(self):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+class _ListenerView:
+    def __init__(self, placements: Sequence[Placement]) -> None:
+        live = live_chains(placements)
+        self.chains = ChainIndex(live)
+        self.has_chains = bool(live)
+        self.tables: Dict[int, RouteTable] = {}
+
+    def table(self, p: Placement) -> RouteTable:
+        t = self.tables.get(id(p))
+        if t is None:
+            t = self.tables[id(p)] = RouteTable(p.vhosts)
+        return t
+
+
+class Join:
+    """What the analysis knows, indexed once for every log line: chains per listener, and
+    check's findings by (listener, source server)."""
+
+    def __init__(self, inventory: Inventory, findings: Sequence[Finding]) -> None:
+        by_listener: Dict[Listener, List[Placement]] = {}
+        for p in inventory.placements:
+            by_listener.setdefault(p.listener, []).append(p)
+        self.listeners = {key: _ListenerView(ps) for key, ps in by_listener.items()}
+        self.by_workload: Dict[str, List[Listener]] = {}
+        for key in self.listeners:
+            self.by_workload.setdefault(key.workload.key, []).append(key)
+        self.findings = list(findings)
+        self.predicted: Dict[Tuple[str, int, ServerRef], List[int]] = {}
+        for i, f in enumerate(self.findings):
+            d = f.detail
+            if "outcome" not in d:
+                continue
+            for src in d["from"]:
+                self.predicted.setdefault((d["workload"], d["listenerPort"], ServerRef.from_dict(src)), []).append(i)
+
+    def listener(self, workload: str, port: int) -> Optional[Listener]:
+        candidates = self.by_workload.get(workload, [])
+        if port:
+            found = [k for k in candidates if k.port == port]
+        else:  # the line does not say: the workload's only listener with TLS chains, if it has one
+            found = [k for k in candidates if self.listeners[k].has_chains]
+        return found[0] if len(found) == 1 else None
+
+    def finding_for(self, workload: str, port: int, source: Placement, host: str) -> Optional[int]:
+        for i in self.predicted.get((workload, port, source.server.ref), ()):
+            d = self.findings[i].detail
+            if host in d["hosts"] or any(h.startswith("*.") and cert_covers(h, host) and host not in d["exceptHosts"]
+                                         for h in d["hosts"]):
+                return i
+        return None
+
+
+class Impact:
+    """Rows and totals, fed one request at a time (one Impact per pod; merged at the end)."""
+
+    def __init__(self, join: Join) -> None:
+        self.join = join
+        self.rows: Dict[Tuple[Any, ...], Row] = {}
+        self.totals = Totals()
+
+    def line(self, workload: Workload, r: Optional[Request]) -> None:
+        t = self.totals
+        t.lines += 1
+        if r is None:
+            t.unparsed += 1
+            return
+        t.requests += 1
+        if not r.sni:
+            t.without_sni += 1
+            return
+        key = self.join.listener(workload.key, r.port)
+        if key is None:
+            t.unknown_listener += 1
+            return
+        view = self.join.listeners[key]
+        mine, theirs = view.chains.lookup(r.sni), view.chains.lookup(r.authority)
+        if mine is None or theirs is None or mine is theirs:
+            return
+        t.coalesced += 1
+        finding = self.join.finding_for(key.workload.key, key.port, mine, r.authority)
+        row_key = (finding, key.workload.key, key.port, r.sni, r.authority)
+        row = self.rows.get(row_key)
+        if row is None:
+            row = self.rows[row_key] = Row(finding, key.workload.key, key.port, r.sni, r.authority,
+                                           mine.server.ref.label, theirs.server.ref.label)
+        row.add(_outcome(r, view, mine, theirs), r)
+
+    def merge(self, other: "Impact") -> None:
+        self.totals.merge(other.totals)
+        for k, row in other.rows.items():
+            if k in self.rows:
+                self.rows[k].merge(row)
+            else:
+                self.rows[k] = row
+
+
+def _outcome(r: Request, view: _ListenerView, mine: Placement, theirs: Placement) -> str:
+    if r.status == 421:
+        return "421"
+    if r.status == 404 and ("NR" in r.flags.split(",") or r.details == "route_not_found"):
+        return "404 no route"
+    if 200 <= r.status < 400:
+        same = view.table(mine).route(r.authority) == view.table(theirs).route(r.authority)
+        return "same routes" if same else "misrouted"
+    return "other"
+
+
+def report(impact: Impact, findings: Sequence[Finding], notes: Sequence[str]) -> Dict[str, Any]:
+    """The ImpactReport document: rows, totals, and check's findings joined with them."""
+    rows = sorted(impact.rows.values(), key=lambda r: (r.finding is None, r.finding or 0, r.workload, r.port,
+                                                      r.conn_host, r.request_host))
+    seen = {r.finding for r in rows if r.finding is not None}
+    outcome_totals = Counter()
+    for r in rows:
+        outcome_totals.update(r.outcomes)
+    hazards = [{"finding": i, "code": f.code, "outcome": f.detail["outcome"], "hosts": list(f.detail["hosts"]),
+                "mitigated": bool(f.detail.get("mitigation")), "seen": i in seen}
+               for i, f in enumerate(findings) if "outcome" in f.detail]
+    t = impact.totals
+    return {"apiVersion": "gwdup.kubectl.io/v1alpha1", "kind": "ImpactReport",
+            "rows": [r.to_dict() for r in rows],
+            "findings": hazards,
+            "totals": {"lines": t.lines, "unparsed": t.unparsed, "requests": t.requests, "withoutSni": t.without_sni,
+                       "unknownListener": t.unknown_listener, "coalesced": t.coalesced,
+                       "outcomes": {o: outcome_totals.get(o, 0) for o in OUTCOMES},
+                       "predictedAndSeen": sum(1 for h in hazards if h["seen"]),
+                       "predictedNotSeen": sum(1 for h in hazards if not h["seen"]),
+                       "seenNotPredicted": sum(sum(r.outcomes.values()) for r in rows if r.finding is None)},
+            "notes": list(notes)}

@@ -31,6 +31,7 @@ bench: $(VENV)/.ready
 	$(BIN)/python benchmarks/merge_scale.py
 	$(BIN)/python benchmarks/apply421_scale.py
 	$(BIN)/python benchmarks/gatewayapi_scale.py
+	$(BIN)/python benchmarks/impact_logs.py
 	$(BIN)/python benchmarks/check_files.py
 	$(BIN)/python benchmarks/cluster_requests.py
 	$(BIN)/python benchmarks/envoy_421.py

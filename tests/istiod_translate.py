@@ -298,7 +298,10 @@ def _hcm(route_config: Dict[str, Any], chain: str = "", access_log: str = "",
         hcm["strip_any_host_port"] = True
         hcm["access_log"] = [{"name": "envoy.access_loggers.file", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-            "path": access_log, "log_format": LOG_FORMATS[log_format]}}]
+            "path": path, "log_format": LOG_FORMATS[fmt]}}
+            # the test's own fields, and beside them Istio's default text log, as a gateway writes it
+            for path, fmt in ((access_log, log_format),) + (((access_log + ".istio", "istio-text"),)
+                                                            if log_format == "gwdup" else ())]
     if chain:
         header = [{"header": {"key": CHAIN_HEADER, "value": chain}}]
         route_config["response_headers_to_add"] = header

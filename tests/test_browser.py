@@ -21,15 +21,17 @@ them, the tests are skipped outside CI and fail in it.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
 import tempfile
-from typing import Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
 import envoyfilter_patch
+from conftest import run_cli
 from istiod_translate import Envoy, Translation, new_workdir
 from kubectl_gwdup.analysis import registry
 from kubectl_gwdup.inventory import build_inventory
@@ -96,8 +98,26 @@ def browse(docs: List[dict], home: str, first: str, second: str, objects=()) -> 
                            env=dict(os.environ, HOME=home), capture_output=True, text=True, timeout=120)
         assert 'data-done="yes"' in r.stdout, r.stderr[-2000:]
     shutil.rmtree(profile, ignore_errors=True)
+    with open(log + ".istio") as f:  # Istio's default format: what impact reads on a gateway
+        LAST_ISTIO_LOG[:] = [re.sub(rf"127\.0\.0\.1:{port}\b", "10.244.0.7:8443", line) for line in f]
     with open(log) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+LAST_ISTIO_LOG: List[str] = []  # the Istio-format log of the last browse()
+
+
+def impact_rows(name: str, scenario_files) -> Dict[Tuple[str, str], Dict[str, Any]]:
+    """What `impact` reads in the last browse's Istio-format log: outcomes and browser families
+    per (connection host, request host)."""
+    path = os.path.join(new_workdir(), "gateway.log")
+    with open(path, "w") as f:
+        f.writelines(LAST_ISTIO_LOG)
+    r = run_cli(["impact", "-f", path, "-o", "json", *sum((["--manifests", m] for m in scenario_files(name)), [])])
+    assert r.status in (0, 3), r.stderr
+    return {(x["connectionHost"], x["requestHost"]): {"outcomes": {k: v for k, v in x["outcomes"].items() if v},
+                                                       "agents": x["userAgents"], "predicted": x["predicted"]}
+            for x in json.loads(r.stdout)["rows"]}
 
 
 def inventory_of(docs: List[dict]):
@@ -129,6 +149,10 @@ def test_the_hazard_and_every_fix_in_chromium(case, scenario_files, certs, brows
     assert [(e["connection"], e["sni"], str(e["status"])) for e in b] == [(a["connection"], first, str(hazard))], log
     if hazard == 200:
         assert b[0]["route"] != route  # another backend answered
+    # impact reads the same requests in Istio's default log format, and counts the one hazard
+    outcome = "misrouted" if hazard == 200 else "404 no route"
+    assert impact_rows(name, scenario_files) == {
+        (first, second): {"outcomes": {outcome: 1}, "agents": {"Chrome": 1}, "predicted": True}}
 
     log = browse(docs, browser_home, first, second, plan_421(inv, findings, Method421.VHOST).objects)
     a = next(e for e in log if e["authority"] == first)
@@ -136,6 +160,8 @@ def test_the_hazard_and_every_fix_in_chromium(case, scenario_files, certs, brows
     assert (b[0]["connection"], b[0]["sni"], str(b[0]["status"])) == (a["connection"], first, "421"), log
     assert len(b) == 2 and b[1]["connection"] != a["connection"], log  # the retry, on a new connection
     _own(b, second, route)
+    assert impact_rows(name, scenario_files) == {
+        (first, second): {"outcomes": {"421": 1}, "agents": {"Chrome": 1}, "predicted": True}}
 
     log = browse(docs, browser_home, first, second, plan_421(inv, findings, Method421.HTTP1).objects)
     a = next(e for e in log if e["authority"] == first)

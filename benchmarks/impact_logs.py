@@ -1,0 +1,74 @@
+"""impact on big access logs: lines per second and peak memory, 100 MB against 1 GB.
+
+The whole command (`impact -f LOG --manifests examples/ -o json`) runs in a fresh process on a
+log in Istio's default text format written for the shipped examples' ingress gateway: one
+request in ten rode another host's connection (a.example.com's connection carrying
+b.example.com), the rest are each host's own. Memory must not grow with the log: the lines
+are streamed and only the rows (one per connection host and request host) are kept. Peak MB is
+the children's maximum so far (getrusage), so a later, bigger log can only raise it.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+
+def line(i: int) -> str:
+    sni, authority, code, flags, details = (("a.example.com", "b.example.com", 404, "NR", "route_not_found")
+                                            if i % 10 == 0 else
+                                            ("a.example.com", "a.example.com", 200, "-", "via_upstream"))
+    return (f'[2026-11-30T10:{i // 60 % 60:02d}:{i % 60:02d}.000Z] "GET /orders/{i}?session=s{i % 997} HTTP/2" '
+            f'{code} {flags} {details} - "-" 0 1532 3 2 "203.0.113.{i % 250}" "{AGENT}" '
+            f'"7f1c2a9e-{i:08d}" "{authority}" "10.244.1.17:8080" outbound|8080||shop.shop.svc.cluster.local '
+            f'10.244.0.7:51234 10.244.0.7:8443 203.0.113.{i % 250}:{40000 + i % 20000} {sni} -\n')
+
+
+def write_log(path: str, size: int) -> int:
+    """A log of about `size` bytes; returns its lines."""
+    block = "".join(line(i) for i in range(10000))
+    n = 0
+    with open(path, "w") as f:
+        written = 0
+        while written < size:
+            f.write(block)
+            written += len(block)
+            n += 10000
+    return n
+
+
+def run(path: str) -> tuple:
+    start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    r = subprocess.run([sys.executable, "-m", "kubectl_gwdup", "impact", "-f", path, "--manifests",
+                        os.path.join(ROOT, "examples"), "--workload", "istio-system/istio-ingressgateway", "-o", "json"],
+                       capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if r.returncode not in (0, 3):
+        raise SystemExit(r.stderr)
+    return seconds, max(peak, before) / 1024, len(r.stdout)
+
+
+def main() -> None:
+    sizes = [int(s) for s in sys.argv[1:]] or [100, 1000]
+    print(f"{'log MB':>7} {'lines':>10} {'seconds':>8} {'lines/s':>9} {'peak MB':>8} {'report bytes':>12}")
+    with tempfile.TemporaryDirectory(prefix="gwdup-impact-") as tmp:
+        for mb in sizes:
+            path = os.path.join(tmp, f"{mb}.log")
+            lines = write_log(path, mb * 1024 * 1024)
+            seconds, peak, out = run(path)
+            print(f"{os.path.getsize(path) / 2**20:>7.0f} {lines:>10} {seconds:>8.1f} {lines / seconds:>9.0f} "
+                  f"{peak:>8.0f} {out:>12}")
+            os.remove(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -219,3 +219,20 @@ def test_any_bytes_parse_or_not_never_raise(data) -> None:
     for fmt in ("text", "json"):
         for line in data.decode("utf-8", "replace").splitlines():
             Parser.from_flag(fmt).parse(line)
+
+
+def test_seen_and_not_predicted_is_its_own_row(scenario_files, tmp_path) -> None:
+    """c.example.com's certificate is its own: no browser pools it with a.example.com, so check
+    predicts nothing; a client that sends it there anyway (curl --connect-to) shows in the log
+    as coalesced, and impact reports it apart, as a bug report against the prediction."""
+    line = ('[2026-11-30T10:00:00.000Z] "GET / HTTP/2" 404 NR route_not_found - "-" 0 0 0 - "-" "curl/8.5.0" "id" '
+            '"c.example.com" "-" - - 10.244.0.7:8443 10.0.0.1:1 a.example.com -\n')
+    path = tmp_path / "curl.log"
+    path.write_text(line * 2)
+    r = run_cli(["impact", "-f", str(path), "-o", "json", *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
+    doc = json.loads(r.stdout)
+    assert rows(doc) == {("a.example.com", "c.example.com"): (2, {"404 no route": 2}, {"curl": 2}, False)}
+    assert (doc["totals"]["seenNotPredicted"], doc["totals"]["predictedNotSeen"]) == (2, 1)
+    assert "2 request(s) coalesced where check predicted none" in r.stderr
+    assert "not predicted" in run_cli(["impact", "-f", str(path), *sum((["--manifests", f] for f in
+                                                                        scenario_files("seed_routed")), [])]).stdout

@@ -38,8 +38,9 @@ What istiod does, and where (istio/istio `pilot/pkg/config/kube/`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
+from .errors import InputError
 from .hosts import istio_intersection, istio_matches, istio_subset_of
 from .model import GATEWAY_API_GROUP, ListenerOrigin, Ref, Server, ServerRef, TlsMode, VirtualService
 from .objects import ShapeError, meta, object_ref
@@ -77,8 +78,6 @@ class Translated:
     servers: List[Server] = field(default_factory=list)
     virtual_services: List[VirtualService] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
-    # origin -> the listener as written, for conditions that speak of listeners (GEP-3567)
-    listeners: Dict[ListenerOrigin, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,11 +109,45 @@ def _list(value: Any, where: str) -> List[Mapping[str, Any]]:
     return value
 
 
+def _strings(value: Any, where: str) -> List[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ShapeError(f"{where}: must be a list of strings")
+    return value
+
+
+def _optional(obj: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    """obj[key] when it has the type the API gives it (or is absent); else a shape error."""
+    value = obj.get(key)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is int):
+        raise ShapeError(f"{where}.{key}: must be {'a string' if kind is str else 'a mapping' if kind is dict else 'a number'}")
+    return value
+
+
+def _check_listener(listener: Mapping[str, Any], where: str) -> None:
+    for key, kind in (("name", str), ("hostname", str), ("protocol", str), ("allowedRoutes", dict), ("tls", dict)):
+        _optional(listener, key, kind, where)
+    if isinstance(listener.get("tls"), dict):
+        _optional(listener["tls"], "options", dict, f"{where}.tls")
+        _optional(listener["tls"], "mode", str, f"{where}.tls")
+
+
+def _check_refs(spec: Mapping[str, Any]) -> None:
+    for i, ref in enumerate(_list(spec.get("parentRefs"), "spec.parentRefs")):
+        for key, kind in (("name", str), ("namespace", str), ("sectionName", str), ("kind", str), ("group", str),
+                          ("port", int)):
+            _optional(ref, key, kind, f"spec.parentRefs[{i}]")
+    _strings(spec.get("hostnames"), "spec.hostnames")
+
+
 def _istio_classes(objs: GatewayApiObjects) -> Set[str]:
     out = {DEFAULT_CLASS}
     for c in objs.gateway_classes:
         spec = c.get("spec") if isinstance(c.get("spec"), dict) else {}
-        name = (c.get("metadata") or {}).get("name") if isinstance(c.get("metadata"), dict) else None
+        name = c["metadata"].get("name") if isinstance(c.get("metadata"), dict) else None
+        if not isinstance(name, str):
+            continue
         if name and spec.get("controllerName") == ISTIO_CONTROLLER:
             out.add(str(name))
         elif name and name in out and spec.get("controllerName") not in (None, ISTIO_CONTROLLER):
@@ -166,17 +199,20 @@ def _route_kinds(listener: Mapping[str, Any], protocol: str) -> Tuple[str, ...]:
 class _Grants:
     """ReferenceGrants: may an object of `kind` in namespace `frm` read Secret ns/name?"""
 
-    def __init__(self, grants: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, grants: Sequence[Mapping[str, Any]], default_namespace: str,
+                 problem: Callable[[Mapping[str, Any], ShapeError], None]) -> None:
         self.allowed: Set[Tuple[str, str, str, str]] = set()  # (secret ns, from kind, from ns, name or "")
         for g in grants:
-            m = g.get("metadata") if isinstance(g.get("metadata"), dict) else {}
-            spec = g.get("spec") if isinstance(g.get("spec"), dict) else {}
-            ns = str(m.get("namespace") or "default")
-            tos = [t for t in spec.get("to") or [] if isinstance(t, dict)
-                   and (t.get("group") or "") == "" and t.get("kind") == "Secret"]
-            for f in spec.get("from") or []:
-                if not isinstance(f, dict) or f.get("group") != GATEWAY_API_GROUP:
-                    continue
+            try:
+                ns = object_ref(g, default_namespace).namespace
+                spec = _spec(g)
+                tos = [t for t in _list(spec.get("to"), "spec.to")
+                       if (t.get("group") or "") == "" and t.get("kind") == "Secret"]
+                froms = [f for f in _list(spec.get("from"), "spec.from") if f.get("group") == GATEWAY_API_GROUP]
+            except ShapeError as exc:
+                problem(g, exc)
+                continue
+            for f in froms:
                 for t in tos:
                     self.allowed.add((ns, str(f.get("kind")), str(f.get("namespace")), str(t.get("name") or "")))
 
@@ -208,7 +244,9 @@ def _tls(listener: Mapping[str, Any], gateway_spec: Mapping[str, Any], owner: Li
         return None, (), {}, "TLS mode can only support up to 2 server certificates"
     names: List[str] = []
     why = []
-    for ref in refs:
+    for k, ref in enumerate(refs):
+        for key in ("name", "namespace", "group", "kind"):
+            _optional(ref, key, str, f"{where}.tls.certificateRefs[{k}]")
         group, kind = ref.get("group") or "", ref.get("kind") or "Secret"
         ns, name = str(ref.get("namespace") or owner.namespace), str(ref.get("name") or "")
         if (group, kind) != ("", "Secret"):
@@ -262,7 +300,9 @@ class _Accepted:
 
 
 def _admits_listener_sets(gw: Mapping[str, Any], gw_ns: str, ls_ns: str) -> bool:
-    allowed = _spec(gw).get("allowedListeners")
+    """NamespaceAcceptedByAllowListeners (a malformed Gateway admits none; it is reported itself)."""
+    spec = gw.get("spec") if isinstance(gw.get("spec"), dict) else {}
+    allowed = spec.get("allowedListeners")
     spaces = allowed.get("namespaces") if isinstance(allowed, dict) else None
     if not isinstance(spaces, dict):
         return False
@@ -305,7 +345,8 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
               default_namespace: str = "default", strict: bool = True) -> Translated:
     out = Translated()
     classes = _istio_classes(objs)
-    grants = _Grants(objs.reference_grants)
+    grants = _Grants(objs.reference_grants, default_namespace,
+                     lambda g, exc: _problem(out, strict, "ReferenceGrant", g, exc))
     parents = _Parents()
     skipped_class: Set[str] = set()
     by_key: Dict[Tuple[str, str], Mapping[str, Any]] = {}
@@ -320,7 +361,7 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
     for ls in objs.listener_sets:
         try:
             ls_ref = object_ref(ls, default_namespace)
-            p = _spec(ls).get("parentRef") or {}
+            p = _optional(_spec(ls), "parentRef", dict, "spec") or {}
             key = (str(p.get("namespace") or ls_ref.namespace), str(p.get("name") or ""))
         except (ShapeError, AttributeError) as exc:
             _problem(out, strict, "ListenerSet", ls, ShapeError(str(exc)))
@@ -352,6 +393,7 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
                 created = str(meta(obj).get("creationTimestamp") or "")
                 for i, listener in enumerate(_list(_spec(obj).get("listeners"), "spec.listeners")):
                     where = f"spec.listeners[{i}]"
+                    _check_listener(listener, where)
                     name = str(listener.get("name") or "")
                     if not name:
                         raise ShapeError(f"{where}.name: required")
@@ -369,7 +411,6 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
                     if server is None or selector is None:
                         continue
                     out.servers.append(server)
-                    out.listeners[origin] = listener
                     parents.add((owner.kind, owner.namespace, owner.name), _Parent(
                         origin, server, _hostname(listener), port, protocol, _route_kinds(listener, protocol)))
         except ShapeError as exc:
@@ -412,8 +453,6 @@ def _server(origin: ListenerOrigin, listener: Mapping[str, Any], gateway_spec: M
 
 
 def _problem(out: Translated, strict: bool, kind: str, obj: Mapping[str, Any], exc: ShapeError) -> None:
-    from .errors import InputError
-
     m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     text = f"{kind} {m.get('namespace') or 'default'}/{m.get('name', '?')}: {exc}"
     if strict:
@@ -532,7 +571,8 @@ def _tls_route_virtual_services(route: Mapping[str, Any], parents: _Parents,
     matched on the hostnames, narrowed to the listener's (constrainTLSRoutesToListenerHost)."""
     ref = object_ref(route, default_namespace)
     spec = _spec(route)
-    hostnames = [str(h) for h in spec.get("hostnames") or []] or ["*"]
+    _check_refs(spec)
+    hostnames = list(spec.get("hostnames") or []) or ["*"]
     created = str(meta(route).get("creationTimestamp") or "")
     for pref, siblings, named in _parents_of(ref, spec, parents):
         for parent in named:
@@ -555,11 +595,18 @@ def _route_virtual_services(route: Mapping[str, Any], parents: _Parents,
                             default_namespace: str) -> Iterator[VirtualService]:
     ref = object_ref(route, default_namespace)
     spec = _spec(route)
-    hostnames = [str(h) for h in spec.get("hostnames") or []]
+    _check_refs(spec)
+    hostnames = list(spec.get("hostnames") or [])
     http: List[Dict[str, Any]] = []
     ids: List[str] = []
     for i, rule in enumerate(_list(spec.get("rules"), "spec.rules")):
         matches = _list(rule.get("matches"), f"spec.rules[{i}].matches")
+        for j, m in enumerate(matches):
+            where = f"spec.rules[{i}].matches[{j}]"
+            _optional(m, "path", dict, where)
+            _optional(m, "method", str, where)
+            _list(m.get("headers"), f"{where}.headers")
+            _list(m.get("queryParams"), f"{where}.queryParams")
         if not matches:
             http.append({"route": [{"destination": {"host": "backend"}}]})
             ids.append(f"HTTPRoute {ref.key} rules[{i}]")

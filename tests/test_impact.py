@@ -236,3 +236,9 @@ def test_seen_and_not_predicted_is_its_own_row(scenario_files, tmp_path) -> None
     assert "2 request(s) coalesced where check predicted none" in r.stderr
     assert "not predicted" in run_cli(["impact", "-f", str(path), *sum((["--manifests", f] for f in
                                                                         scenario_files("seed_routed")), [])]).stdout
+
+
+def test_missing_log_file_is_one_error_line(scenario_files) -> None:
+    r = run_cli(["impact", "-f", "/nonexistent/gateway.log",
+                 *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
+    assert r.status == 1 and r.stderr == "error: /nonexistent/gateway.log: No such file or directory\n"

@@ -13,7 +13,7 @@ from ..accesslog import LogFormatError, Parser, detect
 from ..analysis.impact import OUTCOMES, Impact, Join, report
 from ..cli.flags import parse_duration
 from ..env import Env
-from ..errors import ExitStatus, UsageError
+from ..errors import ExitStatus, InputError, UsageError
 from ..inventory import RawObjects, pod_workload
 from ..model import Inventory, Workload
 from ..sources import podlogs
@@ -130,7 +130,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
             try:
                 feed.consume(path, workload, podlogs.file_lines(path, env.stdin))
             except OSError as exc:
-                raise UsageError(f"{path}: {exc.strerror or exc}") from None
+                raise InputError(f"{path}: {exc.strerror or exc}") from None
     else:
         pods = _workloads(raw, inventory)
         if not raw.pods:

@@ -242,3 +242,32 @@ def test_missing_log_file_is_one_error_line(scenario_files) -> None:
     r = run_cli(["impact", "-f", "/nonexistent/gateway.log",
                  *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
     assert r.status == 1 and r.stderr == "error: /nonexistent/gateway.log: No such file or directory\n"
+
+
+def test_gateway_api_listeners(scenario_files, certs, tmp_path) -> None:
+    """A Gateway API Gateway's own deployment binds its listener port: the log's listener
+    address names 443, and the rows name the listeners."""
+    from gatewayapi_translate import istio_view
+
+    docs = scenario_docs_with_keys("gwapi_seed", scenario_files, certs)
+    log = os.path.join(new_workdir(), "access.log")
+    t = Translation(istio_view(docs), new_workdir(), None, access_log=log, log_format="istio-json")
+    with Envoy(t):
+        (port,) = t.ports.values()
+        c = Connection(port, "a.example.com", certs.ca_cert)
+        for _ in range(2):
+            c.request("b.example.com", "/", SAFARI)
+        c.close()
+        import time
+        for _ in range(100):
+            if os.path.exists(log) and len(open(log).read().splitlines()) >= 2:
+                break
+            time.sleep(0.1)
+    path = tmp_path / "gw.log"
+    path.write_text(open(log).read().replace(f"127.0.0.1:{port}", "10.244.3.9:443"))
+    r = run_cli(["impact", "-f", str(path), "-o", "json", "--workload", "apps/web-istio",
+                 *sum((["--manifests", f] for f in scenario_files("gwapi_seed")), [])])
+    assert r.status == 3, r.stderr
+    (row,) = json.loads(r.stdout)["rows"]
+    assert (row["from"], row["to"], row["outcomes"]["404 no route"], row["userAgents"]) == \
+        ("apps/web/https-a", "apps/web/https-b", 2, {"Safari": 2})

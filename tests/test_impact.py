@@ -271,3 +271,17 @@ def test_gateway_api_listeners(scenario_files, certs, tmp_path) -> None:
     (row,) = json.loads(r.stdout)["rows"]
     assert (row["from"], row["to"], row["outcomes"]["404 no route"], row["userAgents"]) == \
         ("apps/web/https-a", "apps/web/https-b", 2, {"Safari": 2})
+
+
+def test_namespace_scopes_rows_not_the_join(scenario_files, tmp_path) -> None:
+    """-n keeps the rows of findings that involve the namespace; a request on another
+    namespace's hazard is not reported as unpredicted."""
+    line = ('[2026-11-30T10:00:00.000Z] "GET / HTTP/2" 404 NR route_not_found - "-" 0 0 0 - "-" "curl/8.5.0" "id" '
+            '"b.example.com" "-" - - 10.244.0.7:8443 10.0.0.1:1 a.example.com -\n')
+    path = tmp_path / "a.log"
+    path.write_text(line)
+    manifests = sum((["--manifests", f] for f in scenario_files("seed_routed")), [])
+    mine = json.loads(run_cli(["impact", "-f", str(path), "-o", "json", "-n", "team-b", *manifests]).stdout)
+    assert [(r["requestHost"], r["predicted"]) for r in mine["rows"]] == [("b.example.com", True)]
+    other = json.loads(run_cli(["impact", "-f", str(path), "-o", "json", "-n", "team-c", *manifests]).stdout)
+    assert other["rows"] == [] and other["totals"]["coalesced"] == 0 and other["totals"]["seenNotPredicted"] == 0

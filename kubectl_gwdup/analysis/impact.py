@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..accesslog import Request
 from ..hosts import cert_covers
@@ -189,23 +189,28 @@ def _outcome(r: Request, view: _ListenerView, mine: Placement, theirs: Placement
     return "other"
 
 
-def report(impact: Impact, findings: Sequence[Finding], notes: Sequence[str]) -> Dict[str, Any]:
-    """The ImpactReport document: rows, totals, and check's findings joined with them."""
-    rows = sorted(impact.rows.values(), key=lambda r: (r.finding is None, r.finding or 0, r.workload, r.port,
-                                                      r.conn_host, r.request_host))
+def report(impact: Impact, findings: Sequence[Finding], notes: Sequence[str],
+           keep: Optional[Set[int]] = None, unpredicted: Callable[[Row], bool] = lambda row: True) -> Dict[str, Any]:
+    """The ImpactReport document: rows, totals, and check's findings joined with them. `keep`:
+    the findings in scope (-n, -l), with their rows; `unpredicted`: which other rows to report."""
+    wanted = (lambda r: r.finding in keep if r.finding is not None else unpredicted(r)) if keep is not None \
+        else (lambda r: True)
+    rows = sorted((r for r in impact.rows.values() if wanted(r)),
+                  key=lambda r: (r.finding is None, r.finding or 0, r.workload, r.port, r.conn_host, r.request_host))
     seen = {r.finding for r in rows if r.finding is not None}
     outcome_totals = Counter()
     for r in rows:
         outcome_totals.update(r.outcomes)
     hazards = [{"finding": i, "code": f.code, "outcome": f.detail["outcome"], "hosts": list(f.detail["hosts"]),
                 "mitigated": bool(f.detail.get("mitigation")), "seen": i in seen}
-               for i, f in enumerate(findings) if "outcome" in f.detail]
+               for i, f in enumerate(findings) if "outcome" in f.detail and (keep is None or i in keep)]
     t = impact.totals
     return {"apiVersion": "gwdup.kubectl.io/v1alpha1", "kind": "ImpactReport",
             "rows": [r.to_dict() for r in rows],
             "findings": hazards,
             "totals": {"lines": t.lines, "unparsed": t.unparsed, "requests": t.requests, "withoutSni": t.without_sni,
-                       "unknownListener": t.unknown_listener, "coalesced": t.coalesced,
+                       "unknownListener": t.unknown_listener,
+                       "coalesced": sum(sum(r.outcomes.values()) for r in rows),  # in the rows reported
                        "outcomes": {o: outcome_totals.get(o, 0) for o in OUTCOMES},
                        "predictedAndSeen": sum(1 for h in hazards if h["seen"]),
                        "predictedNotSeen": sum(1 for h in hazards if not h["seen"]),

@@ -14,7 +14,9 @@ from ..analysis.impact import OUTCOMES, Impact, Join, report
 from ..cli.flags import parse_duration
 from ..env import Env
 from ..errors import ExitStatus, InputError, UsageError
-from ..inventory import RawObjects, pod_workload
+from ..analysis import registry
+from ..inventory import RawObjects, build_inventory, pod_workload
+from ..selectors import parse_selector
 from ..model import Inventory, Workload
 from ..sources import podlogs
 from . import check
@@ -119,8 +121,14 @@ class Feed:
 
 def run(opts: Options, env: Env) -> ExitStatus:
     raw = check.load(opts, env)
-    inventory, report_ = check.analyze(opts, raw)
+    # requests are joined with every finding (a request on another namespace's hazard is not
+    # "unpredicted"); -n and -l then choose which rows and findings are reported
+    inventory = build_inventory(raw, opts.settings)
+    report_ = registry.run(inventory)
     findings = list(report_.findings)
+    scoped = check.scope(report_, raw, opts.kube.report_namespace, parse_selector(opts.selector))
+    in_scope = {id(f) for f in scoped.findings}
+    keep = {i for i, f in enumerate(findings) if id(f) in in_scope}
     join = Join(inventory, findings)
     feed = Feed(opts, join)
     notes = list(report_.notes)
@@ -141,7 +149,9 @@ def run(opts: Options, env: Env) -> ExitStatus:
         notes += podlogs.read_pods(opts.kube.cluster, sorted(pods), query,
                                    lambda pod, lines: feed.consume(f"{pod[0]}/{pod[1]}", pods[pod], lines))
     notes += _log_notes(feed, inventory)
-    doc = report(feed.total, findings, notes)
+    namespace = opts.kube.report_namespace
+    doc = report(feed.total, findings, notes, keep,
+                 lambda row: namespace is None or namespace in (row.source.split("/", 1)[0], row.target.split("/", 1)[0]))
     printer = opts.output.printer(env.color)
     printer.emit(doc, WIDE_HEADERS if printer.wide else HEADERS, lambda wide: _rows(doc, findings, wide), env.stdout)
     for note in doc["notes"]:

@@ -128,8 +128,9 @@ def _gateway_api_paths(access: ClusterAccess, raw: RawObjects) -> List[Tuple[str
         raw.notes.append(f"Gateway API discovery not readable ({exc.reason}): Gateway API objects not read")
         return []
     if "gateways" not in found:
-        if served:
-            raw.notes.append(f"{GATEWAY_API_GROUP} serves no Gateways: Gateway API objects not read")
+        raw.notes.append(f"{GATEWAY_API_GROUP} serves no Gateways" if served else
+                         f"{GATEWAY_API_GROUP} is not served (no Gateway API CRDs)")
+        raw.notes[-1] += ": Gateway API listeners not read"
         return []
     missing = [r for r, _ in GATEWAY_API_KINDS if r not in found]
     if missing:

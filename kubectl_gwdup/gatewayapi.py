@@ -341,6 +341,35 @@ def _placement(gw: Mapping[str, Any], ref: Ref, services: Sequence[Mapping[str, 
     return selectors[0] if selectors else None
 
 
+def _listeners(out: Translated, owner: ListenerOrigin, obj: Mapping[str, Any], spec: Mapping[str, Any],
+               selector: Optional[Tuple[Tuple[str, str], ...]], workload_ns: str, grants: "_Grants",
+               accepted: "_Accepted", parents: "_Parents", gateway: str) -> None:
+    """The servers of one Gateway's (or attached ListenerSet's) listeners, in order."""
+    created = str(meta(obj).get("creationTimestamp") or "")
+    for i, listener in enumerate(_list(_spec(obj).get("listeners"), "spec.listeners")):
+        where = f"spec.listeners[{i}]"
+        _check_listener(listener, where)
+        name = str(listener.get("name") or "")
+        if not name:
+            raise ShapeError(f"{where}.name: required")
+        origin = ListenerOrigin(owner.kind, owner.namespace, owner.name, name, gateway)
+        protocol = str(listener.get("protocol") or "")
+        port = _port(listener, where)
+        hostname = _hostname(listener) or "*"
+        if accepted.conflicts(port, protocol, hostname):
+            out.notes.append(f"listener {origin} conflicts with an earlier listener on port {port}: "
+                             "not programmed (Conflicted)")
+            continue
+        accepted.add(port, protocol, hostname)
+        server = _server(origin, listener, spec, port, protocol, created, selector, workload_ns, grants,
+                         where, out.notes)
+        if server is None or selector is None:
+            continue
+        out.servers.append(server)
+        parents.add((owner.kind, owner.namespace, owner.name), _Parent(
+            origin, server, _hostname(listener), port, protocol, _route_kinds(listener, protocol)))
+
+
 def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (), have_services: bool = False,
               default_namespace: str = "default", strict: bool = True) -> Translated:
     out = Translated()
@@ -390,29 +419,12 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
                                        object_ref(o, default_namespace).name, "", ref.key), o) for o in sets]
             accepted = _Accepted()
             for owner, obj in owners:
-                created = str(meta(obj).get("creationTimestamp") or "")
-                for i, listener in enumerate(_list(_spec(obj).get("listeners"), "spec.listeners")):
-                    where = f"spec.listeners[{i}]"
-                    _check_listener(listener, where)
-                    name = str(listener.get("name") or "")
-                    if not name:
-                        raise ShapeError(f"{where}.name: required")
-                    origin = ListenerOrigin(owner.kind, owner.namespace, owner.name, name, ref.key)
-                    protocol = str(listener.get("protocol") or "")
-                    port = _port(listener, where)
-                    hostname = _hostname(listener) or "*"
-                    if accepted.conflicts(port, protocol, hostname):
-                        out.notes.append(f"listener {origin} conflicts with an earlier listener on port {port}: "
-                                         "not programmed (Conflicted)")
-                        continue
-                    accepted.add(port, protocol, hostname)
-                    server = _server(origin, listener, spec, port, protocol, created, selector, key[0], grants,
-                                     where, out.notes)
-                    if server is None or selector is None:
-                        continue
-                    out.servers.append(server)
-                    parents.add((owner.kind, owner.namespace, owner.name), _Parent(
-                        origin, server, _hostname(listener), port, protocol, _route_kinds(listener, protocol)))
+                try:
+                    _listeners(out, owner, obj, spec, selector, key[0], grants, accepted, parents, ref.key)
+                except ShapeError as exc:
+                    if owner.kind == "Gateway":
+                        raise
+                    _problem(out, strict, "ListenerSet", obj, exc)  # the set is wrong, not its Gateway
         except ShapeError as exc:
             _problem(out, strict, "Gateway", gw, exc)
     if skipped_class:

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ..accesslog import LogFormatError, Parser, detect
+from ..analysis import registry
 from ..analysis.impact import OUTCOMES, Impact, Join, report
 from ..cli.flags import parse_duration
 from ..env import Env
 from ..errors import ExitStatus, InputError, UsageError
-from ..analysis import registry
 from ..inventory import RawObjects, build_inventory, pod_workload
-from ..selectors import parse_selector
 from ..model import Inventory, Workload
+from ..selectors import parse_selector
 from ..sources import podlogs
 from . import check
 

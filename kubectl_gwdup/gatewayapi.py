@@ -461,7 +461,8 @@ def _server(origin: ListenerOrigin, listener: Mapping[str, Any], gateway_spec: M
         settings["credentialName" if len(creds) == 1 else "credentialNames"] = creds[0] if len(creds) == 1 else list(creds)
     return Server(ref=ServerRef(Ref("Gateway", origin.namespace, origin.internal_name), 0, port, "default", origin),
                   hosts=hosts, protocol=protocol, tls_mode=mode, credential_names=creds, server_certificate=None,
-                  bind="", selector=selector or (), created=created, tls=settings, workload_namespace=workload_ns)
+                  bind="", selector=selector or (), created=created, tls=settings, workload_namespace=workload_ns,
+                  managed=bool(selector) and selector[0][0] == GATEWAY_NAME_LABEL)
 
 
 def _problem(out: Translated, strict: bool, kind: str, obj: Mapping[str, Any], exc: ShapeError) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import certs as certs_mod
 from .errors import InputError
-from .gatewayapi import GATEWAY_NAME_LABEL, GatewayApiObjects, Translated, translate
+from .gatewayapi import GatewayApiObjects, Translated, translate
 from .hosts import HostSet, bare_host, istio_intersection, names_for_namespace
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
                     Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload, WorkloadVia)
@@ -152,18 +152,22 @@ class WorkloadIndex:
         if key not in self._cache:
             if self.via is WorkloadVia.SELECTOR:
                 found: Tuple[Workload, ...] = (_selector_workload(selector),)
-                if only and selector and selector[0][0] == GATEWAY_NAME_LABEL:
-                    # istiod's own deployment of a Gateway: one per Gateway name and namespace
-                    found = (Workload(only, f"{selector[0][1]}-istio", WorkloadVia.MANAGED, selector),)
             else:
                 found = tuple(sorted({w for w, labels in self.candidates
                                       if selector_matches(selector, labels)
                                       and (scope is None or w.namespace == scope)}))
-                if not found and only and selector and selector[0][0] == GATEWAY_NAME_LABEL:
-                    # istiod deploys it (or is about to): the workload exists whatever was listed
-                    found = (Workload(only, f"{selector[0][1]}-istio", WorkloadVia.MANAGED, selector),)
             self._cache[key] = found
         return self._cache[key]
+
+    def of(self, server: Server) -> Tuple[Workload, ...]:
+        """The workloads serving a server. A managed Gateway API Gateway's are the pods istiod
+        deploys for it (`<name>-istio`, one per Gateway name and namespace): they exist, or are
+        about to, whatever was listed, and without listed workloads they are named so."""
+        found = self.select(server.selector, server.ref.gateway.namespace, server.workload_namespace)
+        if server.managed and (not found or self.via is WorkloadVia.SELECTOR):
+            owner = server.selector[0][1]
+            found = (Workload(server.workload_namespace, f"{owner}-istio", WorkloadVia.MANAGED, server.selector),)
+        return found
 
 
 class PortIndex:
@@ -278,7 +282,7 @@ def referenced_secrets(raw: RawObjects, settings: Settings = Settings()) -> Set[
     workloads = WorkloadIndex(raw, settings)
     out: Set[Tuple[str, str]] = set()
     for server in parse_servers(raw):
-        for w in workloads.select(server.selector, server.ref.gateway.namespace, server.workload_namespace):
+        for w in workloads.of(server):
             for c in credentials_for(server, w):
                 if c.kind == "secret" and c.namespace:
                     out.add((c.namespace, c.name))
@@ -518,13 +522,12 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
     unbound: List[str] = []
     portless: Set[str] = set()
     for server in servers:
-        selected = workloads.select(server.selector, server.ref.gateway.namespace, server.workload_namespace)
+        selected = workloads.of(server)
         if not selected:
             unbound.append(server.ref.label)
         # a Gateway API Gateway on named Services binds only their ports (istiod's own
         # deployments get a Service port per listener, listed or not)
-        strict = (server.ref.origin is not None and Input.SERVICES in raw.available
-                  and not (server.selector and server.selector[0][0] == GATEWAY_NAME_LABEL))
+        strict = server.ref.origin is not None and Input.SERVICES in raw.available and not server.managed
         for w in selected:
             bound = ports.resolve(w, server.ref.port_number, strict)
             if bound is None:

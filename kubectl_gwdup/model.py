@@ -178,6 +178,7 @@ class Server:
     # a Gateway API listener applies only to workloads in its Gateway's namespace (istiod matches
     # the gateway Service there: push_context.go mergeGateways, InternalGatewayServiceAnnotation)
     workload_namespace: str = ""
+    managed: bool = False  # a Gateway API Gateway's listener on the <name>-istio pods istiod deploys for it
 
     @property
     def has_tls(self) -> bool:

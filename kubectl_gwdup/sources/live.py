@@ -160,7 +160,7 @@ def _selectors(raw: RawObjects) -> List[str]:
     one LIST per Gateway)."""
     out = set()
     for server in parse_servers(raw):
-        if server.selector and server.selector[0][0] == GATEWAY_NAME_LABEL:
+        if server.managed:
             out.add(GATEWAY_NAME_LABEL)
         elif server.ref.origin is None or (server.selector and server.selector[0][0] != NAMED_SERVICE):
             out.add(",".join(f"{k}={v}" for k, v in server.selector))

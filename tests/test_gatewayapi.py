@@ -439,3 +439,26 @@ def test_malformed_gateway_api_objects_are_one_error_line(data, scenario_files, 
     assert r.status in (0, 1, 3), r.stderr
     if r.status == 1:
         assert r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_listener_merge_on_pods_an_istio_merge_rewrites_waits(scenario_files, certs, tmp_path) -> None:
+    """A Gateway API group on the ingress pods that an Istio group of the same plan merges is
+    left for the next run, with a note: the two were not simulated together."""
+    wild = certs.leaf("*.example.org", tag="org")
+    extra = [{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+              "metadata": {"name": "org", "namespace": "istio-system"},
+              "spec": {"gatewayClassName": "istio", "addresses": [{"type": "Hostname", "value": "istio-ingressgateway"}],
+                       "listeners": [{"name": n, "hostname": f"{n}.example.org", "port": 443, "protocol": "HTTPS",
+                                      "tls": {"certificateRefs": [{"name": "org"}]}} for n in ("x", "y")]}},
+             {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": "org", "namespace": "istio-system"},
+              "stringData": {"tls.crt": wild.cert_pem.decode(), "tls.key": wild.key_pem.decode()}}]
+    path = tmp_path / "org.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": extra}))
+    files = scenario_files("seed_routed") + [str(path)]
+    alone = run_cli(["merge", "--plan", "-o", "json", "-f", str(path), "-f", scenario_files("seed_routed")[0]])
+    assert [s["kind"] for s in json.loads(alone.stdout)["steps"]][:1] == ["Gateway"], alone.stderr
+    r = run_cli(["merge", "--plan", "-o", "json", *sum((["-f", f] for f in files), [])])
+    doc = json.loads(r.stdout)
+    assert doc["steps"] and all(s["apiVersion"].startswith("networking.istio.io/") for s in doc["steps"])
+    assert "not merged now: Gateway istio-system/org shares gateway pods with the Istio Gateways merged by this plan" \
+        in r.stderr

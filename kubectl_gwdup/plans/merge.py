@@ -41,8 +41,8 @@ from ..inventory import RawObjects, build_inventory
 from ..model import Finding, Inventory, Placement
 from ..objects import resolve_gateway_name
 from .merge_listeners import ListenerMerges
-from .merge_steps import (PHASES, SINGLE, Answer, MergePlan, MergeUnit, Step, answers, describe, hazard_units,
-                          unit_key)
+from .merge_steps import (PHASES, SINGLE, Answer, MergePlan, MergeUnit, Step, answers, describe, has_listeners,
+                          hazard_units, unit_key)
 
 CREDENTIAL_KEYS = ("credentialName", "credentialNames", "serverCertificate", "privateKey", "caCertificates")
 ROUTE_KINDS = ("http", "tls", "tcp")
@@ -93,7 +93,7 @@ def plan_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding
     listener_merges: Optional[ListenerMerges] = None
     by_key: Optional[Dict[str, List[Finding]]] = None  # findings by merge-unit key, for listener groups
     for unit_keys in hazard_units(findings):
-        if any(" " in k for k in unit_keys):  # Gateway API listeners (kubectl_gwdup/plans/merge_listeners.py)
+        if has_listeners(unit_keys):
             if by_key is None:
                 by_key = {}
                 for f in findings:
@@ -115,7 +115,24 @@ def plan_merge(raw: RawObjects, inventory: Inventory, findings: Sequence[Finding
         if problem:
             plan.notes.append(f"not merged: the groups together: {problem}")
             plan.units = []
-    plan.units += listener_units  # one Gateway each, on pods of its own: independent of the rest
+    # a listener group was simulated against the mesh as read; one on pods an Istio group is
+    # merging too (a Gateway on named Services) waits for the next run rather than be guessed
+    merged_pods = {p.listener.workload for u in plan.units for g in [u.target] + u.deleted
+                   for i in range(len((g.get("spec") or {}).get("servers") or []))
+                   for p in placements.get((_gw_key(g, raw.default_namespace), i), ())}
+    shared: List[MergeUnit] = []
+    if merged_pods and any((u.target.get("spec") or {}).get("addresses") for u in listener_units):
+        pods_of: Dict[str, Set[Any]] = {}
+        for p in inventory.placements:
+            o = p.server.ref.origin
+            if o is not None:
+                pods_of.setdefault(f"{o.namespace}/{o.name}", set()).add(p.listener.workload)
+        shared = [u for u in listener_units if pods_of.get(_gw_key(u.target, raw.default_namespace), set()) & merged_pods]
+    if shared:
+        plan.notes += [f"not merged now: Gateway {_gw_key(u.target, raw.default_namespace)} shares gateway pods with "
+                       "the Istio Gateways merged by this plan: run merge again once they are" for u in shared]
+        listener_units = [u for u in listener_units if u not in shared]
+    plan.units += listener_units
     return plan
 
 

@@ -83,8 +83,14 @@ class _Union:
 
 
 def unit_key(ref: Mapping[str, Any]) -> str:
-    """A finding's server reference as a merge-unit key."""
+    """A finding's server reference as a merge-unit key: `ns/name` for an Istio Gateway,
+    `<Kind.group> ns/name` for a Gateway API Gateway or ListenerSet."""
     return f"{ref['kind']} {ref['gateway']}" if "listener" in ref else str(ref["gateway"])
+
+
+def has_listeners(keys: Set[str]) -> bool:
+    """The unit holds Gateway API listeners (kubectl_gwdup/plans/merge_listeners.py plans it)."""
+    return any(" " in k for k in keys)
 
 
 def hazard_units(findings: Sequence[Finding]) -> List[Set[str]]:

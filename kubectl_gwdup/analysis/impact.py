@@ -108,6 +108,7 @@ class Join:
         self.by_workload: Dict[str, List[Listener]] = {}
         for key in self.listeners:
             self.by_workload.setdefault(key.workload.key, []).append(key)
+        self._listener: Dict[Tuple[str, int], Optional[Listener]] = {}
         self.findings = list(findings)
         self.predicted: Dict[Tuple[str, int, ServerRef], List[int]] = {}
         for i, f in enumerate(self.findings):
@@ -118,6 +119,13 @@ class Join:
                 self.predicted.setdefault((d["workload"], d["listenerPort"], ServerRef.from_dict(src)), []).append(i)
 
     def listener(self, workload: str, port: int) -> Optional[Listener]:
+        """The listener a line was received on; asked once per line, worked out once per pair."""
+        key = (workload, port)
+        if key not in self._listener:
+            self._listener[key] = self._find_listener(workload, port)
+        return self._listener[key]
+
+    def _find_listener(self, workload: str, port: int) -> Optional[Listener]:
         candidates = self.by_workload.get(workload, [])
         if port:
             found = [k for k in candidates if k.port == port]

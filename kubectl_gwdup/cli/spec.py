@@ -301,8 +301,10 @@ EXAMPLES = """examples:
   # what is at risk on the current context, and on manifests before they are applied
   kubectl gwdup check
   kubectl gwdup check -f manifests/ -R -o wide
-  # confirm it as a browser would, then fix it: the lasting way, or 421 meanwhile
+  # confirm it as a browser would, count the requests it broke, then fix it: the lasting way,
+  # or 421 meanwhile
   kubectl gwdup probe --address 203.0.113.7
+  kubectl gwdup impact --since 24h
   kubectl gwdup merge --plan
   kubectl gwdup apply-421 --dry-run=server
   # or all of it, group by group, interactively

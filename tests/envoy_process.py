@@ -14,12 +14,25 @@ import yaml
 ENVOY = os.path.join(os.path.dirname(__import__("envoy._bin", fromlist=["_bin"]).__file__), "envoy")
 
 
+_ISSUED: "set[int]" = set()  # ports handed out by this process
+
+
 def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port nothing listens on, and not one already handed out by this process: the
+    kernel may give a just-closed ephemeral port again, and one configuration asks for many
+    before Envoy binds any (two listeners on one port make Envoy refuse the whole config)."""
+    for _ in range(1000):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ISSUED:
+            _ISSUED.add(port)
+            if len(_ISSUED) > 20000:  # near the ephemeral range's ~28,000: start over (those Envoys are gone)
+                _ISSUED.clear()
+                _ISSUED.add(port)
+            return port
+    raise RuntimeError("no free loopback port not handed out already")
 
 
 def launch(config: Dict[str, Any], ports: Iterable[int], workdir: str) -> Tuple[subprocess.Popen, str, str]:

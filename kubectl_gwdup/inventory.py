@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import certs as certs_mod
 from .errors import InputError
-from .gatewayapi import GatewayApiObjects, Translated, translate
+from .gatewayapi import SECRET_PREFIX, GatewayApiObjects, Translated, translate
 from .hosts import HostSet, bare_host, istio_intersection, names_for_namespace
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
                     Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload, WorkloadVia)
@@ -27,7 +27,6 @@ from .objects import (ShapeError, gateway_servers, http_routes, labels_of, objec
 
 CERT_KEYS = ("tls.crt", "cert")  # istio reads kubernetes.io/tls Secrets and generic ones
 CA_KEYS = ("ca.crt", "cacert")  # a MUTUAL server's client CA: in its Secret, or in <name>-cacert
-GATEWAY_SECRET_PREFIX = "kubernetes-gateway://"
 
 
 @dataclass
@@ -266,8 +265,8 @@ def credentials_for(server: Server, workload: Workload) -> Tuple[Credential, ...
         out = []
         for name in server.credential_names:
             ns = workload.namespace
-            if name.startswith(GATEWAY_SECRET_PREFIX):
-                ref = name[len(GATEWAY_SECRET_PREFIX):]
+            if name.startswith(SECRET_PREFIX):
+                ref = name[len(SECRET_PREFIX):]
                 ns, _, name = ref.rpartition("/")
                 ns = ns or workload.namespace
             out.append(Credential("secret", ns, name))

@@ -33,9 +33,11 @@ class CertFactory:
         with open(self.ca_cert, "rb") as f:
             return f.read()
 
-    def leaf(self, *sans: str, tag: str = "", rsa: bool = False) -> Leaf:
-        """A certificate for `sans` (DNS or IP:...); same (tag, sans) -> same certificate."""
-        key = (tag + (":rsa" if rsa else ""), tuple(sans))
+    def leaf(self, *sans: str, tag: str = "", rsa: bool = False, usage: str = "serverAuth") -> Leaf:
+        """A certificate for `sans` (DNS or IP:...), its CN the first DNS name; same (tag, sans,
+        usage) -> same certificate. usage="clientAuth" makes a client certificate (kubeadm's
+        admin.conf user: CN is the user name)."""
+        key = (tag + (":rsa" if rsa else "") + ("" if usage == "serverAuth" else ":" + usage), tuple(sans))
         if key in self._leaves:
             return self._leaves[key]
         stem = os.path.join(self.dir, hashlib.sha1(repr(key).encode()).hexdigest()[:16])
@@ -43,7 +45,7 @@ class CertFactory:
         entries = ",".join(s if s.startswith("IP:") else f"DNS:{s}" for s in sans)
         with open(ext, "w") as f:
             f.write(f"subjectAltName={entries}\nbasicConstraints=CA:FALSE\n"
-                    "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n")
+                    f"keyUsage=digitalSignature\nextendedKeyUsage={usage}\n")
         cn = next((s for s in sans if not s.startswith("IP:")), "leaf")[:60]
         algo = ["rsa:2048"] if rsa else ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
         _openssl("req", "-newkey", *algo, "-nodes",

@@ -1,9 +1,12 @@
 """Shared fixtures: real certificates from openssl, scenario rendering, CLI runner."""
 from __future__ import annotations
 
+import glob
 import io
 import os
 import re
+import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -60,6 +63,34 @@ def scenario_files(certs: CertFactory, tmp_path_factory: pytest.TempPathFactory)
     return get
 
 
+PYENV = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+
+
+def interpreter(version: str) -> str:
+    found = sorted(glob.glob(os.path.join(PYENV, "versions", f"{version}*", "bin", "python3")))
+    if not found:
+        pytest.skip(f"Python {version} not installed under {PYENV}")
+    return found[-1]
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """A copy of the working tree, built with build.sh (which writes the filled-in krew manifest
+    to dist/ and leaves the tracked template alone)."""
+    interpreter("3.9")
+    src = tmp_path_factory.mktemp("src")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if os.path.isfile(os.path.join(ROOT, f)):
+            os.makedirs(src / os.path.dirname(f), exist_ok=True)
+            shutil.copy2(os.path.join(ROOT, f), src / f)
+    out = subprocess.run(["bash", "build.sh"], cwd=src, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "SOURCE_DATE_EPOCH": "1767225600"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    return src, out.stdout
+
+
 @dataclass
 class Result:
     status: int
@@ -88,7 +119,7 @@ def api_server(certs: CertFactory, tmp_path_factory: pytest.TempPathFactory):
         yield REAL, None
         return
     leaf = certs.leaf("localhost", "IP:127.0.0.1", tag="apiserver")
-    emu = Emulator(leaf.cert_path, leaf.key_path, gateway_api=gateway_api_kinds()).start()
+    emu = Emulator(leaf.cert_path, leaf.key_path, gateway_api=gateway_api_kinds(), client_ca=certs.ca_cert).start()
     path = write_kubeconfig(str(tmp_path_factory.mktemp("kube") / "config"), emu.url, certs.ca_cert, "admin-token")
     yield path, emu
     emu.stop()

@@ -25,10 +25,18 @@ REAL = os.environ.get("GWDUP_TEST_KUBECONFIG", "")
 
 
 def write_kubeconfig(path: str, server: str, ca_path: str, token: str, context: str = "emu",
-                     namespace: str = "default") -> str:
+                     namespace: str = "default", client: Any = None) -> str:
+    """A kubeconfig for `server`; with `client` (a certfactory Leaf) the user is a client
+    certificate embedded as data, as in kubeadm's admin.conf, instead of the token."""
+    import base64
+
+    user: Dict[str, str] = {"token": token}
+    if client is not None:
+        user = {"client-certificate-data": base64.b64encode(client.cert_pem).decode(),
+                "client-key-data": base64.b64encode(client.key_pem).decode()}
     doc = {"apiVersion": "v1", "kind": "Config", "current-context": context,
            "clusters": [{"name": context, "cluster": {"server": server, "certificate-authority": ca_path}}],
-           "users": [{"name": context, "user": {"token": token}}],
+           "users": [{"name": context, "user": user}],
            "contexts": [{"name": context, "context": {"cluster": context, "user": context,
                                                        "namespace": namespace}}]}
     with open(path, "w") as f:

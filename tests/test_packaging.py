@@ -18,36 +18,9 @@ import zipfile
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, interpreter
 
-PYENV = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
 KUBECTL = shutil.which("kubectl")
-
-
-def interpreter(version: str) -> str:
-    found = sorted(glob.glob(os.path.join(PYENV, "versions", f"{version}*", "bin", "python3")))
-    if not found:
-        pytest.skip(f"Python {version} not installed under {PYENV}")
-    return found[-1]
-
-
-@pytest.fixture(scope="session")
-def built(tmp_path_factory):
-    """A copy of the working tree, built with build.sh (which writes the filled-in krew manifest
-    to dist/ and leaves the tracked template alone)."""
-    interpreter("3.9")
-    src = tmp_path_factory.mktemp("src")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if os.path.isfile(os.path.join(ROOT, f)):
-            os.makedirs(src / os.path.dirname(f), exist_ok=True)
-            shutil.copy2(os.path.join(ROOT, f), src / f)
-    out = subprocess.run(["bash", "build.sh"], cwd=src, capture_output=True, text=True, timeout=900,
-                         env={**os.environ, "SOURCE_DATE_EPOCH": "1767225600"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    return src, out.stdout
-
 
 def run_zipapp(python: str, zipapp: str, *args: str, root: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([python, zipapp, *args], capture_output=True, text=True, timeout=120,

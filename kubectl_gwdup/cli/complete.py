@@ -2,7 +2,8 @@
 
 kubectl runs `kubectl_complete-gwdup ARGS... CURRENT`; we answer one candidate per line
 (`value<TAB>description`) and a last line `:<directive>` (4: no file completion, 0: files).
-Cluster look-ups (namespaces) are best effort with a short timeout: completion never fails.
+Cluster look-ups (namespaces) are best effort, one try bounded by COMPLETION_TIMEOUT: completion
+never fails, and never holds a shell for longer than a TAB should.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..errors import GwdupError
 from . import spec
 
 NO_FILES, FILES = 4, 0
+COMPLETION_TIMEOUT = "2s"
 VALUES = {"output": ["wide", "json", "yaml"], "fail_level": ["info", "warning", "error", "never"]}
 
 
@@ -55,12 +57,14 @@ def _namespaces(given: Mapping[str, str], environ: Mapping[str, str]) -> List[st
 
     flags = KubeFlags(kubeconfig=given.get("kubeconfig"), context=given.get("context"),
                       cluster_name=given.get("cluster"), user=given.get("user"),
-                      request_timeout="5s", environ=environ)
+                      request_timeout=COMPLETION_TIMEOUT, attempts=1, environ=environ)
     try:
         items = flags.cluster.list("/api/v1/namespaces", metadata_only=True)
         return sorted((i.get("metadata") or {}).get("name", "") for i in items)
     except GwdupError:
         return []
+    finally:
+        flags.close()
 
 
 def _values(flag: spec.Flag, given: Mapping[str, str], environ: Mapping[str, str]) -> Tuple[List[str], int]:

@@ -37,6 +37,7 @@ class KubeFlags:
     as_group: List[str] = field(default_factory=list)
     chunk_size: int = 500
     verbosity: int = 0
+    attempts: Optional[int] = None  # tries of one request; None: the client's default
     environ: Mapping[str, str] = field(default_factory=dict)
     log: Optional[TextIO] = None
 
@@ -82,9 +83,17 @@ class KubeFlags:
     def cluster(self) -> Any:
         from ..sources.cluster import KubeCluster
 
+        extra = {} if self.attempts is None else {"attempts": self.attempts}
         return KubeCluster(self.selection, request_timeout=parse_duration(self.request_timeout),
                            impersonate=self.as_user, impersonate_groups=self.as_group,
-                           verbosity=self.verbosity, log=self.log, environ=self.environ)
+                           verbosity=self.verbosity, log=self.log, environ=self.environ, **extra)
+
+    def close(self) -> None:
+        """Close the cluster's connections, if a cluster was made (cached_property keeps it in
+        __dict__): the commands end with nothing left for interpreter shutdown to free."""
+        cluster = self.__dict__.get("cluster")
+        if cluster is not None:
+            cluster.close()
 
 
 @dataclass

@@ -101,12 +101,16 @@ def run(args: argparse.Namespace, env: Env) -> int:
     # cyclic collector would only re-scan them, about a third of the run on big meshes.
     # Reference counting still frees everything; the collector is back on when we return.
     gc.disable()
+    opts = None
     try:
         # every command follows Options.from_args -> validate (flag rules, no I/O) -> run
         opts = module.Options.from_args(args, env)
         opts.validate()
         return int(module.run(opts, env))
     finally:
+        kube = getattr(opts, "kube", None)
+        if kube is not None:
+            kube.close()
         gc.enable()
 
 

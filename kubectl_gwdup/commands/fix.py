@@ -163,6 +163,8 @@ def run(opts: Options, env: Env) -> ExitStatus:
     if interactive and not (hasattr(env.stdin, "isatty") and env.stdin.isatty()):
         raise UsageError("fix is interactive: run it in a terminal, or use --yes --strategy merge|421")
     s = Session(opts, env)
+    for backup in merge_exec.unfinished(opts.backup_dir):
+        env.stderr.write(f"warning: {merge_exec.unfinished_warning(backup)}\n")
     raw, inv, findings = s.read()
     units = hazard_units(findings)
     if not units:

@@ -109,6 +109,8 @@ def run(opts: Options, env: Env) -> ExitStatus:
     if opts.restore:
         executor.restore(opts.kube.cluster, opts.restore, lambda line: env.stdout.write(line + "\n"))
         return ExitStatus.OK
+    for backup in executor.unfinished(opts.backup_dir):
+        env.stderr.write(f"warning: {executor.unfinished_warning(backup)}\n")
     doc, before = _plan(opts, env)
     for note in doc["notes"]:
         env.stderr.write(f"note: {note}\n")

@@ -9,6 +9,13 @@ what was done, newest first: an updated object gets its spec, labels and annotat
 deletes come last, so they are only reached when every other write went through; a Gateway
 deleted before a later delete failed is created again, which gives it a new uid and
 creationTimestamp, and so a new place in istiod's order: the result says so.
+
+What no process can undo is its own death (SIGKILL, a crash, a lost machine). So the backup is
+written before the first write, and beside it a journal (`<backup>.journal`) that gets a line
+per write before the write is sent and is removed only when the run ends with the cluster in a
+known state (applied, or rolled back whole). A journal left behind means a merge died halfway:
+`unfinished()` finds it, the next merge or fix says so, and `--restore` mends the cluster from
+the backup and removes the journal.
 """
 from __future__ import annotations
 
@@ -103,14 +110,60 @@ def dry_run(access: Writer, run: Run) -> List[str]:
     return lines
 
 
+JOURNAL = ".journal"
+
+
 def write_backup(run: Run, directory: str) -> str:
+    """The backup, then its journal, both on disk before the first write is sent."""
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, time.strftime("gwdup-merge-%Y%m%d-%H%M%S.yaml", time.gmtime()))
+    stamp = time.strftime("gwdup-merge-%Y%m%d-%H%M%S", time.gmtime())
     doc = {"apiVersion": API_VERSION, "kind": "MergeBackup", "objects": [clean(o) for o in run.before.values()]}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    for n in range(1000):  # two merges within one second get two backups, never one
+        path = os.path.join(directory, f"{stamp}{'' if n == 0 else f'-{n}'}.yaml")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise GwdupError(f"cannot write a backup in {directory}: too many from this second")
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(doc, f, sort_keys=False)
+        f.flush()
+        os.fsync(f.fileno())
+    _journal(path, f"started: {len(run.steps)} writes planned\n", create=True)
     return path
+
+
+def _journal(backup: str, line: str, create: bool = False) -> None:
+    with open(backup + JOURNAL, "x" if create else "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _finished(backup: str) -> None:
+    if backup:
+        try:
+            os.remove(backup + JOURNAL)
+        except FileNotFoundError:
+            pass
+
+
+def unfinished(directory: str) -> List[str]:
+    """Backups of merges that died halfway (their journal is still there), oldest first."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    return [os.path.join(directory, n[:-len(JOURNAL)]) for n in names
+            if n.endswith(".yaml" + JOURNAL) and os.path.exists(os.path.join(directory, n[:-len(JOURNAL)]))]
+
+
+def unfinished_warning(backup: str) -> str:
+    return (f"a merge that started from backup {backup} never finished (the process was killed or "
+            "crashed halfway): the cluster may be half-merged; `kubectl gwdup merge --restore "
+            f"{backup}` puts back every object it touched")
 
 
 def _put_back(access: Writer, before: Dict[str, Any]) -> None:
@@ -145,6 +198,8 @@ def execute(access: Writer, run: Run, out: Callable[[str], None]) -> None:
             for step in run.steps:
                 if interrupts.pending:
                     raise GwdupError("interrupted")
+                if run.backup:
+                    _journal(run.backup, f"{step.action} {step.key[0]} {step.key[1]}/{step.key[2]}\n")
                 line, obj = _write(access, step, current[step.key], dry_run=False)
                 done.append(step)
                 if obj is not None:
@@ -153,6 +208,7 @@ def execute(access: Writer, run: Run, out: Callable[[str], None]) -> None:
         except (GwdupError, OSError) as exc:
             failed = f"{exc.render() if isinstance(exc, GwdupError) else exc}"
             _roll_back(access, run, done, failed)
+    _finished(run.backup)
 
 
 def _roll_back(access: Writer, run: Run, done: List[PlannedStep], failed: str) -> None:
@@ -176,6 +232,7 @@ def _roll_back(access: Writer, run: Run, done: List[PlannedStep], failed: str) -
     if broken:
         raise RollbackError(f"the merge failed ({failed}) and rolling back failed too: "
                             f"{'; '.join(broken)}; restore with: kubectl gwdup merge --restore {run.backup}") from None
+    _finished(run.backup)  # rolled back whole: nothing is left for --restore to mend
     state = f"rolled back {', '.join(undone)}" if undone else "nothing had been changed"
     if moved:  # spec, labels and annotations are back; a re-created object's identity is not
         raise ApplyError(f"the merge failed ({failed}); {state}: every spec, label and annotation is as "
@@ -203,3 +260,4 @@ def restore(access: Writer, path: str, out: Callable[[str], None]) -> None:
             continue
         _put_back(access, obj)
         out(f"{resource(obj)} restored")
+    _finished(path)

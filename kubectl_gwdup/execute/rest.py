@@ -63,8 +63,11 @@ def fresh(obj: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class Interrupts:
-    """Ctrl-C while a write is on the wire would leave its outcome unknown; so SIGINT only sets a
-    flag during writes, and the run stops (and rolls back) between two of them."""
+    """Ctrl-C while a write is on the wire would leave its outcome unknown; so SIGINT (and the
+    SIGTERM and SIGHUP of a closed terminal, a CI job cancelled, a pod evicted) only sets a flag
+    during writes, and the run stops (and rolls back) between two of them."""
+
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
     def __init__(self) -> None:
         self.pending = False
@@ -74,12 +77,14 @@ class Interrupts:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = signal.getsignal(signal.SIGINT)
+        previous = {s: signal.getsignal(s) for s in self.SIGNALS}
 
         def note(signum: int, frame: Any) -> None:
             self.pending = True
-        signal.signal(signal.SIGINT, note)
+        for s in self.SIGNALS:
+            signal.signal(s, note)
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for s, handler in previous.items():
+                signal.signal(s, handler)

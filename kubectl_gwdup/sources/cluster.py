@@ -9,15 +9,53 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextIO, Tuple
 from urllib.parse import urlencode, urlparse
 
 from ..errors import ApiError, ConfigError, GwdupError
 from . import kubeconfig
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+
+# Bounds on every request, as kubectl's client (client-go) sets them: a 30 s dial
+# (`client-go/transport/cache.go`, net.Dialer Timeout) and a 10 s TLS handshake
+# (`apimachinery/pkg/util/net/http.go` SetTransportDefaults). kubectl reads an answer without
+# a bound unless --request-timeout is given; we do not: a server silent for IDLE_TIMEOUT in
+# the middle of an answer is taken for dead, so no command ever waits forever.
+DIAL_TIMEOUT = 30.0
+TLS_HANDSHAKE_TIMEOUT = 10.0
+IDLE_TIMEOUT = 60.0
+HANDSHAKE_TIMED_OUT = "TLS handshake timeout"
+ATTEMPTS = 2  # a request is tried at most twice: a second time only when it cannot have been served
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. `request` is --request-timeout (None: not given): it bounds each phase of a
+    request (dial, handshake, every read) and the whole answer of a request() call."""
+
+    request: Optional[float] = None
+
+    @property
+    def dial(self) -> float:
+        return min(DIAL_TIMEOUT, self.request or DIAL_TIMEOUT)
+
+    @property
+    def handshake(self) -> float:
+        return min(TLS_HANDSHAKE_TIMEOUT, self.request or TLS_HANDSHAKE_TIMEOUT)
+
+    @property
+    def idle(self) -> float:
+        return self.request or IDLE_TIMEOUT
+
+    def pair(self) -> Tuple[float, float]:
+        """(connect, read), the one form of a timeout the kubernetes client passes on to
+        urllib3 (a float it drops silently: no timeout at all)."""
+        return (self.dial, self.idle)
 
 
 class KubeCluster:
@@ -26,10 +64,11 @@ class KubeCluster:
     def __init__(self, selection: Optional[kubeconfig.Selection], *, request_timeout: Optional[float] = None,
                  impersonate: Optional[str] = None, impersonate_groups: Sequence[str] = (),
                  verbosity: int = 0, log: TextIO = sys.stderr,
-                 environ: Optional[Mapping[str, str]] = None) -> None:
+                 environ: Optional[Mapping[str, str]] = None, attempts: int = ATTEMPTS) -> None:
         self.selection = selection
         self.environ = os.environ if environ is None else environ
-        self.request_timeout = request_timeout
+        self.timeouts = Timeouts(request_timeout)
+        self.attempts = attempts
         self.impersonate = impersonate
         self.impersonate_groups = tuple(impersonate_groups)
         self.verbosity = verbosity
@@ -75,8 +114,9 @@ class KubeCluster:
             raise ConfigError(f"invalid kubeconfig: {exc}") from None
         except (OSError, ValueError) as exc:  # ValueError: binascii.Error on bad base64 data
             raise ConfigError(f"invalid kubeconfig: {exc}") from None
+        cfg.retries = _retries(self.attempts)
         api = client.ApiClient(cfg)
-        _verify_as_kubectl(api)
+        _own_tls_per_connection(api, self.timeouts)
         api.user_agent = "kubectl-gwdup"
         if self.impersonate:
             api.set_default_header("Impersonate-User", self.impersonate)
@@ -87,72 +127,113 @@ class KubeCluster:
         self._client = api
         return api
 
-    def request(self, method: str, path: str, query: Optional[Mapping[str, Any]] = None,
-                body: Any = None, content_type: str = "application/json",
-                accept: str = "application/json") -> Dict[str, Any]:
+    def close(self) -> None:
+        """Close every pooled connection now, while the interpreter is whole: sockets and TLS
+        objects left to the collector at exit are freed in no set order, OpenSSL's among them."""
+        if self._client is not None:
+            self._client.rest_client.pool_manager.clear()
+            self._client.close()
+            self._client = None
+
+    def _send(self, method: str, path: str, query: Optional[Mapping[str, Any]], headers: Dict[str, str],
+              body: Any = None) -> Any:
+        """One request, its answer's head read; the body is left on the wire for the caller.
+        Every failure below HTTP becomes one ConfigError in kubectl's words."""
         from kubernetes.client.rest import ApiException
         import urllib3
 
         api = self._api()
         params = [(k, v) for k, v in (query or {}).items() if v not in (None, "")]
         url = path + ("?" + urlencode(params) if params else "")
-        headers = {"Accept": accept}
-        if body is not None:
-            headers["Content-Type"] = content_type
         self.requests += 1
         start = time.monotonic()
         try:
             resp = api.call_api(path, method, query_params=params, header_params=headers,
                                 body=body, auth_settings=["BearerToken"], _preload_content=False,
-                                _request_timeout=self.request_timeout, _return_http_data_only=True)
-            data = resp.data
-            status = resp.status
+                                _request_timeout=self.timeouts.pair(), _return_http_data_only=True)
         except ApiException as exc:
             self._trace(method, url, exc.status, start)
             raise api_error(exc.status, exc.reason, exc.body, method, path) from None
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # OSError: DNS, TLS, sockets
             self._trace(method, url, 0, start)
-            raise ConfigError(f"Unable to connect to the server: {_reason(exc)}") from None
-        except OSError as exc:  # DNS, TLS or socket errors below urllib3
-            raise ConfigError(f"Unable to connect to the server: {exc}") from None
-        self._trace(method, url, status, start)
+            raise ConfigError(f"Unable to connect to the server: {self._describe(exc)}") from None
+        self._trace(method, url, resp.status, start)
+        return resp
+
+    def request(self, method: str, path: str, query: Optional[Mapping[str, Any]] = None,
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> Dict[str, Any]:
+        """The answer as JSON. With --request-timeout the whole answer must arrive within it
+        (as kubectl's): a server that dribbles bytes is cut off as surely as a silent one."""
+        import urllib3
+
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        deadline = time.monotonic() + self.timeouts.request if self.timeouts.request else None
+        resp = self._send(method, path, query, headers, body)
+        parts = []
+        try:
+            # read1: what has arrived, so the deadline is looked at between small reads
+            for data in iter(lambda: resp.read1(256 * 1024), b""):
+                parts.append(data)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ConfigError(f"Unable to connect to the server: {self.server} did not finish "
+                                      f"answering {method} {path} within {self.timeouts.request:g}s "
+                                      "(--request-timeout)")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ConfigError(f"Unable to connect to the server: {self._describe(exc)}") from None
+        finally:
+            resp.release_conn()
+        data = b"".join(parts)
         if not data:
             return {}
         try:
             return json.loads(data)
         except ValueError:
-            raise ApiError("InternalError", status, f"the server answered {method} {path} with non-JSON") from None
+            raise ApiError("InternalError", resp.status,
+                           f"the server answered {method} {path} with non-JSON") from None
 
     def stream(self, path: str, query: Optional[Mapping[str, Any]] = None,
                chunk: int = 64 * 1024) -> Iterator[bytes]:
-        """GET `path` and yield its body in chunks as it arrives (a pod's log), never whole."""
-        from kubernetes.client.rest import ApiException
+        """GET `path` and yield its body in chunks as it arrives (a pod's log), never whole.
+        A stream is bounded by the server's silence (the idle timeout), not by its length:
+        --max-log-bytes bounds that."""
         import urllib3
 
-        api = self._api()
-        params = [(k, v) for k, v in (query or {}).items() if v not in (None, "")]
-        url = path + ("?" + urlencode(params) if params else "")
-        self.requests += 1
-        start = time.monotonic()
-        try:
-            resp = api.call_api(path, "GET", query_params=params, header_params={"Accept": "*/*"},
-                                auth_settings=["BearerToken"], _preload_content=False,
-                                _request_timeout=self.request_timeout, _return_http_data_only=True)
-        except ApiException as exc:
-            self._trace("GET", url, exc.status, start)
-            raise api_error(exc.status, exc.reason, exc.body, "GET", path) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise ConfigError(f"Unable to connect to the server: {_reason(exc)}") from None
-        except OSError as exc:
-            raise ConfigError(f"Unable to connect to the server: {exc}") from None
-        self._trace("GET", url, resp.status, start)
+        resp = self._send("GET", path, query, {"Accept": "*/*"})
         try:
             for data in resp.stream(chunk):
                 yield data
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ConfigError(f"reading {path}: {_reason(exc)}") from None
+            raise ConfigError(f"reading {path}: {self._describe(exc)}") from None
         finally:
             resp.release_conn()
+
+    def _describe(self, exc: BaseException) -> str:
+        """A transport failure in a line, as kubectl words its own (`dial tcp ...: i/o
+        timeout`, `net/http: TLS handshake timeout`), instead of urllib3's object reprs."""
+        import urllib3
+
+        errors = urllib3.exceptions
+        inner = getattr(exc, "reason", None) if isinstance(exc, errors.MaxRetryError) else exc
+        inner = inner or exc
+        where = urlparse(self.server).netloc or self.server
+        if isinstance(inner, errors.NewConnectionError):  # a subclass of ConnectTimeoutError
+            cause = inner.__cause__ or inner.__context__
+            detail = getattr(cause, "strerror", None) or str(cause or "").split("] ")[-1] or "failed"
+            return f"dial tcp {where}: connect: {detail.lower()}"
+        if isinstance(inner, errors.ConnectTimeoutError) and HANDSHAKE_TIMED_OUT in inner.args:
+            return f"net/http: TLS handshake timeout (after {self.timeouts.handshake:g}s, {where})"
+        if isinstance(inner, errors.ConnectTimeoutError):
+            return f"dial tcp {where}: i/o timeout (after {self.timeouts.dial:g}s)"
+        if isinstance(inner, (errors.ReadTimeoutError, socket.timeout)):
+            return f"{where} sent nothing for {self.timeouts.idle:g}s (the server is not answering)"
+        if isinstance(inner, errors.SSLError):
+            return f"tls: {_first(inner)}"
+        if isinstance(inner, errors.ProtocolError):
+            return f"{where} broke off its answer ({_first(inner)})"
+        return _first(inner)
 
     def _trace(self, method: str, url: str, status: int, start: float) -> None:
         if self.verbosity >= 6:
@@ -189,23 +270,63 @@ class KubeCluster:
         return self.request("GET", path)
 
 
-def _verify_as_kubectl(api: Any) -> None:
-    """Verify the API server's certificate as kubectl (Go's crypto/x509) does: chain and host
-    name, but not Python 3.13's VERIFY_X509_STRICT, which refuses a CA without a keyUsage
-    extension (what a plain `openssl req -x509` makes, as some clusters' CAs are). The pools are
-    made on first use, so a context set here serves every request; urllib3 still loads the CA
-    and client certificate into it and matches the host name."""
+def _retries(attempts: int) -> Any:
+    """At most `attempts` tries of a request, the later ones only where the first cannot have
+    been served: a failed dial, or a GET that got no answer. A write is never sent twice."""
+    from urllib3.util.retry import Retry
+
+    again = max(0, attempts - 1)
+    return Retry(total=again, connect=again, read=again, status=0, redirect=0, other=0,
+                 allowed_methods=frozenset({"GET"}), raise_on_status=False, backoff_factor=0)
+
+
+def _own_tls_per_connection(api: Any, timeouts: Timeouts) -> None:
+    """Give every connection to the API server a TLS context of its own, verified as kubectl
+    (Go's crypto/x509) verifies: chain and host name, without Python 3.13's VERIFY_X509_STRICT,
+    which refuses a CA without a keyUsage extension (what a plain `openssl req -x509` makes, as
+    some clusters' CAs are).
+
+    One context shared by the pool is what crashed the process: urllib3 loads the CA and the
+    client certificate into the context it is given and sets its ALPN list each time it opens
+    a connection, so threads opening connections at once (the parallel LISTs) rewrote an
+    OpenSSL SSL_CTX that another thread was handshaking with: a use after free, a segfault in
+    libcrypto. A context made for one connection is only ever touched by that connection's
+    thread. The connection also bounds its TLS handshake, which urllib3 leaves to the dial's
+    timeout."""
     import ssl
 
+    from urllib3.connection import HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.exceptions import ConnectTimeoutError
     from urllib3.util.ssl_ import create_urllib3_context
 
     pool = getattr(getattr(api, "rest_client", None), "pool_manager", None)
     kw = getattr(pool, "connection_pool_kw", None)
-    if kw is None or kw.get("cert_reqs") not in (ssl.CERT_REQUIRED, "CERT_REQUIRED"):
-        return  # insecure-skip-tls-verify: nothing is verified anyway
-    context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-    context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
-    kw["ssl_context"] = context
+    if kw is None:
+        return
+    verify = kw.get("cert_reqs") in (ssl.CERT_REQUIRED, "CERT_REQUIRED")
+    kw.pop("ssl_context", None)
+
+    class KubeHTTPSConnection(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            sock.settimeout(timeouts.handshake)
+            return sock
+
+        def connect(self) -> None:
+            context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
+            if verify:
+                context.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+            self.ssl_context = context
+            try:
+                super().connect()
+            except socket.timeout as exc:  # the dial raises its own ConnectTimeoutError
+                raise ConnectTimeoutError(self, HANDSHAKE_TIMED_OUT) from exc
+
+    class KubeHTTPSConnectionPool(HTTPSConnectionPool):
+        ConnectionCls = KubeHTTPSConnection
+
+    pool.pool_classes_by_scheme = {"http": HTTPConnectionPool, "https": KubeHTTPSConnectionPool}
 
 
 REMOVED_AUTH_PROVIDERS = {
@@ -257,9 +378,10 @@ def _env_proxy(host: str) -> Optional[str]:
     return os.environ.get(key) or os.environ.get(key.lower()) or None
 
 
-def _reason(exc: Exception) -> str:
-    inner = getattr(exc, "reason", None)
-    return str(inner or exc)
+def _first(exc: BaseException) -> str:
+    """An exception's own words, without the object reprs urllib3 puts before them."""
+    args = [a for a in getattr(exc, "args", ()) if isinstance(a, str)]
+    return (args[-1] if args else str(exc)) or type(exc).__name__
 
 
 def api_error(code: int, reason: str, body: Any, method: str, path: str) -> GwdupError:

@@ -36,6 +36,10 @@ kubernetes/kubernetes, `staging/src/k8s.io/apiserver/` shortened to `apiserver/`
 - Server-side apply needs fieldManager (400), and creates a missing object
   (`apiserver/pkg/endpoints/handlers/patch.go` applyPatcher).
 - Authentication: a bearer token it does not know is 401 (`apiserver/pkg/authentication`);
+  without a token, a client certificate signed by the client CA (when one is given) is the
+  user its subject CN names (`apiserver/pkg/authentication/request/x509/x509.go`
+  CommonNameUserConversion), as with kubeadm's admin.conf; the certificate is asked for and
+  not required, so token clients are unaffected (`--client-ca-file`, tls.VerifyClientCertIfGiven);
   RBAC denials are 403 Forbidden with RBAC's message shape (`apiserver/pkg/endpoints/handlers/
   responsewriters/errors.go` ForbiddenStatusError).
 - Admission: a validating-webhook denial (a policy engine) is 403 Forbidden,
@@ -121,6 +125,8 @@ class Fault:
     reason: str = ""
     delay: float = 0.0
     writes_only: bool = False  # leave dry runs alone, fail the real write
+    skip: int = 0  # matching requests let through untouched first
+    action: Optional[Callable[[], None]] = None  # run when it fires (a test kills its client here)
 
 
 MAX_BODY = 3 * 1024 * 1024
@@ -209,7 +215,7 @@ def _merge_patch(target: Any, patch: Any) -> Any:
 
 class Emulator:
     def __init__(self, tls_cert: str, tls_key: str, istio_versions: Optional[Tuple[str, ...]] = ISTIO_ALL,
-                 gateway_api: Optional[List[Kind]] = None) -> None:
+                 gateway_api: Optional[List[Kind]] = None, client_ca: Optional[str] = None) -> None:
         self.kinds: Dict[Tuple[str, str], Kind] = {}
         self.pod_logs: Dict[Tuple[str, str], Dict[str, List[Tuple[datetime.datetime, str]]]] = {}
         for k in CORE + (istio_kinds(istio_versions) if istio_versions else []) + list(gateway_api or []):
@@ -227,6 +233,9 @@ class Emulator:
         self.server.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tls_cert, tls_key)
+        if client_ca:
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+            ctx.load_verify_locations(client_ca)
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -244,8 +253,12 @@ class Emulator:
         self.server.server_close()
 
     def inject(self, method: str, path: str, status_code: int, times: int = 1, reason: str = "",
-               delay: float = 0.0, writes_only: bool = False) -> None:
-        self.faults.append(Fault(method, re.compile(path), status_code, times, reason, delay, writes_only))
+               delay: float = 0.0, writes_only: bool = False, skip: int = 0,
+               action: Optional[Callable[[], None]] = None) -> None:
+        """Fail (status_code), delay, or run `action` on `times` matching requests after
+        letting `skip` through; status_code 0 lets the request proceed afterwards."""
+        self.faults.append(Fault(method, re.compile(path), status_code, times, reason, delay, writes_only,
+                                 skip, action))
 
     def deny_admission(self, method: str, path: str, times: int = 1, skip: int = 0,
                        webhook: str = "validation.policy.example", why: str = "denied by policy") -> None:
@@ -379,13 +392,18 @@ class Emulator:
                 body = self.rfile.read(length) if length else b""
                 emu.log.append((method, url.path, query))
                 try:
-                    user = emu._authenticate(self.headers.get("Authorization", ""))
+                    user = emu._authenticate(self.headers.get("Authorization", ""), self.connection)
                     dry = emu._is_dry_run(method, query, body)
                     for fault in emu.faults:
                         if fault.writes_only and dry:
                             continue
                         if fault.times > 0 and fault.method == method and fault.path.search(url.path):
+                            if fault.skip > 0:
+                                fault.skip -= 1
+                                continue
                             fault.times -= 1
+                            if fault.action is not None:
+                                fault.action()
                             if fault.delay:
                                 time.sleep(fault.delay)
                             if fault.status:
@@ -452,10 +470,13 @@ class Emulator:
                     d.times -= 1
                     raise ApiError(403, "Forbidden", f'admission webhook "{d.webhook}" denied the request: {d.why}')
 
-    def _authenticate(self, header: str) -> str:
+    def _authenticate(self, header: str, connection: Any = None) -> str:
         scheme, _, token = header.partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""  # the scheme is case-insensitive
         user = self.tokens.get(token)
+        peer = connection.getpeercert() if token == "" and hasattr(connection, "getpeercert") else None
+        if user is None and peer:
+            user = next((v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"), None)
         if user is None:
             raise ApiError(401, "Unauthorized", "Unauthorized")
         return user

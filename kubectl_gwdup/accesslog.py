@@ -6,6 +6,20 @@ or a custom one in Envoy's `%OPERATOR%` syntax (a text format string, or a JSON 
 keys to operators). Of a line only the connection's SNI, the request's authority, the response
 code, flags and details, the route name, the start time, the listener address and the user
 agent's browser family are kept: a path may carry a token, and is never read.
+
+A log line is written by strangers: Envoy escapes nothing in a text format, so a User-Agent may
+hold quotes, or the tail of another line. Each value is therefore matched by who writes it:
+what Envoy writes (codes, flags, addresses, names) runs up to the next literal character; what
+the client sends but the HTTP codecs refuse white space in (method, path, authority, which a
+valid host name also keeps free of quotes) never spans white space; and a run of free text (user
+agent, X-Forwarded-For, request id: any character but a line break) is one greedy span whose
+ends are fixed by the Envoy-written fields around it. In Istio's format every field `impact`
+counts lies outside that span, so no client-chosen value can move it; only the browser family
+is read from inside the span, from its own position. A line that fits no reading is counted as
+unparsed, never read a second, looser way.
+
+istio-proxy's own logging (istio's pkg/log, text or JSON, and Envoy's) shares the container's
+output: those lines are recognised and counted apart, not as requests.
 """
 from __future__ import annotations
 
@@ -33,7 +47,30 @@ ISTIO_JSON = {"requested_server_name": "sni", "authority": "authority", "respons
               "start_time": "time", "downstream_local_address": "local", "user_agent": "agent"}
 
 _OPERATOR = re.compile(r"%([A-Z_]+(?:\([^)%]*\))?)(?::\d+)?%")
-MAX_LINE = 64 * 1024  # a longer line is not an access-log line (and is not kept)
+# a longer line is not an access-log line (and is not kept); Envoy takes at most 60 KiB of request
+# headers (max_request_headers_kb), so one logged header value fits whole
+MAX_LINE = 256 * 1024
+# request headers the HTTP/1 and HTTP/2 codecs keep free of white space (nghttp2's
+# check_method/check_path/check_authority, and the HTTP/1 request line); the authority has no
+# quote either. Every other REQ()/RESP() header is free text.
+_CODEC = {"REQ(:METHOD)", "REQ(:PATH)", "REQ(X-ENVOY-ORIGINAL-PATH?:PATH)", "REQ(:AUTHORITY)", "REQ(HOST)"}
+_NO_QUOTE = {"REQ(:AUTHORITY)", "REQ(HOST)"}
+# headers the gateway's own router writes (a number of milliseconds), not the client
+_ENVOY_HEADERS = {"RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)"}
+# istio-proxy's own log lines: istio's pkg/log (text: time, tab, level, tab) and Envoy's, as
+# istio-agent starts it (`--log-format %Y-%m-%dT%T.%fZ\t%l\tenvoy ...`) or by default ([time][...])
+_PROXY_TEXT = re.compile(r"^(?:\d{4}-\d\d-\d\dT[\d:.]+Z?\t(?:trace|debug|info|warn|warning|error|critical|fatal|off)\t"
+                         r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\]\[\d+\]\[)")
+_PROXY_JSON_KEYS = ("level", "msg")
+
+
+class NotAccessLog:
+    """What `parse` answers for a line of istio-proxy's own logging: not a request, not noise."""
+
+    __slots__ = ()
+
+
+PROXY_LOG = NotAccessLog()
 
 
 class LogFormatError(ValueError):
@@ -53,16 +90,16 @@ class Request(NamedTuple):
 
 
 class Parser:
-    """One log format, compiled once; `parse(line)` is a Request or None (not a line of it)."""
+    """One log format, compiled once; `parse(line)` is a Request, PROXY_LOG (a line of
+    istio-proxy's own logging), or None (not a line of it)."""
 
     def __init__(self, text: Optional[str] = None, json_keys: Optional[Mapping[str, str]] = None) -> None:
         self.json_keys = dict(json_keys) if json_keys is not None else None
-        self.regex: Optional["re.Pattern[str]"] = None
+        self.text: Optional[_TextFormat] = None
         have = set(self.json_keys.values()) if self.json_keys is not None else set()
-        self.loose: Optional["re.Pattern[str]"] = None
         if text is not None:
-            self.regex, have = _compile(text, strict=True)
-            self.loose = _compile(text, strict=False)[0]
+            self.text = _TextFormat(text)
+            have = set(self.text.fields) | set(self.text.spans)
         self.fields = frozenset(have)
         missing = [f for f in REQUIRED if f not in self.fields]
         if missing:
@@ -92,55 +129,126 @@ class Parser:
             raise LogFormatError("--log-format: no %OPERATOR% in it (or give text, json)")
         return cls(value)
 
-    def parse(self, line: str) -> Optional[Request]:
+    def parse(self, line: str) -> "Optional[Request] | NotAccessLog":
         if len(line) > MAX_LINE:
             return None
         line = line.rstrip("\r\n")
-        values: Dict[str, str] = {}
         if self.json_keys is not None:
-            if not line.startswith("{"):
-                return None
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                return None
-            if not isinstance(doc, dict):
-                return None
-            for key, name in self.json_keys.items():
-                v = doc.get(key)
-                if v is not None:
-                    values[name] = str(v)
-        else:
-            assert self.regex is not None and self.loose is not None
-            m = self.regex.match(line) or self.loose.match(line)
-            if m is None:
-                return None
-            values = m.groupdict()
+            return self._json(line)
+        assert self.text is not None
+        values = self.text.read(line)
+        if values is None:
+            return PROXY_LOG if _PROXY_TEXT.match(line) or _proxy_json(line) else None
+        return _request(values)
+
+    def _json(self, line: str) -> "Optional[Request] | NotAccessLog":
+        if not line.startswith("{"):
+            return PROXY_LOG if _PROXY_TEXT.match(line) else None
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        keys = {k for k, name in self.json_keys.items() if name in REQUIRED}  # type: ignore[union-attr]
+        if not keys <= doc.keys():  # Envoy writes every key of the format, null when unset
+            return PROXY_LOG if all(k in doc for k in _PROXY_JSON_KEYS) else None
+        values: Dict[str, str] = {}
+        for key, name in self.json_keys.items():  # type: ignore[union-attr]
+            v = doc.get(key)
+            if v is not None:
+                values[name] = str(v)
         return _request(values)
 
 
-def _compile(text: str, strict: bool) -> Tuple["re.Pattern[str]", set]:
-    """A text format as a regex with a named group per operator impact reads. Strict: a value
-    runs up to the next literal character (Envoy writes `"%REQ(USER-AGENT)%"` with no quote
-    inside, and times in brackets), which never backtracks; loose: lazily, for values that do
-    hold that character."""
-    parts: List[str] = []
-    pos = 0
-    seen: set = set()
-    matches = list(_OPERATOR.finditer(text))
-    for i, m in enumerate(matches):
-        parts.append(re.escape(text[pos:m.start()]))
-        following = text[m.end():matches[i + 1].start() if i + 1 < len(matches) else len(text)].rstrip("\n")
-        value = f"[^{re.escape(following[0])}]*" if strict and following else ".*?" if following else ".*"
-        name = OPERATORS.get(m.group(1))
-        if name and name not in seen:
-            parts.append(f"(?P<{name}>{value})")
-            seen.add(name)
-        else:
-            parts.append(f"(?:{value})")
-        pos = m.end()
-    parts.append(re.escape(text[pos:].rstrip("\n")))
-    return re.compile("^" + "".join(parts) + "$"), seen
+def _proxy_json(line: str) -> bool:
+    if not line.startswith("{"):
+        return False
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and all(k in doc for k in _PROXY_JSON_KEYS)
+
+
+class _TextFormat:
+    """A text format as one anchored regex, each value matched by who writes it (see the
+    module's docstring). Consecutive free-text operators form one span; a field impact reads
+    from inside a span is cut out of it by its separators, from the span's own ends."""
+
+    def __init__(self, text: str) -> None:
+        text = text.rstrip("\n")
+        matches = list(_OPERATOR.finditer(text))
+        parts: List[str] = []
+        self.fields: Dict[str, str] = {}  # impact's name -> regex group
+        self.spans: Dict[str, Tuple[str, List[str], int]] = {}  # name -> (group, separators, index)
+        pos, i, n = 0, 0, 0
+        while i < len(matches):
+            m = matches[i]
+            parts.append(re.escape(text[pos:m.start()]))
+            if _free(m.group(1)):
+                run, seps = [m], []
+                while (i + 1 < len(matches) and _free(matches[i + 1].group(1))
+                       and not _OPERATOR.search(text[run[-1].end():matches[i + 1].start()])):
+                    seps.append(text[run[-1].end():matches[i + 1].start()])
+                    run.append(matches[i + 1])
+                    i += 1
+                group = f"s{n}"
+                n += 1
+                parts.append(f"(?P<{group}>.*)")
+                for k, op in enumerate(run):
+                    name = OPERATORS.get(op.group(1))
+                    if name and name not in self.fields and name not in self.spans:
+                        self.spans[name] = (group, seps, k)
+                pos = run[-1].end()
+            else:
+                following = text[m.end():matches[i + 1].start() if i + 1 < len(matches) else len(text)]
+                stop = re.escape(following[0]) if following else ""
+                op = m.group(1)
+                if op in _CODEC:
+                    value = f"[^\\s{stop}]*" if op not in _NO_QUOTE else f'[^\\s"{stop}]*'
+                else:  # Envoy's: up to the next literal, or (last) a name without white space
+                    value = f"[^{stop}]*" if stop else "\\S*"
+                name = OPERATORS.get(op)
+                if name and name not in self.fields and name not in self.spans:
+                    group = f"f{n}"
+                    n += 1
+                    self.fields[name] = group
+                    parts.append(f"(?P<{group}>{value})")
+                else:
+                    parts.append(f"(?:{value})")
+                pos = m.end()
+            i += 1
+        parts.append(re.escape(text[pos:]))
+        self.regex = re.compile("^" + "".join(parts) + "$")
+
+    def read(self, line: str) -> Optional[Dict[str, str]]:
+        m = self.regex.match(line)
+        if m is None:
+            return None
+        out = {name: m.group(group) for name, group in self.fields.items()}
+        for name, (group, seps, k) in self.spans.items():
+            out[name] = _cut(m.group(group), seps, k)
+        return out
+
+
+def _free(op: str) -> bool:
+    return op.startswith(("REQ(", "RESP(", "TRAILER(")) and op not in _CODEC and op not in _ENVOY_HEADERS
+
+
+def _cut(span: str, seps: List[str], k: int) -> str:
+    """Operator k of a free-text span: the operators before it end at their separators' first
+    occurrence, those after it begin at their separators' last; exact unless a neighbour's
+    own value holds the separator."""
+    for sep in seps[:k]:
+        _, found, span = span.partition(sep)
+        if not found:
+            return ""
+    for sep in reversed(seps[k:]):
+        span, found, _ = span.rpartition(sep)
+        if not found:
+            return ""
+    return span
 
 
 def _value(v: Optional[str]) -> str:
@@ -189,9 +297,12 @@ def browser_family(agent: str) -> str:
 
 
 def detect(lines: Iterable[str]) -> Optional[str]:
-    """`json` or `text` from the first lines that look like access-log lines, or None."""
+    """`json` or `text` from the first lines that look like access-log lines (istio-proxy's own
+    logging, JSON or not, tells nothing), or None."""
     for line in lines:
         s = line.strip()
+        if _PROXY_TEXT.match(s) or _proxy_json(s):
+            continue
         if s.startswith("{"):
             return "json"
         if s.startswith("["):
@@ -199,6 +310,6 @@ def detect(lines: Iterable[str]) -> Optional[str]:
     return None
 
 
-def parse_lines(parser: Parser, lines: Iterable[str]) -> Iterator[Optional[Request]]:
+def parse_lines(parser: Parser, lines: Iterable[str]) -> "Iterator[Optional[Request] | NotAccessLog]":
     for line in lines:
         yield parser.parse(line)

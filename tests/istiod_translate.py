@@ -617,11 +617,13 @@ class Connection:
                 return True
         return False
 
-    def request(self, authority: str, path: str = "/", user_agent: str = "") -> Tuple[int, str, str]:
+    def request(self, authority: str, path: str = "/", user_agent: str = "",
+                extra: Sequence[Tuple[str, str]] = ()) -> Tuple[int, str, str]:
         """(status, body, the chain header)."""
         sid = self.conn.get_next_available_stream_id()
         headers = [(":method", "GET"), (":scheme", "https"), (":authority", authority), (":path", path)]
-        self.conn.send_headers(sid, headers + ([("user-agent", user_agent)] if user_agent else []), end_stream=True)
+        self.conn.send_headers(sid, headers + ([("user-agent", user_agent)] if user_agent else []) + list(extra),
+                               end_stream=True)
         self.sock.sendall(self.conn.data_to_send())
         status, body, chain = 0, b"", ""
         deadline = time.monotonic() + self.timeout

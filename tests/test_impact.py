@@ -25,7 +25,7 @@ BOUND = 8443  # the port the scenario's gateway binds; the loopback listener sta
 
 
 def envoy_log(docs: List[dict], certs, fmt: str, plan: List[Tuple[str, str, int, str]],
-              filters: List[dict] = ()) -> List[str]:
+              filters: List[dict] = (), extra: List[Tuple[str, str]] = ()) -> List[str]:
     """Serve the manifests on the real Envoy with Istio's access-log format `fmt`, send `plan`
     ((connection host, request host, count, user agent)), and return the log lines, the
     listener's loopback port written as the port it stands for."""
@@ -38,7 +38,7 @@ def envoy_log(docs: List[dict], certs, fmt: str, plan: List[Tuple[str, str, int,
             c = Connection(port, conn_host, certs.ca_cert)
             assert not c.error, c.error
             for _ in range(count):
-                c.request(request_host, "/account?token=SECRET-TOKEN", agent)
+                c.request(request_host, "/account?token=SECRET-TOKEN", agent, extra)
             c.close()
         expected = sum(n for _, _, n, _ in plan)
         for _ in range(100):  # Envoy flushes its access log on a timer
@@ -102,6 +102,58 @@ def test_misrouted_and_421(scenario_files, certs, tmp_path) -> None:
     r = run_cli(["impact", "-f", str(path), *manifests, "-o", "json"])
     assert r.status == 0  # answered 421: nothing harmful
     assert rows(json.loads(r.stdout)) == {("x.example.com", "b.example.com"): (4, {"421": 4}, {"Chrome": 4}, True)}
+
+
+@pytest.mark.parametrize("fmt", ["istio-text", "istio-json"])
+def test_what_clients_send_never_changes_the_count(fmt, scenario_files, certs, tmp_path) -> None:
+    """On a gateway mitigated by 421, through the real Envoy: a direct request whose User-Agent
+    imitates the tail of a misrouted coalesced line is not counted as one (the exit status stays
+    0), a coalesced request whose User-Agent holds quotes is counted, and so are requests with
+    hostile X-Forwarded-For and X-Request-ID headers."""
+    from kubectl_gwdup.analysis import registry
+    from kubectl_gwdup.inventory import build_inventory
+    from kubectl_gwdup.plans.misdirect421 import Method421, plan_421
+    from kubectl_gwdup.sources.files import load_files
+
+    name = "wildcard_host_misrouted"
+    docs = scenario_docs_with_keys(name, scenario_files, certs)
+    manifests = sum((["--manifests", f] for f in scenario_files(name)), [])
+    inv = build_inventory(load_files(scenario_files(name)))
+    filters = plan_421(inv, registry.run(inv).findings, Method421.VHOST).objects
+    fake_tail = (f'{CHROME}" "0b6a9a4e" "b.example.com" "10.1.1.1:8080" outbound|8080||b.default.svc.cluster.local '
+                 f'10.244.0.7:41000 10.244.0.7:{BOUND} 10.0.0.2:5000 x.example.com -')
+    quoted = CHROME + ' "quoted" " " {"x": "y"}'
+    plan = [("x.example.com", "x.example.com", 3, fake_tail), ("x.example.com", "b.example.com", 2, quoted),
+            ("b.example.com", "b.example.com", 1, CHROME)]
+    hostile_headers = [("x-forwarded-for", f'1.2.3.4" "{SAFARI}'), ("x-request-id", '" "b.example.com" "x')]
+    for extra in ([], hostile_headers):
+        path = tmp_path / "mitigated.log"
+        path.write_text("\n".join(envoy_log(docs, certs, fmt, plan, filters, extra)) + "\n")
+        r = run_cli(["impact", "-f", str(path), *manifests, "-o", "json"])
+        assert r.status == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert rows(doc) == {("x.example.com", "b.example.com"): (2, {"421": 2}, {"Chrome": 2}, True)}, extra
+        t = doc["totals"]
+        assert (t["lines"], t["requests"], t["unparsed"], t["proxyLog"]) == (6, 6, 0, 0)
+
+
+def test_requests_without_a_host_are_never_coalesced(scenario_files, tmp_path) -> None:
+    """HTTP/1.0 without Host: Envoy logs the authority as `-` (JSON: null). On a listener with a
+    `*` server that is no request for another host, whatever its SNI."""
+    files = scenario_files("catch_all_host")
+    lines = []
+    for fmt in ("text", "json"):
+        values = base_values("b.example.com", "-", 443, 404, CHROME, "/")
+        values["%REQ(:AUTHORITY)%"] = "-" if fmt == "text" else None
+        values["%DOWNSTREAM_LOCAL_ADDRESS%"] = "10.0.0.1:8443"
+        lines.append(write_line(fmt, values))
+    for fmt, line in zip(("istio-text", "istio-json"), lines):
+        path = tmp_path / f"{fmt}.log"
+        path.write_text(line + "\n")
+        r = run_cli(["impact", "-f", str(path), *sum((["--manifests", f] for f in files), []), "-o", "json"])
+        assert r.status == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert doc["rows"] == [] and doc["totals"]["withoutAuthority"] == 1, doc["totals"]
 
 
 @pytest.mark.parametrize("fmt", ["istio-text", "istio-json"])
@@ -193,24 +245,122 @@ def test_custom_format(scenario_files, tmp_path) -> None:
 
 _word = st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True)
 _agent = st.from_regex(r"[A-Za-z0-9/.;() _-]{0,60}", fullmatch=True)
+# what the HTTP/1 and HTTP/2 codecs let through in a path: visible characters, no white space
+_path = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x10FFFF, blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")),
+                max_size=40).filter(lambda p: not any(c.isspace() for c in p)).map(lambda p: "/~" + p)
+
+# Istio's JSON format (EnvoyJSONLogFormatIstio): every key, as Envoy writes it (null when unset)
+ISTIO_JSON_KEYS = {"start_time": "%START_TIME%", "route_name": "%ROUTE_NAME%", "method": "%REQ(:METHOD)%",
+                   "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "protocol": "%PROTOCOL%",
+                   "response_code": "%RESPONSE_CODE%", "response_flags": "%RESPONSE_FLAGS%",
+                   "response_code_details": "%RESPONSE_CODE_DETAILS%",
+                   "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
+                   "bytes_received": "%BYTES_RECEIVED%", "bytes_sent": "%BYTES_SENT%", "duration": "%DURATION%",
+                   "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+                   "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%", "user_agent": "%REQ(USER-AGENT)%",
+                   "request_id": "%REQ(X-REQUEST-ID)%", "authority": "%REQ(:AUTHORITY)%",
+                   "upstream_host": "%UPSTREAM_HOST%", "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
+                   "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
+                   "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
+                   "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
+                   "requested_server_name": "%REQUESTED_SERVER_NAME%",
+                   "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%"}
+
+
+def write_line(fmt: str, values: Dict[str, str]) -> str:
+    """A line as Envoy writes it: the text format with each operator's value put in as it is
+    (Envoy escapes nothing there, `-` when unset), or Istio's JSON object."""
+    if fmt == "json":
+        return json.dumps({k: values.get(op) for k, op in ISTIO_JSON_KEYS.items()})
+    return re.sub(r"%[A-Z_]+(?:\([^)%]*\))?%", lambda m: values.get(m.group(0), "-").replace("\\", "\\\\"), ISTIO_TEXT)
+
+
+def base_values(sni: str, authority: str, port: int, status: int, agent: str, path: str) -> Dict[str, str]:
+    return {"%START_TIME%": "2026-11-30T10:00:00.000Z", "%REQ(:METHOD)%": "GET",
+            "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%": path, "%PROTOCOL%": "HTTP/2", "%RESPONSE_CODE%": str(status),
+            "%RESPONSE_FLAGS%": "NR", "%RESPONSE_CODE_DETAILS%": "route_not_found", "%REQ(USER-AGENT)%": agent,
+            "%REQ(:AUTHORITY)%": f"{authority}:{port}", "%DOWNSTREAM_LOCAL_ADDRESS%": f"10.0.0.1:{port}",
+            "%REQUESTED_SERVER_NAME%": sni, "%REQ(X-FORWARDED-FOR)%": "203.0.113.7",
+            "%REQ(X-REQUEST-ID)%": "0b6a9a4e-2f0c-4c4e-9a55-0c8a3a7d1f2e", "%UPSTREAM_HOST%": "10.1.2.3:8080",
+            "%UPSTREAM_CLUSTER_RAW%": "outbound|8080||backend.shop.svc.cluster.local",
+            "%UPSTREAM_LOCAL_ADDRESS%": "10.0.0.1:40000", "%DOWNSTREAM_REMOTE_ADDRESS%": "198.51.100.2:51000",
+            "%ROUTE_NAME%": "-", "%BYTES_RECEIVED%": "0", "%BYTES_SENT%": "0", "%DURATION%": "1",
+            "%UPSTREAM_TRANSPORT_FAILURE_REASON%": "-"}
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(sni=_word, authority=_word, port=st.integers(1, 65535), status=st.integers(100, 599), agent=_agent,
-       path=st.text(min_size=1, max_size=40).filter(lambda p: "\n" not in p and '"' not in p).map(lambda p: "/~" + p))
+@given(sni=_word, authority=_word, port=st.integers(1, 65535), status=st.integers(100, 599), agent=_agent, path=_path)
 def test_text_format_round_trip(sni, authority, port, status, agent, path) -> None:
     """A line written in Istio's text format with these values reads back as them (the path,
     whatever it holds, is not kept)."""
-    values = {"%START_TIME%": "2026-11-30T10:00:00.000Z", "%REQ(:METHOD)%": "GET",
-              "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%": path, "%PROTOCOL%": "HTTP/2", "%RESPONSE_CODE%": str(status),
-              "%RESPONSE_FLAGS%": "NR", "%RESPONSE_CODE_DETAILS%": "route_not_found", "%REQ(USER-AGENT)%": agent,
-              "%REQ(:AUTHORITY)%": f"{authority}:{port}", "%DOWNSTREAM_LOCAL_ADDRESS%": f"10.0.0.1:{port}",
-              "%REQUESTED_SERVER_NAME%": sni}
-    line = re.sub(r"%[A-Z_]+(?:\([^)%]*\))?%", lambda m: values.get(m.group(0), "-"), ISTIO_TEXT)
-    r = Parser.from_flag("text").parse(line)
+    r = Parser.from_flag("text").parse(write_line("text", base_values(sni, authority, port, status, agent, path)))
     assert r is not None
     assert (r.sni, r.authority, r.status, r.port, r.flags) == (sni.rstrip("."), host_of(authority), status, port, "NR")
     assert r.agent == browser_family(agent) and all(path not in str(v) for v in r)  # a Request holds no path
+
+
+# values a client can choose: quotes, braces, spaces, the tail of another line, what a non-UTF-8
+# byte becomes once read, and up to 64 KiB
+TAIL = ('" "evil.example.com" "10.9.9.9:80" outbound|80||x 10.0.0.9:1 10.0.0.1:8443 192.0.2.1:1 '
+        'a.example.com https.443.https.gw.ns')
+FAKE_STATUS = '" 200 - via_upstream - "-" 0 0 0 - "'
+_hostile = st.one_of(
+    st.sampled_from([TAIL, FAKE_STATUS, '"', '" "', "{}", '{"a":"b"}', "a b c", "\ufffd\ufffd", "-", "",
+                     CHROME + TAIL, TAIL + CHROME]),
+    st.text(st.characters(blacklist_characters="\r\n\x00", blacklist_categories=("Cs",)), max_size=80),
+    st.integers(1, 64 * 1024).map(lambda n: ('" "x' * (n // 4 + 1))[:n]))
+# the path: what the codecs let through (no white space), quotes and another line's tail included
+_hostile_path = st.one_of(_path, st.sampled_from(["/" + TAIL.replace(" ", ""), '/"', '/{"}', "/" + "\"" * 1000]))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(fmt=st.sampled_from(["text", "json"]), sni=_word, authority=_word, port=st.integers(1, 65535),
+       status=st.integers(100, 599), agent=st.sampled_from([CHROME, SAFARI, "curl/8.5.0"]),
+       field=st.sampled_from(["%REQ(USER-AGENT)%", "%REQ(X-FORWARDED-FOR)%", "%REQ(X-REQUEST-ID)%", "path"]),
+       value=_hostile, path=_hostile_path)
+def test_no_client_chosen_value_moves_a_counted_field(fmt, sni, authority, port, status, agent, field, value,
+                                                      path) -> None:
+    """The same request, its client-chosen fields plain or hostile, reads as the same request:
+    every field impact counts by, in both of Istio's formats. The browser family is read from
+    the user agent itself (hostile there, it is whatever that text says), and stays exact beside
+    a hostile X-Forwarded-For or request id unless that value holds the `" "` separator."""
+    plain = base_values(sni, authority, port, status, agent, "/")
+    hostile = dict(plain)
+    if field == "path":
+        hostile["%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"] = path
+    else:
+        hostile[field] = value
+    parser = Parser.from_flag(fmt)
+    want, got = parser.parse(write_line(fmt, plain)), parser.parse(write_line(fmt, hostile))
+    assert want is not None and got is not None, write_line(fmt, hostile)[:300]
+    counted = lambda r: (r.sni, r.authority, r.status, r.port, r.flags, r.details, r.route)
+    assert counted(got) == counted(want)
+    if field == "%REQ(USER-AGENT)%":
+        assert got.agent == browser_family(value if value != "-" else "")
+    elif fmt == "json" or field == "path" or '" "' not in value:
+        assert got.agent == want.agent
+
+
+PROXY_LINES = [
+    '2026-11-30T10:00:00.123456Z\tinfo\txdsproxy\tconnected to upstream XDS server: istiod.istio-system.svc:15012',
+    '2026-11-30T10:00:00.123456Z\twarning\tenvoy config external/envoy/source/common/config/grpc_stream.h:191\t'
+    'StreamAggregatedResources gRPC config stream closed since 1800s ago: 13, \tthread=14',
+    '{"level":"info","time":"2026-11-30T10:00:00.123456Z","scope":"xdsproxy","msg":"connected to upstream XDS server"}',
+    '{"level":"error","time":"2026-11-30T10:00:00Z","msg":"cannot read certificate", "authority": "x"}',
+    '[2026-11-30 10:00:00.123][14][warning][config] [source/common/config/grpc_stream.h:191] stream closed',
+]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_istio_proxys_own_logging_is_counted_apart(fmt) -> None:
+    from kubectl_gwdup.accesslog import PROXY_LOG, detect
+
+    parser = Parser.from_flag(fmt)
+    assert [parser.parse(line) for line in PROXY_LINES] == [PROXY_LOG] * len(PROXY_LINES)
+    request = write_line(fmt, base_values("a.example.com", "b.example.com", 443, 404, CHROME, "/"))
+    assert detect(PROXY_LINES + [request]) == fmt  # the proxy's JSON lines do not make a text log JSON
+    assert parser.parse(request) not in (None, PROXY_LOG)
+    assert parser.parse("GET / HTTP/1.1 200") is None  # other output stays unparsed
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

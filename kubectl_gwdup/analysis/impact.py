@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from ..accesslog import Request
+from ..accesslog import NotAccessLog, Request
 from ..hosts import cert_covers
 from ..model import Finding, Inventory, Listener, Placement, ServerRef, Workload
 from .chains import ChainIndex, live_chains
@@ -72,8 +72,10 @@ class Row:
 class Totals:
     lines: int = 0
     unparsed: int = 0
+    proxy_log: int = 0  # istio-proxy's own logging, in the same stream
     requests: int = 0
     without_sni: int = 0
+    without_authority: int = 0
     unknown_listener: int = 0
     coalesced: int = 0
 
@@ -150,15 +152,21 @@ class Impact:
         self.rows: Dict[Tuple[Any, ...], Row] = {}
         self.totals = Totals()
 
-    def line(self, workload: Workload, r: Optional[Request]) -> None:
+    def line(self, workload: Workload, r: "Optional[Request] | NotAccessLog") -> None:
         t = self.totals
         t.lines += 1
         if r is None:
             t.unparsed += 1
             return
+        if isinstance(r, NotAccessLog):
+            t.proxy_log += 1
+            return
         t.requests += 1
         if not r.sni:
             t.without_sni += 1
+            return
+        if not r.authority:  # HTTP/1.0 without Host: no host was asked for, so none was pooled
+            t.without_authority += 1
             return
         key = self.join.listener(workload.key, r.port)
         if key is None:
@@ -216,7 +224,8 @@ def report(impact: Impact, findings: Sequence[Finding], notes: Sequence[str],
     return {"apiVersion": "gwdup.kubectl.io/v1alpha1", "kind": "ImpactReport",
             "rows": [r.to_dict() for r in rows],
             "findings": hazards,
-            "totals": {"lines": t.lines, "unparsed": t.unparsed, "requests": t.requests, "withoutSni": t.without_sni,
+            "totals": {"lines": t.lines, "unparsed": t.unparsed, "proxyLog": t.proxy_log, "requests": t.requests,
+                       "withoutSni": t.without_sni, "withoutAuthority": t.without_authority,
                        "unknownListener": t.unknown_listener,
                        "coalesced": sum(sum(r.outcomes.values()) for r in rows),  # in the rows reported
                        "outcomes": {o: outcome_totals.get(o, 0) for o in OUTCOMES},

@@ -182,11 +182,15 @@ def _log_notes(feed: Feed, inventory: Inventory) -> List[str]:
     if feed.empty and not feed.opts.logs:
         out.append(f"{len(feed.empty)} gateway pod(s) logged nothing in the window read: "
                    f"{', '.join(sorted(feed.empty)[:5])}{' ...' if len(feed.empty) > 5 else ''}")
-    if t.lines and not t.requests:
-        out.append(f"none of {t.lines} line(s) is an access-log line of the expected format "
+    if t.lines > t.proxy_log and not t.requests:
+        out.append(f"none of {t.lines - t.proxy_log} line(s) is an access-log line of the expected format "
                    f"({feed.opts.log_format or 'Istio text or JSON'}); give the format with --log-format")
     elif t.unparsed:
         out.append(f"{t.unparsed} of {t.lines} line(s) are not access-log lines (other output, cut or binary): skipped")
+    if t.proxy_log:
+        out.append(f"{t.proxy_log} line(s) of istio-proxy's own logging: skipped")
+    if t.without_authority:
+        out.append(f"{t.without_authority} request(s) without a host (HTTP/1.0 without Host): never coalesced")
     if t.requests and t.without_sni == t.requests:
         out.append("no request carries the connection's SNI (%REQUESTED_SERVER_NAME%): coalescing cannot be seen")
     if t.unknown_listener:

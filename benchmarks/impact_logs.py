@@ -6,6 +6,10 @@ request in ten rode another host's connection (a.example.com's connection carryi
 b.example.com), the rest are each host's own. Memory must not grow with the log: the lines
 are streamed and only the rows (one per connection host and request host) are kept. Peak MB is
 the children's maximum so far (getrusage), so a later, bigger log can only raise it.
+
+The floor is what Python needs to read the same file line by line and do nothing with it, in a
+fresh process too; `x floor` is impact's time over it, measured in the same run (the target:
+at most 5x).
 """
 from __future__ import annotations
 
@@ -57,16 +61,25 @@ def run(path: str) -> tuple:
     return seconds, max(peak, before) / 1024, len(r.stdout)
 
 
+def floor(path: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import sys\nwith open(sys.argv[1], 'rb') as f:\n    for _ in f: pass",
+                    path], check=True)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     sizes = [int(s) for s in sys.argv[1:]] or [100, 1000]
-    print(f"{'log MB':>7} {'lines':>10} {'seconds':>8} {'lines/s':>9} {'peak MB':>8} {'report bytes':>12}")
+    print(f"{'log MB':>7} {'lines':>10} {'seconds':>8} {'lines/s':>9} {'floor s':>8} {'x floor':>8} "
+          f"{'peak MB':>8} {'report bytes':>12}")
     with tempfile.TemporaryDirectory(prefix="gwdup-impact-") as tmp:
         for mb in sizes:
             path = os.path.join(tmp, f"{mb}.log")
             lines = write_log(path, mb * 1024 * 1024)
             seconds, peak, out = run(path)
+            base = floor(path)
             print(f"{os.path.getsize(path) / 2**20:>7.0f} {lines:>10} {seconds:>8.1f} {lines / seconds:>9.0f} "
-                  f"{peak:>8.0f} {out:>12}")
+                  f"{base:>8.2f} {seconds / base:>8.1f} {peak:>8.0f} {out:>12}")
             os.remove(path)
 
 

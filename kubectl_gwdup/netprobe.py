@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
+from .errors import GwdupError
 from .hosts import cert_covers
 
 
@@ -32,9 +33,20 @@ class ProbeResult(enum.Enum):
     NOT_COALESCED = "NotCoalesced"  # the certificate does not cover the host: no browser reuses it
     UNREACHABLE = "Unreachable"
 
+    @property
+    def verdict(self) -> str:
+        """What probe prints: the documented verdicts only. A connection whose certificate does
+        not cover the other host is never reused for it, which for the user is Ok."""
+        return ProbeResult.OK.value if self is ProbeResult.NOT_COALESCED else self.value
+
 
 class ProbeError(Exception):
     """Connection-level failure: refused, TLS, no h2, timeout. Reported per pair."""
+
+
+class WrongEndpoint(ProbeError, GwdupError):
+    """The endpoint presented a certificate that does not cover the host it was asked for: not
+    the gateway serving that host (a wrong --address, a stale DNS answer). Never a verdict."""
 
 
 class Http1Only(ProbeError):
@@ -86,6 +98,12 @@ class Connection:
             raise ProbeError(f"no HTTP/2 (ALPN {alpn or 'none'}) for SNI {self.sni}")
         der = self.sock.getpeercert(binary_form=True)
         self.peer_sans = _dns_sans(der) if der else ()
+        if not self.covers(self.sni):
+            where = host_port(self.address, self.port)
+            self.close()
+            raise WrongEndpoint(f"{where} is not the gateway for {self.sni}: the certificate it presented covers "
+                                f"{', '.join(self.peer_sans[:5]) or 'no DNS name'}, not {self.sni} (check --address "
+                                "or --resolve)")
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         conn.initiate_connection()
         self.sock.sendall(conn.data_to_send())
@@ -198,6 +216,8 @@ def probe_pair(address: str, port: int, from_host: str, to_host: str, context: s
         used += 1
     except Http1Only as exc:
         return PairReport(from_host, to_host, ProbeResult.MITIGATED_HTTP1, str(exc), requests=used)
+    except WrongEndpoint:
+        raise
     except ProbeError as exc:
         return PairReport(from_host, to_host, ProbeResult.UNREACHABLE, str(exc), requests=used + shared.requests)
     finally:
@@ -216,6 +236,8 @@ def probe_pair(address: str, port: int, from_host: str, to_host: str, context: s
                 used += 1
             finally:
                 own.close()
+    except WrongEndpoint:
+        raise
     except ProbeError as exc:
         return PairReport(from_host, to_host, ProbeResult.UNREACHABLE,
                           f"{to_host} on its own connection: {exc}", first, coalesced, requests=used)

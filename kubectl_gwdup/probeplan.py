@@ -47,7 +47,10 @@ def _from_host(servers: Dict[ServerRef, Sequence[str]], refs: Sequence[ServerRef
             h = bare_host(h)
             for name in (_samples(h, samples, False) if is_wildcard(h) else [h]):
                 chain = chains.lookup(name)
-                if name != avoid and chain is not None and chain.server.ref == ref:
+                # and whose certificate covers it: no browser holds a connection that failed
+                # verification (and probe takes one that does for the wrong endpoint)
+                if (name != avoid and chain is not None and chain.server.ref == ref
+                        and (not chain.coverage or any(cert_covers(c, name) for c in chain.coverage))):
                     return name
     return None
 

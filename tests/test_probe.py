@@ -212,3 +212,71 @@ def test_gateway_address_from_its_service(scenario_files) -> None:
     r = run_cli(["probe", *sum((["-f", f] for f in scenario_files("seed")), []), "-o", "json"])
     results = json.loads(r.stdout)["results"]
     assert r.status == 1 and results and all("no address" in x["detail"] for x in results)
+
+
+def _tls_server(leaf):
+    """A TLS endpoint on loopback speaking h2 with another host's certificate: not the gateway."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(leaf.cert_path, leaf.key_path)
+    ctx.set_alpn_protocols(["h2"])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    sock.settimeout(10)
+
+    def serve_once() -> None:
+        for _ in range(4):  # bounded: probe opens one connection and gives up
+            try:
+                conn, _ = sock.accept()
+                ctx.wrap_socket(conn, server_side=True).close()
+            except OSError:
+                return
+    threading.Thread(target=serve_once, daemon=True).start()
+    return sock
+
+
+def test_a_wrong_endpoint_is_an_error_never_a_verdict(gateway, certs) -> None:
+    """Pointed at an endpoint whose certificate does not cover the host the connection was
+    opened for, probe names the endpoint and exits 1; it never prints a verdict."""
+    files, _ = gateway("seed")
+    other = _tls_server(certs.leaf("elsewhere.example", tag="elsewhere"))
+    try:
+        port = other.getsockname()[1]
+        r = run_cli(["probe", *sum((["-f", f] for f in files), []), "--address", f"127.0.0.1:{port}",
+                     "--cacert", certs.ca_cert])
+    finally:
+        other.close()
+    assert r.status == 1 and r.stdout == "", (r.status, r.stdout)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: 127.0.0.1:{port} is not the gateway for "), r.stderr
+    assert "elsewhere.example" in lines[0]
+
+
+def test_address_per_workload(gateway, certs) -> None:
+    files, port = gateway("seed")
+    mine = "istio-system/istio-ingressgateway"
+    r, doc = probe(files, port, certs)  # the plain --address, for comparison
+    base = sorted((x["fromHost"], x["host"], x["result"]) for x in doc["results"])
+    args = ["probe", *sum((["-f", f] for f in files), []), "--cacert", certs.ca_cert, "-o", "json"]
+    r = run_cli(args + ["--address", f"{mine}=127.0.0.1:{port}", "--address", "other/gateway=127.0.0.1:1"])
+    assert r.status == 3, r.stderr
+    assert sorted((x["fromHost"], x["host"], x["result"]) for x in json.loads(r.stdout)["results"]) == base
+    assert {x["address"] for x in json.loads(r.stdout)["results"]} == {f"127.0.0.1:{port}"}
+    r = run_cli(args + ["--address", "other/gateway=127.0.0.1:1"])  # none for this workload, no Service address
+    assert {x["result"] for x in json.loads(r.stdout)["results"]} == {"Unreachable"}
+    for bad, message in ((["--address", "127.0.0.1:1", "--address", "127.0.0.2:1"], "only one --address"),
+                         (["--address", "gateway=127.0.0.1:1"], "NAMESPACE/NAME")):
+        r = run_cli(args + bad)
+        assert r.status == 2 and message in r.stderr, r.stderr
+
+
+def test_only_documented_verdicts(gateway, certs) -> None:
+    """A pair whose first host's certificate does not cover the second is Ok (no browser
+    reuses that connection), not a state of its own."""
+    files, port = gateway("seed_routed")
+    r = run_cli(["probe", "--host", "a.example.com", "--host", "c.example.com", "--address", f"127.0.0.1:{port}",
+                 "--cacert", certs.ca_cert, "-o", "json"])
+    results = json.loads(r.stdout)["results"] if r.stdout.startswith("{") else []
+    assert results and {x["result"] for x in results} <= {"Confirmed-404", "Confirmed-misroute", "Mitigated-421",
+                                                           "Mitigated-HTTP/1.1", "Ok", "Unreachable"}, r.stderr
+    assert any("does not cover" in x["detail"] for x in results)

@@ -102,7 +102,9 @@ CHECK = FlagGroup("Check flags", (
 PROBE = FlagGroup("Probe flags", (
     Flag(("--host",), "probe these hosts by hand instead of check's findings: every ordered pair "
          "(repeatable; needs --address or --resolve)", {"action": "append", "metavar": "HOST"}),
-    Flag(("--address",), "connect here instead of the gateway Service's address", {"metavar": "HOST[:PORT]"}),
+    Flag(("--address",), "connect here instead of the gateway Service's address; WORKLOAD=HOST[:PORT] for one "
+         "gateway workload's pairs (NS/NAME as check's WORKLOAD column; repeatable)",
+         {"action": "append", "metavar": "[WORKLOAD=]HOST[:PORT]"}),
     Flag(("--resolve",), "connect to ADDRESS for HOST:PORT, as curl's --resolve (repeatable)",
          {"action": "append", "metavar": "HOST:PORT:ADDRESS"}),
     Flag(("-k", "--insecure"), "do not verify the gateway's certificate chain", {"action": "store_true"}),

@@ -146,16 +146,16 @@ def _mitigate(s: Session, inv: Inventory, findings: List[Finding], interactive: 
 
 def _probe(s: Session, raw: RawObjects, inv: Inventory, findings: List[Finding]) -> None:
     plan = plan_probes(findings, inv, s.opts.sample_hosts, s.opts.max_requests)
-    host, _ = s.opts.address_parts()
     for note in plan.notes:
         s.say(f"  note: {note}")
     for pair in plan.pairs:
+        host, _ = s.opts.address_for(pair.workload)
         where = None if host else service_address(raw.services, inv, pair.workload)
         if not (host or where or s.opts.resolve):
             s.say(f"  {pair.from_host} -> {pair.to_host}: no address (give --address or --resolve)")
             continue
         p, addr, r = probe.run_pair(s.opts, pair, where)
-        s.say(f"  {r.from_host} -> {r.to_host}: {r.result.value} ({r.detail})")
+        s.say(f"  {r.from_host} -> {r.to_host}: {r.result.verdict} ({r.detail})")
 
 
 def run(opts: Options, env: Env) -> ExitStatus:

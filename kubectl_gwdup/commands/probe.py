@@ -21,7 +21,7 @@ CONFIRMED = (ProbeResult.CONFIRMED_404, ProbeResult.CONFIRMED_MISROUTE)
 @dataclass
 class Options(check.Options):
     hosts: List[str] = field(default_factory=list)
-    address: str = ""
+    address: List[str] = field(default_factory=list)
     resolve: List[str] = field(default_factory=list)
     insecure: bool = False
     cacert: Optional[str] = None
@@ -35,7 +35,7 @@ class Options(check.Options):
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
         base = check.Options.from_args(args, env)
-        return cls(**vars(base), hosts=list(args.host or []), address=args.address or "",
+        return cls(**vars(base), hosts=list(args.host or []), address=list(args.address or []),
                    resolve=list(args.resolve or []), insecure=args.insecure, cacert=args.cacert,
                    path=args.path, method=args.method.upper(), timeout=args.timeout,
                    concurrency=args.concurrency, max_requests=args.max_requests,
@@ -61,13 +61,31 @@ class Options(check.Options):
         if self.hosts and not (self.address or self.resolve):
             raise UsageError("--host needs --address or --resolve")
         try:
-            self.address_parts()
+            self.addresses()
             self.resolved()
         except ValueError as exc:
             raise UsageError(str(exc)) from None
 
-    def address_parts(self) -> Tuple[str, Optional[int]]:
-        return parse_address(self.address) if self.address else ("", None)
+    def addresses(self) -> Tuple[Dict[str, Tuple[str, Optional[int]]], Tuple[str, Optional[int]]]:
+        """(per workload, for every other workload) from --address [WORKLOAD=]HOST[:PORT]."""
+        own: Dict[str, Tuple[str, Optional[int]]] = {}
+        default: Tuple[str, Optional[int]] = ("", None)
+        for text in self.address:
+            workload, eq, rest = text.partition("=")
+            if eq:
+                if "/" not in workload:
+                    raise ValueError(f'invalid --address "{text}": the workload is NAMESPACE/NAME, as check shows it')
+                own[workload] = parse_address(rest)
+            elif default[0]:
+                raise ValueError("only one --address may leave out the workload; name it: --address NS/NAME=HOST")
+            else:
+                default = parse_address(text)
+        return own, default
+
+    def address_for(self, workload: str) -> Tuple[str, Optional[int]]:
+        """The address flags give for one workload's pairs, ("", None) for none."""
+        own, default = self.addresses()
+        return own.get(workload, default)
 
     def resolved(self) -> Dict[Tuple[str, int], str]:
         return {(h, p): a for h, p, a in (parse_resolve(r) for r in self.resolve)}
@@ -75,20 +93,19 @@ class Options(check.Options):
 
 def _plan(opts: Options, env: Env) -> Tuple[Plan, Dict[str, Optional[str]]]:
     """The pairs, and the gateway address per workload (from its Service) where needed."""
-    host, port = opts.address_parts()
     if opts.hosts:
-        return manual(opts.hosts, port or 443, opts.max_requests), {}
+        return manual(opts.hosts, opts.address_for("")[1] or 443, opts.max_requests), {}
     raw = check.load(opts, env)
     inventory, report = check.analyze(opts, raw)
     plan = plan_probes(report.findings, inventory, opts.sample_hosts, opts.max_requests)
-    services = {p.workload: (None if host else service_address(raw.services, inventory, p.workload))
-                for p in plan.pairs}
+    services = {p.workload: (None if opts.address_for(p.workload)[0]
+                             else service_address(raw.services, inventory, p.workload)) for p in plan.pairs}
     return plan, services
 
 
 def run_pair(opts: Options, pair: Pair, workload_address: Optional[str]) -> Tuple[Pair, str, PairReport]:
     """One pair at the address flags or the workload's Service give (used by fix too)."""
-    host, port = opts.address_parts()
+    host, port = opts.address_for(pair.workload)
     port = port or pair.port
     resolved = opts.resolved()
     address = resolved.get((pair.from_host, port)) or host or workload_address
@@ -104,7 +121,7 @@ def run_pair(opts: Options, pair: Pair, workload_address: Optional[str]) -> Tupl
 
 def result_dict(pair: Pair, where: str, r: PairReport) -> Dict[str, Any]:
     return {"fromHost": r.from_host, "host": r.to_host, "address": where, "expected": pair.expected or None,
-            "result": r.result.value, "detail": r.detail, "finding": pair.finding or None,
+            "result": r.result.verdict, "detail": r.detail, "finding": pair.finding or None,
             "requests": r.requests,
             "statuses": {k: getattr(r, k).status for k in ("first", "coalesced", "direct") if getattr(r, k)}}
 

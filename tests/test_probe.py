@@ -214,7 +214,7 @@ def test_gateway_address_from_its_service(scenario_files) -> None:
     assert r.status == 1 and results and all("no address" in x["detail"] for x in results)
 
 
-def _tls_server(leaf):
+def _foreign_endpoint(leaf):
     """A TLS endpoint on loopback speaking h2 with another host's certificate: not the gateway."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(leaf.cert_path, leaf.key_path)
@@ -239,7 +239,7 @@ def test_a_wrong_endpoint_is_an_error_never_a_verdict(gateway, certs) -> None:
     """Pointed at an endpoint whose certificate does not cover the host the connection was
     opened for, probe names the endpoint and exits 1; it never prints a verdict."""
     files, _ = gateway("seed")
-    other = _tls_server(certs.leaf("elsewhere.example", tag="elsewhere"))
+    other = _foreign_endpoint(certs.leaf("elsewhere.example", tag="elsewhere"))
     try:
         port = other.getsockname()[1]
         r = run_cli(["probe", *sum((["-f", f] for f in files), []), "--address", f"127.0.0.1:{port}",

@@ -4,6 +4,8 @@
 - `TLSNoHTTP`: completes the TLS handshake, reads the request, never answers it.
 - `HalfAnswer`: answers a status line, headers and part of the body its Content-Length
   promises, then stalls (or, with close=True, hangs up).
+- `Dribble`: answers its head, then a byte of body every 0.1 s: never silent for a whole read
+  timeout, never done.
 
 Each serves until stop() (or the test's end), holds every accepted socket open so the client
 sees silence rather than a reset, and accepts a bounded number of connections.
@@ -122,3 +124,14 @@ class HalfAnswer(_Server):
             tls.close()
             return
         self._wait()
+
+
+class Dribble(_Server):
+    def handle(self, conn: socket.socket) -> None:
+        tls = self._tls(conn)
+        self._read_request(tls)
+        tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(400):  # a byte every 0.1 s for at most 40 s
+            if self.stopping.wait(0.1):
+                return
+            tls.sendall(b" ")

@@ -109,8 +109,8 @@ def test_unreachable_and_errors_are_per_pair(gateway, certs, tmp_path) -> None:
     assert r.status == 1 and "TLS handshake with SNI" in json.loads(r.stdout)["results"][0]["detail"]
 
 
-def _tls_server(certs, alpn, respond):
-    leaf = certs.leaf("a.example.com", "b.example.com", tag="http1")
+def _tls_server(certs, alpn, respond, leaf=None):
+    leaf = leaf or certs.leaf("a.example.com", "b.example.com", tag="http1")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(leaf.cert_path, leaf.key_path)
     if alpn:
@@ -214,32 +214,12 @@ def test_gateway_address_from_its_service(scenario_files) -> None:
     assert r.status == 1 and results and all("no address" in x["detail"] for x in results)
 
 
-def _foreign_endpoint(leaf):
-    """A TLS endpoint on loopback speaking h2 with another host's certificate: not the gateway."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(leaf.cert_path, leaf.key_path)
-    ctx.set_alpn_protocols(["h2"])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    sock.settimeout(10)
-
-    def serve_once() -> None:
-        for _ in range(4):  # bounded: probe opens one connection and gives up
-            try:
-                conn, _ = sock.accept()
-                ctx.wrap_socket(conn, server_side=True).close()
-            except OSError:
-                return
-    threading.Thread(target=serve_once, daemon=True).start()
-    return sock
-
-
 def test_a_wrong_endpoint_is_an_error_never_a_verdict(gateway, certs) -> None:
     """Pointed at an endpoint whose certificate does not cover the host the connection was
     opened for, probe names the endpoint and exits 1; it never prints a verdict."""
     files, _ = gateway("seed")
-    other = _foreign_endpoint(certs.leaf("elsewhere.example", tag="elsewhere"))
+    # a TLS endpoint speaking h2 with another host's certificate: not the gateway
+    other = _tls_server(certs, ["h2"], respond=True, leaf=certs.leaf("elsewhere.example", tag="elsewhere"))
     try:
         port = other.getsockname()[1]
         r = run_cli(["probe", *sum((["-f", f] for f in files), []), "--address", f"127.0.0.1:{port}",

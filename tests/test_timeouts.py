@@ -15,7 +15,7 @@ from typing import List, Tuple
 
 import pytest
 
-from hostile_servers import HalfAnswer, Silent, TLSNoHTTP
+from hostile_servers import Dribble, HalfAnswer, Silent, TLSNoHTTP
 from kube import write_kubeconfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,41 +103,9 @@ def test_completion_never_holds_the_shell(certs, tmp_path):
 def test_a_dribbling_server_is_cut_off_by_the_request_timeout(certs, server_cert, tmp_path):
     """A server that sends a byte at a time, never silent for a whole read timeout, still
     ends the request at --request-timeout: it bounds the whole answer, as kubectl's does."""
-    import socket
-    import ssl
-    import threading
-
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(server_cert.cert_path, server_cert.key_path)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    listener.settimeout(30)
-    stop = threading.Event()
-
-    def serve() -> None:
-        for _ in range(4):  # bounded: at most two attempts of one request are expected
-            try:
-                conn, _ = listener.accept()
-                tls = ctx.wrap_socket(conn, server_side=True)
-                tls.recv(65536)
-                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
-                for _ in range(400):  # a byte every 0.1 s for at most 40 s
-                    if stop.wait(0.1):
-                        break
-                    tls.sendall(b" ")
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        url = f"https://127.0.0.1:{listener.getsockname()[1]}"
-        kubeconfig = write_kubeconfig(str(tmp_path / "config"), url, certs.ca_cert, "admin-token")
+    with Dribble(server_cert.cert_path, server_cert.key_path) as server:
+        kubeconfig = write_kubeconfig(str(tmp_path / "config"), server.url, certs.ca_cert, "admin-token")
         proc, took = run(["check", "-A", "--request-timeout", "2s"], kubeconfig, outer=60)
-    finally:
-        stop.set()
-        listener.close()
     assert took < 2 + 6, took
     assert_one_error_line(proc, "error: Unable to connect to the server: ")
     assert "within 2s (--request-timeout)" in proc.stderr

@@ -101,6 +101,8 @@ class Parser:
             self.text = _TextFormat(text)
             have = set(self.text.fields) | set(self.text.spans)
         self.fields = frozenset(have)
+        # the JSON keys every access-log line of this format has (Envoy writes each, null when unset)
+        self.json_required = frozenset(k for k, name in (json_keys or {}).items() if name in REQUIRED)
         missing = [f for f in REQUIRED if f not in self.fields]
         if missing:
             ops = {v: k for k, v in OPERATORS.items()}
@@ -150,9 +152,8 @@ class Parser:
             return None
         if not isinstance(doc, dict):
             return None
-        keys = {k for k, name in self.json_keys.items() if name in REQUIRED}  # type: ignore[union-attr]
-        if not keys <= doc.keys():  # Envoy writes every key of the format, null when unset
-            return PROXY_LOG if all(k in doc for k in _PROXY_JSON_KEYS) else None
+        if not self.json_required <= doc.keys():
+            return PROXY_LOG if _proxy_doc(doc) else None
         values: Dict[str, str] = {}
         for key, name in self.json_keys.items():  # type: ignore[union-attr]
             v = doc.get(key)
@@ -165,9 +166,13 @@ def _proxy_json(line: str) -> bool:
     if not line.startswith("{"):
         return False
     try:
-        doc = json.loads(line)
+        return _proxy_doc(json.loads(line))
     except ValueError:
         return False
+
+
+def _proxy_doc(doc: object) -> bool:
+    """A JSON line of istio's pkg/log (level, time, scope, msg), not of the access log."""
     return isinstance(doc, dict) and all(k in doc for k in _PROXY_JSON_KEYS)
 
 

@@ -83,10 +83,9 @@ class KubeFlags:
     def cluster(self) -> Any:
         from ..sources.cluster import KubeCluster
 
-        extra = {} if self.attempts is None else {"attempts": self.attempts}
         return KubeCluster(self.selection, request_timeout=parse_duration(self.request_timeout),
                            impersonate=self.as_user, impersonate_groups=self.as_group,
-                           verbosity=self.verbosity, log=self.log, environ=self.environ, **extra)
+                           verbosity=self.verbosity, log=self.log, environ=self.environ, attempts=self.attempts)
 
     def close(self) -> None:
         """Close the cluster's connections, if a cluster was made (cached_property keeps it in

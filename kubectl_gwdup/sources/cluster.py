@@ -64,11 +64,11 @@ class KubeCluster:
     def __init__(self, selection: Optional[kubeconfig.Selection], *, request_timeout: Optional[float] = None,
                  impersonate: Optional[str] = None, impersonate_groups: Sequence[str] = (),
                  verbosity: int = 0, log: TextIO = sys.stderr,
-                 environ: Optional[Mapping[str, str]] = None, attempts: int = ATTEMPTS) -> None:
+                 environ: Optional[Mapping[str, str]] = None, attempts: Optional[int] = None) -> None:
         self.selection = selection
         self.environ = os.environ if environ is None else environ
         self.timeouts = Timeouts(request_timeout)
-        self.attempts = attempts
+        self.attempts = attempts or ATTEMPTS
         self.impersonate = impersonate
         self.impersonate_groups = tuple(impersonate_groups)
         self.verbosity = verbosity

@@ -84,7 +84,11 @@ def plan_probes(findings: Sequence[Finding], inventory: Inventory, samples: Sequ
             candidates = [r for r in refs if r not in own] or refs
             from_host = _from_host(servers, candidates, samples, to_host, chains)
             if from_host is None:
-                skipped.append(f"{host} (no concrete host on the source servers)")
+                # the sample must stand for the source, not the target: a hint that only named
+                # the target would send the user round in a circle
+                patterns = sorted({bare_host(h) for r in candidates for h in servers[r] if is_wildcard(bare_host(h))})
+                skipped.append(f"{host} (no concrete host on the source servers: give a name under "
+                               f"{', '.join(patterns) or 'their hosts'} other than {to_host})")
                 continue
             key = (from_host, to_host, d["workload"])
             if key in seen:

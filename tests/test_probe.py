@@ -260,3 +260,23 @@ def test_only_documented_verdicts(gateway, certs) -> None:
     assert results and {x["result"] for x in results} <= {"Confirmed-404", "Confirmed-misroute", "Mitigated-421",
                                                            "Mitigated-HTTP/1.1", "Ok", "Unreachable"}, r.stderr
     assert any("does not cover" in x["detail"] for x in results)
+
+
+def test_following_the_sample_host_hint_gets_a_pair(scenario_files) -> None:
+    """The hint for a source server with only patterns names what to give: a name under the
+    source's pattern other than the target. Passing the target itself (what the hint used to
+    name) gets that hint, not the same one again; following it gets the pair."""
+    from kubectl_gwdup.analysis import registry
+    from kubectl_gwdup.probeplan import plan_probes
+
+    inv = build_inventory(load_files(scenario_files("catch_all_host")))
+    findings = registry.run(inv).findings
+    first = plan_probes(findings, inv)
+    assert not first.pairs and first.notes == [
+        "not probed, give --sample-host NAME for patterns: b.example.com (no concrete host on the source "
+        "servers: give a name under * other than b.example.com)"]
+    again = plan_probes(findings, inv, ["b.example.com"])
+    assert not again.pairs and again.notes == first.notes  # the target is still not a source name
+    followed = plan_probes(findings, inv, ["zz.example.com"])
+    assert [(p.from_host, p.to_host) for p in followed.pairs] == [("zz.example.com", "b.example.com")]
+    assert followed.notes == []

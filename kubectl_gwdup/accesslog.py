@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
 # the operators impact reads, and what it calls them
 OPERATORS = {"REQUESTED_SERVER_NAME": "sni", "REQ(:AUTHORITY)": "authority", "RESPONSE_CODE": "status",
@@ -101,6 +101,11 @@ class Parser:
             self.text = _TextFormat(text)
             have = set(self.text.fields) | set(self.text.spans)
         self.fields = frozenset(have)
+        # a line's fields, but its time, as read -> as kept: a gateway's log repeats a few hosts,
+        # codes and user agents, so each is worked out once. Strangers choose those values, so
+        # the memo is bounded in entries and only takes lines of MEMO_LINE characters or fewer:
+        # at most MEMO_SIZE * MEMO_LINE characters, however hostile the log
+        self._memo: Dict[Tuple[Optional[str], ...], Optional[Tuple[Any, ...]]] = {}
         # the JSON keys every access-log line of this format has (Envoy writes each, null when unset)
         self.json_required = frozenset(k for k, name in (json_keys or {}).items() if name in REQUIRED)
         missing = [f for f in REQUIRED if f not in self.fields]
@@ -141,7 +146,7 @@ class Parser:
         values = self.text.read(line)
         if values is None:
             return PROXY_LOG if _PROXY_TEXT.match(line) or _proxy_json(line) else None
-        return _request(values)
+        return self._request(values, len(line) <= MEMO_LINE)
 
     def _json(self, line: str) -> "Optional[Request] | NotAccessLog":
         if not line.startswith("{"):
@@ -159,7 +164,22 @@ class Parser:
             v = doc.get(key)
             if v is not None:
                 values[name] = str(v)
-        return _request(values)
+        return self._request(values, len(line) <= MEMO_LINE)
+
+    def _request(self, values: Mapping[str, str], memo: bool) -> Optional[Request]:
+        if not memo:
+            kept = _kept(values)
+        else:
+            key = tuple(values.get(name) for name in _MEMO_KEY)
+            kept = self._memo.get(key, _UNSEEN)
+            if kept is _UNSEEN:
+                if len(self._memo) >= MEMO_SIZE:
+                    self._memo.clear()
+                kept = self._memo[key] = _kept(values)
+        if kept is None:
+            return None
+        sni, authority, status, flags, details, route, port, agent = kept
+        return Request(sni, authority, status, flags, details, route, _value(values.get("time")), port, agent)
 
 
 def _proxy_json(line: str) -> bool:
@@ -185,7 +205,7 @@ class _TextFormat:
         text = text.rstrip("\n")
         matches = list(_OPERATOR.finditer(text))
         parts: List[str] = []
-        self.fields: Dict[str, str] = {}  # impact's name -> regex group
+        self.fields: Dict[str, str] = {}  # impact's name -> regex group (the same name)
         self.spans: Dict[str, Tuple[str, List[str], int]] = {}  # name -> (group, separators, index)
         pos, i, n = 0, 0, 0
         while i < len(matches):
@@ -198,7 +218,7 @@ class _TextFormat:
                     seps.append(text[run[-1].end():matches[i + 1].start()])
                     run.append(matches[i + 1])
                     i += 1
-                group = f"s{n}"
+                group = f"span{n}"  # no impact name: groupdict() gives fields by their names
                 n += 1
                 parts.append(f"(?P<{group}>.*)")
                 for k, op in enumerate(run):
@@ -216,10 +236,8 @@ class _TextFormat:
                     value = f"[^{stop}]*" if stop else "\\S*"
                 name = OPERATORS.get(op)
                 if name and name not in self.fields and name not in self.spans:
-                    group = f"f{n}"
-                    n += 1
-                    self.fields[name] = group
-                    parts.append(f"(?P<{group}>{value})")
+                    self.fields[name] = name
+                    parts.append(f"(?P<{name}>{value})")
                 else:
                     parts.append(f"(?:{value})")
                 pos = m.end()
@@ -231,9 +249,9 @@ class _TextFormat:
         m = self.regex.match(line)
         if m is None:
             return None
-        out = {name: m.group(group) for name, group in self.fields.items()}
+        out = m.groupdict()
         for name, (group, seps, k) in self.spans.items():
-            out[name] = _cut(m.group(group), seps, k)
+            out[name] = _cut(out[group], seps, k)
         return out
 
 
@@ -268,7 +286,15 @@ def host_of(authority: str) -> str:
     return a.rsplit(":", 1)[0].rstrip(".") if ":" in a else a.rstrip(".")
 
 
-def _request(v: Mapping[str, str]) -> Optional[Request]:
+_MEMO_KEY = ("sni", "authority", "status", "flags", "details", "route", "local", "agent")  # all but time
+MEMO_SIZE = 4096
+MEMO_LINE = 2048
+_UNSEEN = object()
+
+
+def _kept(v: Mapping[str, str]) -> Optional[Tuple[Any, ...]]:
+    """What a Request keeps of a line's fields but its time, in Request's order (None: not a
+    request: its code is no number)."""
     try:
         status = int(_value(v.get("status")) or 0)
     except ValueError:
@@ -278,10 +304,9 @@ def _request(v: Mapping[str, str]) -> Optional[Request]:
     if local:
         tail = local.rsplit(":", 1)[-1]
         port = int(tail) if tail.isdigit() else 0
-    return Request(sni=_value(v.get("sni")).lower().rstrip("."), authority=host_of(_value(v.get("authority"))),
-                   status=status, flags=_value(v.get("flags")), details=_value(v.get("details")),
-                   route=_value(v.get("route")), time=_value(v.get("time")), port=port,
-                   agent=browser_family(_value(v.get("agent"))))
+    return (_value(v.get("sni")).lower().rstrip("."), host_of(_value(v.get("authority"))), status,
+            _value(v.get("flags")), _value(v.get("details")), _value(v.get("route")), port,
+            browser_family(_value(v.get("agent"))))
 
 
 _FAMILIES: Tuple[Tuple[str, "re.Pattern[str]"], ...] = tuple((name, re.compile(p)) for name, p in (

@@ -435,3 +435,24 @@ def test_namespace_scopes_rows_not_the_join(scenario_files, tmp_path) -> None:
     assert [(r["requestHost"], r["predicted"]) for r in mine["rows"]] == [("b.example.com", True)]
     other = json.loads(run_cli(["impact", "-f", str(path), "-o", "json", "-n", "team-c", *manifests]).stdout)
     assert other["rows"] == [] and other["totals"]["coalesced"] == 0 and other["totals"]["seenNotPredicted"] == 0
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_parsers_memo_keeps_each_lines_time_and_stays_bounded(fmt) -> None:
+    """What a parser remembers of repeated fields never carries one line's time into another,
+    and a log whose every line is new (a stranger's unique User-Agents, 60 KiB ones too) keeps
+    it within its bounds."""
+    from kubectl_gwdup.accesslog import MEMO_LINE, MEMO_SIZE
+
+    parser = Parser.from_flag(fmt)
+    values = base_values("a.example.com", "b.example.com", 443, 404, CHROME, "/")
+    for t in ("2026-11-30T10:00:00.000Z", "2026-11-30T11:00:00.000Z"):
+        r = parser.parse(write_line(fmt, dict(values, **{"%START_TIME%": t})))
+        assert r.time == t and r.authority == "b.example.com" and r.agent == "Chrome"
+    for i in range(MEMO_SIZE + 10):
+        parser.parse(write_line(fmt, dict(values, **{"%REQ(USER-AGENT)%": f"agent-{i}"})))
+        assert len(parser._memo) <= MEMO_SIZE
+    parser._memo.clear()
+    big = parser.parse(write_line(fmt, dict(values, **{"%REQ(USER-AGENT)%": CHROME + "x" * 60 * 1024})))
+    assert big.agent == "Chrome" and parser._memo == {}  # a line over MEMO_LINE is read, not remembered
+    assert MEMO_LINE < 60 * 1024

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, List, Optional, Set, Tuple
+from typing import Any, List, Optional, Sequence, Set, Tuple
 
 from ..analysis import registry
 from ..analysis.overlap import listener_conditions
@@ -156,7 +156,13 @@ def run(opts: Options, env: Env) -> ExitStatus:
     for skipped in report.skipped:
         env.stderr.write(f"note: rule {skipped.name} skipped (no {', '.join(skipped.missing)})\n")
     env.stderr.write(summary(report, inventory) + "\n")
-    threshold = FAIL_LEVELS[opts.fail_level]
-    if threshold is not None and any(f.level >= threshold for f in report.findings):
+    return exit_status(report.findings, opts.fail_level)
+
+
+def exit_status(findings: "Sequence[Finding]", fail_level: str) -> ExitStatus:
+    """FINDINGS when a finding is at --fail-level or above (a hazard an installed filter
+    answers is Info), else OK: check's status, and fix's once it is done."""
+    threshold = FAIL_LEVELS[fail_level]
+    if threshold is not None and any(f.level >= threshold for f in findings):
         return ExitStatus.FINDINGS
     return ExitStatus.OK

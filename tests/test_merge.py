@@ -257,7 +257,10 @@ def test_apply_merges_and_rerun_is_a_no_op(cluster, certs, tmp_path) -> None:
     again = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), *scope], cluster.env)
     assert again.status == 0 and "nothing to merge" in again.stderr
     backup = [l for l in r.stderr.splitlines() if l.startswith("backup written to ")][0].split()[-1]
-    restored = run_cli(["merge", "--restore", backup], cluster.env)
+    refused = run_cli(["merge", "--restore", backup], cluster.env)  # no terminal, no --yes: nothing written
+    assert refused.status == 2 and "refusing to restore without a terminal" in refused.stderr
+    assert snapshot(cluster) != start
+    restored = run_cli(["merge", "--restore", backup, "--yes"], cluster.env)
     assert restored.status == 0, restored.stderr
     assert snapshot(cluster) == start
 
@@ -393,3 +396,36 @@ def test_every_host_keeps_its_answer_on_the_real_envoy(pool_pems, certs, spec) -
     for key, answer in before.items():
         if key in now:
             assert now[key] == answer, key
+
+
+def test_restore_asks_at_a_terminal_as_apply_does(cluster, certs, tmp_path) -> None:
+    import pexpect
+    import sys
+
+    from conftest import ROOT
+
+    start = setup_seed(cluster, certs)
+    scope = ["-n", cluster.ns("team-a")]
+    r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), *scope], cluster.env)
+    assert r.status == 0, r.stderr
+    backup = [l for l in r.stderr.splitlines() if l.startswith("backup written to ")][0].split()[-1]
+    merged = snapshot(cluster)
+    env = {**os.environ, **cluster.env, "PYTHONPATH": ROOT, "NO_COLOR": "1"}
+    for answer, want in (("n", merged), ("y", start)):
+        child = pexpect.spawn(sys.executable, ["-m", "kubectl_gwdup", "merge", "--restore", backup], env=env,
+                              cwd=ROOT, encoding="utf-8", timeout=60)
+        child.expect(f"Gateway {cluster.ns('team-b')}/gw-b")  # names each object it will put back
+        child.expect(r"Restore these objects\? \[y/N\] ")
+        child.sendline(answer)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+        assert snapshot(cluster) == want, answer
+
+
+def test_restore_refuses_a_backup_that_is_not_one(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: gwdup.kubectl.io/v1alpha1\nkind: MergeBackup\nobjects: [1, {kind: Gateway}]\n")
+    r = run_cli(["merge", "--restore", str(bad), "--yes"])
+    assert r.status == 1 and r.stderr.startswith("error: ") and "not Kubernetes objects" in r.stderr
+    assert len(r.stderr.splitlines()) == 1

@@ -105,9 +105,28 @@ def _plan(opts: Options, env: Env) -> Tuple[Dict[str, Any], Dict[Tuple[str, str,
     return plan.to_dict(), {s.key: s.before for s in plan.steps}
 
 
+def _confirmed(opts: Options, env: Env, question: str, verb: str) -> bool:
+    """--yes, or a `y` typed at a terminal after the question; without a terminal to ask on,
+    a UsageError (a pipeline must say --yes)."""
+    if opts.yes:
+        return True
+    if not (env.stdin.isatty() if hasattr(env.stdin, "isatty") else False):
+        raise UsageError(f"refusing to {verb} without a terminal to confirm on: add --yes")
+    env.stdout.write(question)
+    env.stdout.flush()
+    return env.stdin.readline().strip().lower() in ("y", "yes")
+
+
 def run(opts: Options, env: Env) -> ExitStatus:
     if opts.restore:
-        executor.restore(opts.kube.cluster, opts.restore, lambda line: env.stdout.write(line + "\n"))
+        objects = executor.read_backup(opts.restore)
+        listing = "".join(f"  {o['kind']} {o['metadata'].get('namespace', '')}/{o['metadata'].get('name', '')}\n"
+                          for o in objects)
+        if not _confirmed(opts, env, f"{opts.restore} puts back, as they were before the merge:\n{listing}"
+                                     "Restore these objects? [y/N] ", "restore"):
+            env.stderr.write("not restored\n")
+            return ExitStatus.OK
+        executor.restore(opts.kube.cluster, opts.restore, objects, lambda line: env.stdout.write(line + "\n"))
         return ExitStatus.OK
     for backup in executor.unfinished(opts.backup_dir):
         env.stderr.write(f"warning: {executor.unfinished_warning(backup)}\n")
@@ -134,14 +153,9 @@ def run(opts: Options, env: Env) -> ExitStatus:
     run_ = executor.read_current(access, doc)
     for line in executor.dry_run(access, run_):
         env.stderr.write(line + "\n")
-    if not opts.yes:
-        if not (env.stdin.isatty() if hasattr(env.stdin, "isatty") else False):
-            raise UsageError("refusing to apply without a terminal to confirm on: add --yes")
-        env.stdout.write(human(doc, run_.before) + "Apply this merge? [y/N] ")
-        env.stdout.flush()
-        if env.stdin.readline().strip().lower() not in ("y", "yes"):
-            env.stderr.write("not applied\n")
-            return ExitStatus.OK
+    if not _confirmed(opts, env, human(doc, run_.before) + "Apply this merge? [y/N] ", "apply"):
+        env.stderr.write("not applied\n")
+        return ExitStatus.OK
     run_.backup = executor.write_backup(run_, opts.backup_dir)
     env.stderr.write(f"backup written to {run_.backup}\n")
     executor.execute(access, run_, lambda line: env.stdout.write(line + "\n"))

@@ -241,7 +241,8 @@ def _roll_back(access: Writer, run: Run, done: List[PlannedStep], failed: str) -
                      f"(backup: {run.backup})") from None
 
 
-def restore(access: Writer, path: str, out: Callable[[str], None]) -> None:
+def read_backup(path: str) -> List[Dict[str, Any]]:
+    """The objects of a MergeBackup file, as they were before the merge wrote anything."""
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f)
@@ -249,7 +250,17 @@ def restore(access: Writer, path: str, out: Callable[[str], None]) -> None:
         raise GwdupError(f"cannot read backup {path}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("kind") != "MergeBackup":
         raise GwdupError(f"{path}: not a MergeBackup document")
-    for obj in doc.get("objects") or []:
+    objects = doc.get("objects") or []
+    if not isinstance(objects, list) or not all(isinstance(o, dict) and isinstance(o.get("metadata"), dict)
+                                                and o.get("kind") and o.get("apiVersion") for o in objects):
+        raise GwdupError(f"{path}: its objects are not Kubernetes objects")
+    return objects
+
+
+def restore(access: Writer, path: str, objects: List[Dict[str, Any]], out: Callable[[str], None]) -> None:
+    """Every object of the backup at `path` as it was: created again where gone, else its spec,
+    labels and annotations put back; then the merge's journal, if any, is removed."""
+    for obj in objects:
         try:
             access.request("GET", object_path(obj))
         except ApiError as exc:

@@ -129,8 +129,23 @@ def test_different_certificates_are_explained_not_merged(tmp_path, scenario_file
     raw, inv, plan = planned(files, prefer_cert="wild")  # *.example.com is valid for b.example.com too
     gw = merged_gateway(plan.to_dict())
     assert gw["spec"]["servers"][0]["tls"]["credentialName"] == "wild"
-    raw, inv, plan = planned(files, prefer_cert="b-only")  # valid for b only: refused
-    assert plan.units == []
+    raw, inv, plan = planned(files, prefer_cert="b-only")  # valid for b only: refused, and said so
+    assert plan.units == [] and "--prefer-cert b-only is not valid for all their hosts" in plan.notes[0]
+
+
+def test_prefer_cert_must_name_a_certificate_the_merge_can_take(scenario_files, certs, tmp_path) -> None:
+    """A --prefer-cert no server uses, or whose Secret is absent, is an error: never ignored."""
+    files = scenario_files("wildcard_host_misrouted")
+    r = run_cli(["merge", "--plan", "--prefer-cert", "no-such-secret", *sum((["-f", f] for f in files), [])])
+    assert r.status == 1 and '--prefer-cert "no-such-secret": no Gateway server uses credentialName' in r.stderr
+    assert r.stdout == "" and len(r.stderr.splitlines()) == 1
+    r = run_cli(["merge", "--plan", "--prefer-cert", "wild", *sum((["-f", f] for f in files), [])])
+    assert r.status == 0 and "credentialName: wild" in r.stdout, r.stderr
+    docs = [d for p in files for d in yaml.safe_load_all(open(p)) if d and d["kind"] != "Secret"]
+    unread = tmp_path / "no-secrets.yaml"
+    unread.write_text(yaml.safe_dump_all(docs))
+    r = run_cli(["merge", "--plan", "--prefer-cert", "wild", "-f", str(unread)])
+    assert r.status == 1 and '--prefer-cert "wild": its Secret was not read' in r.stderr, r.stderr
 
 
 def test_a_plan_that_would_change_routes_is_refused(tmp_path, scenario_files) -> None:

@@ -101,8 +101,23 @@ def _plan(opts: Options, env: Env) -> Tuple[Dict[str, Any], Dict[Tuple[str, str,
         return doc, {}
     raw = check.load(opts, env)
     inventory, report = check.analyze(opts, raw)
+    if opts.prefer_cert:
+        _check_preferred(opts.prefer_cert, inventory)
     plan = plan_merge(raw, inventory, report.findings, prefer_cert=opts.prefer_cert or None)
     return plan.to_dict(), {s.key: s.before for s in plan.steps}
+
+
+def _check_preferred(name: str, inventory: Any) -> None:
+    """--prefer-cert must name the credential of a server being read, whose certificate was
+    read: the planner takes the certificate (and its names) from there, and a name it cannot
+    find would be ignored in silence."""
+    holders = [p for p in inventory.placements if any(c.name == name for c in p.credentials)]
+    if not holders:
+        raise InputError(f'--prefer-cert "{name}": no Gateway server uses credentialName {name}; give the '
+                         "credential of one of the servers to merge (check -o wide shows each one's)")
+    if not any(p.certificates for p in holders):
+        raise InputError(f'--prefer-cert "{name}": its Secret was not read (missing, or Secrets not readable), '
+                         "so which hosts it covers is unknown")
 
 
 def _confirmed(opts: Options, env: Env, question: str, verb: str) -> bool:

@@ -258,7 +258,9 @@ def _merged_servers(plan: MergePlan, members: List[Dict[str, Any]], placements: 
                         plan.notes.append(
                             f"not merged: {label}: servers on port {port.get('number')} present different "
                             "certificates, and merging would change the certificate some hosts get; "
-                            "give --prefer-cert SECRET (valid for all their hosts) or use apply-421")
+                            + (f"--prefer-cert {prefer_cert} is not valid for all their hosts; give one that is"
+                               if prefer_cert else "give --prefer-cert SECRET (valid for all their hosts)")
+                            + " or use apply-421")
                         return None
                     by_key[key]["tls"] = chosen
                 merged = by_key[key]

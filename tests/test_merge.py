@@ -444,3 +444,26 @@ def test_restore_refuses_a_backup_that_is_not_one(tmp_path) -> None:
     r = run_cli(["merge", "--restore", str(bad), "--yes"])
     assert r.status == 1 and r.stderr.startswith("error: ") and "not Kubernetes objects" in r.stderr
     assert len(r.stderr.splitlines()) == 1
+
+
+def test_no_yaml_anchors_in_plans_plan_files_or_backups(tmp_path, cluster, certs) -> None:
+    """The examples' plan shares specs between steps: PyYAML would write &id001/*id001 there.
+    Printed, written as a plan file, or kept as a backup, the YAML has none and reads back
+    as the JSON form says."""
+    from conftest import ROOT
+    from test_parsers import anchored
+
+    examples = os.path.join(ROOT, "examples")
+    plan_file = tmp_path / "plan.yaml"
+    printed = run_cli(["merge", "--plan", "-f", examples, "-o", "yaml", "--plan-file", str(plan_file)])
+    as_json = run_cli(["merge", "--plan", "-f", examples, "-o", "json"])
+    assert printed.status == 0 and as_json.status == 0, printed.stderr
+    for text in (printed.stdout, plan_file.read_text()):
+        assert not anchored(text)
+        assert yaml.safe_load(text) == json.loads(as_json.stdout)
+    setup_seed(cluster, certs)
+    r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path / "b"), "-n", cluster.ns("team-a")],
+                cluster.env)
+    assert r.status == 0, r.stderr
+    backup = [l for l in r.stderr.splitlines() if l.startswith("backup written to ")][0].split()[-1]
+    assert not anchored(open(backup).read())

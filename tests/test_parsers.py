@@ -105,3 +105,25 @@ def test_certificate_facts(certs) -> None:
     assert "PRIVATE" not in repr(cert) and leaf.key_pem not in cert.der
     with pytest.raises(CertificateError):
         parse_pem(b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20))
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.recursive(_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
+                                                     st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+                    max_leaves=20))
+def test_yaml_output_has_no_anchors_and_reads_back(value) -> None:
+    """The same object twice in a document (as plans share specs) is written out twice."""
+    from kubectl_gwdup.yamldump import dump
+
+    doc = {"a": value, "b": value, "c": [value, value]}
+    text = dump(doc)
+    assert yaml.safe_load(text) == doc
+    assert not anchored(text)
+
+
+def anchored(text: str) -> bool:
+    """Whether a YAML text holds an anchor or an alias, by its parse events (not its look)."""
+    return any(isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None) for e in yaml.parse(text))

@@ -22,6 +22,7 @@ from ..plans.merge_steps import hazard_units, unit_key
 from ..plans.misdirect421 import Method421, plan_421
 from ..probeplan import plan_probes, service_address
 from ..render.findings import label
+from ..yamldump import dump
 from . import check, probe
 from .apply421 import mitigation_method
 
@@ -129,10 +130,8 @@ def _mitigate(s: Session, inv: Inventory, findings: List[Finding], interactive: 
     if not plan.objects:
         s.say("  nothing to mitigate")
         return False
-    import yaml
-
     for obj in plan.objects:
-        s.say("  " + yaml.safe_dump(obj, sort_keys=False).replace("\n", "\n  ").rstrip())
+        s.say("  " + dump(obj).replace("\n", "\n  ").rstrip())
     if interactive and s.ask("Apply these EnvoyFilters? [y/N] ") not in ("y", "yes"):
         s.say("  not applied")
         return False

@@ -15,6 +15,7 @@ from ..model import GATEWAY_API_GROUP
 from ..execute import merge as executor
 from ..plans.merge import plan_merge
 from ..render.printers import OutputFormat
+from ..yamldump import dump
 from . import check
 
 
@@ -56,7 +57,7 @@ class Options(check.Options):
 
 
 def _yaml(obj: Any) -> List[str]:
-    return yaml.safe_dump(obj, sort_keys=False).splitlines(keepends=True)
+    return dump(obj).splitlines(keepends=True)
 
 
 WHAT = {"bind": "bind {ref} to the merged Gateway too",
@@ -152,7 +153,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
         fmt = opts.output.validate()
         if opts.plan_file:
             with open(opts.plan_file, "w", encoding="utf-8") as f:
-                yaml.safe_dump(doc, f, sort_keys=False)
+                f.write(dump(doc))
             env.stderr.write(f"plan written to {opts.plan_file}\n")
         if fmt in (OutputFormat.JSON, OutputFormat.YAML):
             opts.output.printer(False).emit(doc, [], lambda wide: [], env.stdout)

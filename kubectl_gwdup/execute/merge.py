@@ -28,6 +28,7 @@ import yaml
 
 from ..errors import ApiError, ApplyError, GwdupError, RollbackError
 from ..plans.merge_steps import API_VERSION
+from ..yamldump import dump
 from .rest import FIELD_MANAGER, Interrupts, Writer, clean, delete_options, fresh, object_path, resource
 
 Key = Tuple[str, str, str]  # kind, namespace, name
@@ -128,7 +129,7 @@ def write_backup(run: Run, directory: str) -> str:
     else:
         raise GwdupError(f"cannot write a backup in {directory}: too many from this second")
     with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(doc, f, sort_keys=False)
+        f.write(dump(doc))
         f.flush()
         os.fsync(f.fileno())
     _journal(path, f"started: {len(run.steps)} writes planned\n", create=True)

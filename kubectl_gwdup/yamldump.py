@@ -1,0 +1,38 @@
+"""YAML as people read it in a review: no anchors or aliases, multi-line strings as blocks.
+
+Every YAML the plugin writes (printed documents, plans, plan files, backups) goes through
+`dump`. PyYAML writes `&id001` / `*id001` wherever one object appears twice in a document
+(a spec the plan shares between two steps, a TLS block two servers keep), which a GitOps diff
+shows as a reference to read elsewhere, and which some tools refuse; so aliases are off. The
+dumper is built once, on first use, from the C emitter when PyYAML has it.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+_DUMPER: Optional[type] = None
+
+
+def _dumper() -> type:
+    global _DUMPER
+    if _DUMPER is None:
+        import yaml
+
+        base = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+        class Dumper(base):  # type: ignore[misc, valid-type]
+            def ignore_aliases(self, data: Any) -> bool:
+                return True
+
+        def text(dumper: Any, value: str) -> Any:  # inline Lua, for one, as a literal block
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if "\n" in value else None)
+
+        Dumper.add_representer(str, text)
+        _DUMPER = Dumper
+    return _DUMPER
+
+
+def dump(doc: Any) -> str:
+    import yaml
+
+    return yaml.dump(doc, Dumper=_dumper(), sort_keys=False, default_flow_style=False, width=100)

@@ -55,7 +55,8 @@ def build_raw(n: int, shape: str):
     if shape == "managed":
         for i in range(n):
             ns = f"team-{i % 500}"
-            raw.secrets[(ns, f"cert-{i}")] = make_pem([f"a-{i}.example.com", f"b-{i}.example.com"], i)
+            # the wildcard too: a merged *.example.com listener must present a certificate valid for it
+            raw.secrets[(ns, f"cert-{i}")] = make_pem([f"a-{i}.example.com", f"b-{i}.example.com", "*.example.com"], i)
             api.gateways.append({"apiVersion": GW, "kind": "Gateway", "metadata": {"name": f"gw-{i}", "namespace": ns},
                                  "spec": {"gatewayClassName": "istio", "listeners": [
                                      _listener("a", f"a-{i}.example.com", f"cert-{i}"),

@@ -316,6 +316,11 @@ class Placement:
     def _sans(self) -> "frozenset[str]":
         return frozenset(s.lower() for s in self.coverage)
 
+    def lists(self, pattern: str) -> bool:
+        """The certificate names this very pattern: what a wildcard host needs (a certificate
+        for a.x.com and b.x.com does not make *.x.com valid)."""
+        return pattern.lower() in self._sans
+
     def covers(self, name: str) -> bool:
         """The certificate this server presents is valid for `name` (RFC 6125 as browsers apply
         it: the name itself, or `*.` and its parent for a one-label child), in one set lookup

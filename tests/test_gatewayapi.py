@@ -324,10 +324,25 @@ def _write(docs: List[dict]) -> str:
     ("gwapi_manual_shared", "listeners of several Gateways share these pods"),
     ("gwapi_mixed_istio", "Istio Gateway servers and Gateway API listeners share these connections"),
     ("gwapi_unset_hostname", "a listener without hostname serves every name already"),
-    ("gwapi_seed", "a.example.com on apps/web-istio:443 would be answered by routes HTTPRoute apps/a"),
+    # the wildcard listener would present a certificate not valid for *.example.com (GWD0106 after)
+    ("gwapi_seed", "the merged listener would serve *.example.com, which their certificate (a.example.com, "
+                   "b.example.com) does not cover: reissue it with *.example.com to merge"),
+    # valid for *.example.com, but the catch-all route c would then answer names nobody served
+    ("gwapi_seed+wildcard", "would be answered by routes HTTPRoute apps/c rules[0] (virtual host *.example.com) "
+                            "instead of no filter chain"),
 ])
-def test_merge_refuses_and_points_to_421(name, why, scenario_files) -> None:
-    result = run_cli(["merge", "--plan", *sum((["-f", p] for p in scenario_files(name)), [])])
+def test_merge_refuses_and_points_to_421(name, why, scenario_files, certs, tmp_path) -> None:
+    files = scenario_files(name.split("+")[0])
+    if name.endswith("+wildcard"):  # the shared certificate lists *.example.com; c moves to example.org
+        from conftest import SCENARIOS, render_scenario
+
+        with open(os.path.join(SCENARIOS, "gwapi_seed.yaml")) as f:
+            text = f.read().replace("shared: a.example.com b.example.com", "shared: a.example.com b.example.com *.example.com")
+        text = text.replace("hostname: c.example.com", "hostname: c.example.org").replace("c: c.example.com", "c: c.example.org")
+        files = [files[0], str(tmp_path / "seed-wildcard.yaml")]
+        with open(files[1], "w") as f:
+            f.write(render_scenario(certs, text))
+    result = run_cli(["merge", "--plan", *sum((["-f", p] for p in files), [])])
     assert result.status == 0
     assert why in result.stderr and "apply-421 answers" in result.stderr
     assert "nothing to merge" in result.stderr

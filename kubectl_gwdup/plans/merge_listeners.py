@@ -107,6 +107,13 @@ def plan_listener_merge(index: ListenerMerges, findings: Sequence[Finding], note
                                      "under one wildcard: apply-421 answers them, or give each a certificate of its own")
     port = unit[0].get("port")
     cert = next((p for p in index.placements.get((ns, name), ()) if p.server.ref.origin in origins), None)
+    if cert is not None and not cert.coverage_inferred and not cert.lists(wildcard):
+        # a browser refuses the wildcard listener's certificate for every name it does not list,
+        # and check reports the listener (GWD0106): a merge must not trade one hazard for another
+        names = ", ".join(sorted(cert.coverage)) or "no DNS name"
+        return _refuse(notes, label, f"the merged listener would serve {wildcard}, which their certificate "
+                                     f"({names}) does not cover: reissue it with {wildcard} to merge, or "
+                                     "apply-421 answers them")
     for other in listeners:
         if other in unit or other.get("port") != port:
             continue

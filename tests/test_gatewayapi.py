@@ -348,6 +348,30 @@ def test_merge_refuses_and_points_to_421(name, why, scenario_files, certs, tmp_p
     assert "nothing to merge" in result.stderr
 
 
+def test_apply_421_prunes_the_filter_a_merge_made_needless(cluster, certs, emulator_only) -> None:
+    """apply-421, then the merge that removes the hazard, then apply-421 again: the filter it
+    made for that listener is deleted, and check stays clean. (Emulator only: unscoped apply-421
+    writes cluster-wide.)"""
+    cluster.apply(cluster.isolate(scenario_docs(certs, "gwapi_merge")))
+    ns = cluster.ns("apps")
+    filters = f"/apis/networking.istio.io/v1alpha3/namespaces/{ns}/envoyfilters"
+    first = run_cli(["apply-421"], cluster.env)
+    assert first.status == 0 and "serverside-applied" in first.stdout, first.stderr
+    made = [o["metadata"]["name"] for o in cluster.call("GET", filters)[1]["items"]]
+    assert made, first.stdout
+    merged = run_cli(["merge", "--apply", "--yes", "-n", ns, "--backup-dir", new_workdir()], cluster.env)
+    assert merged.status == 0, merged.stderr
+    again = run_cli(["apply-421"], cluster.env)
+    assert again.status == 0, again.stderr
+    assert [f"envoyfilter.networking.istio.io/{n} deleted" for n in made] == \
+        [line for line in again.stdout.splitlines() if line.endswith(" deleted")]
+    assert cluster.call("GET", filters)[1]["items"] == []
+    after = run_cli(["check", "-o", "json", "-n", ns], cluster.env)
+    assert after.status == 0 and json.loads(after.stdout)["findings"] == [], after.stdout
+    scoped = run_cli(["apply-421", "-n", ns], cluster.env)  # a scope prunes only what it plans
+    assert scoped.status == 0 and "deleted" not in scoped.stdout
+
+
 def test_merge_applied_live(cluster, certs) -> None:
     cluster.apply(cluster.isolate(scenario_docs(certs, "gwapi_merge")))
     ns = cluster.ns("apps")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from ..env import Env
 from ..errors import ExitStatus, GwdupError, UsageError
@@ -96,6 +96,17 @@ def control_plane_version(opts: Options, raw: Optional[RawObjects]) -> Tuple[Opt
     return min(found)  # several revisions: the oldest decides what is accepted
 
 
+def _prunable(opts: Options, inventory: Any, planned: Sequence[Any]) -> Set[str]:
+    """The listeners whose filters this run may rewrite or delete: those it planned, and, when
+    the whole mesh was judged (no -n, no -l), every listener it read, so that a listener a merge
+    made safe loses the filter it no longer needs. With a scope, a listener may still hold a
+    hazard outside it, so only the planned ones are touched."""
+    stems = {object_stem(listener) for listener in planned}
+    if not opts.kube.report_namespace and not opts.selector:
+        stems |= {object_stem(p.listener) for p in inventory.placements}
+    return stems
+
+
 def run(opts: Options, env: Env) -> ExitStatus:
     fmt = opts.output.validate()
     dry_run = DryRun(opts.dry_run)
@@ -122,13 +133,16 @@ def run(opts: Options, env: Env) -> ExitStatus:
                          f"the largest {max(sizes) / 1024:.1f} KiB\n")
     elif not plan.listeners:
         env.stderr.write("no hazards to mitigate\n")
-        return ExitStatus.OK
     writer = None if dry_run is DryRun.CLIENT else opts.kube.cluster
     lines = apply_objects(writer, plan.objects, dry_run)
     if writer is not None:  # a shorter plan than the last one: the surplus objects go
         lines += prune_managed(writer, TEMPLATE, MANAGED_SELECTOR, dry_run,
                                keep={(o["metadata"]["namespace"], o["metadata"]["name"]) for o in plan.objects},
-                               stems={object_stem(listener) for listener in plan.listeners})
+                               stems=_prunable(opts, inventory, plan.listeners))
+    if not plan.objects and not plan.listeners:  # nothing to mitigate: at most stale filters went
+        for line in lines:
+            env.stdout.write(line + "\n")
+        return ExitStatus.OK
     if fmt in (OutputFormat.JSON, OutputFormat.YAML):
         opts.output.printer(False).emit({"apiVersion": "v1", "kind": "List", "items": plan.objects},
                                         [], lambda wide: [], env.stdout)

@@ -100,10 +100,27 @@ def _pod_workload_name(pod: Mapping[str, Any]) -> str:
     return str(m.get("name", ""))
 
 
-def pod_workload(pod: Mapping[str, Any], default_namespace: str) -> Tuple[str, str]:
-    """(namespace, name) of the workload a Pod belongs to: its Deployment, or its owner, or itself."""
-    ns = str((pod.get("metadata") or {}).get("namespace") or default_namespace)
-    return ns, _pod_workload_name(pod)
+def pod_workloads(raw: "RawObjects") -> Dict[Tuple[str, str], Tuple[str, str]]:
+    """(namespace, pod name) -> (namespace, name) of its workload: its Deployment (through its
+    ReplicaSet), or its owner, or, for a Pod listed without ownerReferences (an edited export),
+    the listed Deployment of its namespace whose pod template has exactly its labels (istiod
+    configures a proxy by its labels, so such a Pod is that Deployment's to every Gateway and
+    EnvoyFilter), or else itself."""
+    templates: Dict[Tuple[str, Tuple[Tuple[str, str], ...]], str] = {}
+    for d in raw.deployments:
+        ref = object_ref(d, raw.default_namespace)
+        labels = tuple(sorted(labels_of(((d.get("spec") or {}).get("template") or {})).items()))
+        templates.setdefault((ref.namespace, labels), ref.name)  # several: the first listed
+    out = {}
+    for pod in raw.pods:
+        m = pod.get("metadata") or {}
+        ns = str(m.get("namespace") or raw.default_namespace)
+        name = _pod_workload_name(pod)
+        if not m.get("ownerReferences"):
+            labels = tuple(sorted((k, v) for k, v in labels_of(pod).items() if k != "pod-template-hash"))
+            name = templates.get((ns, labels), name)
+        out[(ns, str(m.get("name", "")))] = (ns, name)
+    return out
 
 
 def _selector_workload(selector: Tuple[Tuple[str, str], ...]) -> Workload:
@@ -128,10 +145,11 @@ class WorkloadIndex:
             ref = object_ref(d, raw.default_namespace)
             found[(ref.namespace, ref.name)] = (
                 Workload(ref.namespace, ref.name, WorkloadVia.DEPLOYMENTS, tuple(sorted(labels.items()))), labels)
+        owners = pod_workloads(raw)
         for pod in raw.pods:
             labels = {k: v for k, v in labels_of(pod).items() if k != "pod-template-hash"}
             ns = str((pod.get("metadata") or {}).get("namespace") or raw.default_namespace)
-            key = (ns, _pod_workload_name(pod))
+            key = owners[(ns, str((pod.get("metadata") or {}).get("name", "")))]
             if key in found and found[key][0].via is WorkloadVia.DEPLOYMENTS:
                 w, known = found[key]  # the Deployment's own pods: one workload, seen running
                 found[key] = (Workload(w.namespace, w.name, WorkloadVia.PODS, w.labels), known)

@@ -67,3 +67,14 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def validate(config: Dict[str, Any], workdir: str) -> Tuple[bool, str]:
+    """`envoy --mode validate` on a static configuration: (accepted, the log's tail). Envoy builds
+    every listener and route table as it would to serve them, binds nothing, and exits."""
+    path = os.path.join(workdir, "envoy-validate.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f)
+    proc = subprocess.run([ENVOY, "--mode", "validate", "-c", path, "-l", "error", "--concurrency", "1"],
+                          capture_output=True, text=True, timeout=60)
+    return proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]

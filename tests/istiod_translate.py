@@ -511,7 +511,8 @@ class Translation:
         up = free_port()
         body = f"passthrough {name}"
         pem = self.passthrough_pem(list(sni)) if callable(self.passthrough_pem) else self.passthrough_pem
-        self.listeners.append({"name": f"upstream-{name}", "address": _addr(up), "filter_chains": [{
+        # one upstream per proxy: a name of its own (Envoy keeps one listener of a name)
+        self.listeners.append({"name": f"upstream-{name}-{up}", "address": _addr(up), "filter_chains": [{
             "transport_socket": _tls(*pem),
             "filters": [_hcm({"name": "up", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                 {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": body}}}]}]})]}]})

@@ -396,3 +396,72 @@ def test_probe_sees_each_mitigation_as_a_browser_would(scenario_files, certs) ->
             assert got.result is result, (method, got)
             c = netprobe.probe_pair("127.0.0.1", port, "c.example.com", "a.example.com", ctx, timeout=5)
             assert c.result is netprobe.ProbeResult.NOT_COALESCED, (method, c)  # c's own h2 still works
+
+
+# --- what Envoy accepts, whatever the selectors ----------------------------------------------------
+
+from hypothesis import HealthCheck, event, given, settings, strategies as st  # noqa: E402
+
+from envoy_process import validate  # noqa: E402
+from test_differential import inventories, manifests  # noqa: E402
+
+
+@settings(max_examples=int(__import__("os").environ.get("GWDUP_VALIDATE_EXAMPLES", "60")), deadline=None,
+          derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                                   HealthCheck.data_too_large])
+@given(spec=inventories, method=st.sampled_from(list(Method421)))
+def test_the_dry_run_output_is_accepted_by_envoy_on_every_pod(certs, tmp_path, spec, method) -> None:
+    """`apply-421 -f --dry-run=client -o yaml` on random inventories (a Pod listed with or
+    without its owner, a second Deployment of the same labels or of more), its EnvoyFilters
+    applied by istiod's rules to every proxy the independent translation builds: `envoy --mode
+    validate` accepts the result (two filters adding one domain to one route table would be a
+    NACK), and no two filters share one namespace and one workload selector."""
+    docs = manifests(spec, certs)
+    path = tmp_path / "mesh.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    r = run_cli(["apply-421", "-f", str(path), "--dry-run=client", "-o", "yaml", "--mitigation", method.value])
+    assert r.status == 0, r.stderr
+    objects = (yaml.safe_load(r.stdout) or {}).get("items") or [] if r.stdout.strip() else []
+    event(f"twin {spec['twin']}, pod {'listed' if spec['pod_listed'] else 'not listed'}"
+          f"{'' if spec['pod_owned'] else ' without owner'}: {'objects' if objects else 'none'}")
+
+    def upstream(sni):
+        leaf = certs.leaf("upstream.invalid", tag="upstream")
+        return leaf.cert_path, leaf.key_path
+    t = Translation(docs, new_workdir(), upstream)
+    if not validate(t.config, t.workdir)[0]:
+        return  # Envoy refuses the mesh as it is: test_differential checks that check says so
+    envoyfilter_patch.apply(t, objects)
+    ok, log = validate(t.config, t.workdir)
+    assert ok, f"{method.value}: {log}"
+    stems = {}
+    for o in objects:
+        key = (o["metadata"]["namespace"], json.dumps(o["spec"]["workloadSelector"], sort_keys=True))
+        stem = o["metadata"]["name"].rsplit("-", 1)[0] if o["metadata"]["name"][-1].isdigit() and \
+            o["metadata"]["name"].rsplit("-", 1)[-1].isdigit() else o["metadata"]["name"]
+        assert stems.setdefault(key, stem) == stem, f"two filters for one set of pods: {key}"
+
+
+def test_a_pod_listed_without_its_owner_is_its_deployments(scenario_files, tmp_path) -> None:
+    """An edited export drops ownerReferences: the Pod whose labels are exactly a Deployment's pod
+    template is that Deployment's pod (istiod configures a proxy by its labels), so check names
+    one workload and apply-421 makes one filter for it."""
+    files = scenario_files("seed_routed")
+    docs = [d for f in files for d in yaml.safe_load_all(open(f)) if d]
+    for d in docs:
+        if d["kind"] == "Pod":
+            d["metadata"].pop("ownerReferences", None)
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system"},
+                  "spec": {"selector": {"matchLabels": {"istio": "ingressgateway"}},
+                           "template": {"metadata": {"labels": next(
+                               {k: v for k, v in d["metadata"]["labels"].items() if k != "pod-template-hash"}
+                               for d in docs if d["kind"] == "Pod")}}}}
+    path = tmp_path / "export.yaml"
+    path.write_text(yaml.safe_dump_all(docs + [deployment]))
+    inv = build_inventory(load_files([str(path)]))
+    assert {p.listener.workload.key for p in inv.placements} == {"istio-system/istio-ingressgateway"}
+    r = run_cli(["apply-421", "-f", str(path), "--dry-run=client", "-o", "yaml"])
+    assert r.status == 0, r.stderr
+    names = [o["metadata"]["name"] for o in yaml.safe_load(r.stdout)["items"]]
+    assert names == ["gwdup-421-istio-ingressgateway-8443"], names

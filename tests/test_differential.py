@@ -35,6 +35,10 @@ EXTRA = ["zz.ex.com", "zz.b.ex.com"]  # names nobody lists, under the wildcards
 
 inventories = st.fixed_dictionaries({
     "pod_listed": st.booleans(),
+    "pod_owned": st.booleans(),  # False: listed without ownerReferences, as in an edited export
+    # a second Deployment beside the ingress: none, one of the very same pod labels, or one whose
+    # labels hold the ingress's and more (the ingress's selectors pick its pods too)
+    "twin": st.sampled_from(["none", "none", "same", "more"]),
     "gateways": st.lists(st.fixed_dictionaries({
         "ns": st.sampled_from(["ns0", "ns1"]), "proxy": st.sampled_from([0, 0, 0, 1]),
         "mode": st.sampled_from(["SIMPLE"] * 5 + ["PASSTHROUGH"]),
@@ -64,10 +68,16 @@ def manifests(spec: dict, certs) -> List[dict]:
             docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
                          "spec": {"selector": labels, "ports": [{"name": "https", "port": 443, "targetPort": 8443}]}})
             if spec["pod_listed"]:
-                docs.append({"apiVersion": "v1", "kind": "Pod", "metadata": {
-                    "name": f"{name}-5d8f-x1", "namespace": ns, "labels": dict(labels, **{"pod-template-hash": "5d8f"}),
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{name}-5d8f",
-                                         "uid": "u"}]}})
+                pod = {"name": f"{name}-5d8f-x1", "namespace": ns, "labels": dict(labels, **{"pod-template-hash": "5d8f"})}
+                if spec["pod_owned"]:
+                    pod["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"{name}-5d8f",
+                                               "uid": "u"}]
+                docs.append({"apiVersion": "v1", "kind": "Pod", "metadata": pod})
+            if spec["twin"] != "none":
+                twin = dict(labels, **({"variant": "canary"} if spec["twin"] == "more" else {}))
+                docs.append({"apiVersion": "apps/v1", "kind": "Deployment",
+                             "metadata": {"name": f"{name}-canary", "namespace": ns},
+                             "spec": {"selector": {"matchLabels": twin}, "template": {"metadata": {"labels": twin}}}})
         for c, pool in enumerate(spec["secrets"]):
             if not spec["missing"][c]:
                 leaf = certs.leaf(*SANS[pool], tag="diff")

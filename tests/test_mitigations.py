@@ -52,24 +52,34 @@ def _upstream(certs):
 
 
 def observe(t: Translation, names: List[str], cafile: str) -> Observed:
+    """Every name on its own connection, and every name the certificate covers on every other
+    name's connection, per bound port. Proxies that bind one port (a second Deployment whose
+    labels the same Gateways select) must answer alike: their answers are one observation."""
     own: Dict[Tuple[int, str], Optional[Answer]] = {}
     pairs: Dict[Tuple[int, str, str], Answer] = {}
+    differ: List[Tuple[Tuple, object, object]] = []
+
+    def keep(store: Dict, key: Tuple, value: object) -> None:
+        if key in store and store[key] != value:
+            differ.append((key, store[key], value))
+        store[key] = value
     with Envoy(t):
         for (_, bound), port in t.ports.items():
             conns: Dict[str, Connection] = {}
             for name in names:
                 c = Connection(port, name, cafile)
                 if c.error:
-                    own[(bound, name)] = None
+                    keep(own, (bound, name), None)
                     continue
-                own[(bound, name)] = c.request(name)
+                keep(own, (bound, name), c.request(name))
                 SANS[(bound, name)] = c.sans
                 conns[name] = c
             for a, c in conns.items():
                 for b in names:
                     if b != a and c.covers(b):
-                        pairs[(bound, a, b)] = c.request(b)
+                        keep(pairs, (bound, a, b), c.request(b))
                 c.close()
+    assert not differ, f"proxies on one port answer differently: {differ[:3]}"
     return own, pairs
 
 

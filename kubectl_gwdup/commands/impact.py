@@ -15,7 +15,7 @@ from ..analysis.impact import OUTCOMES, Impact, Join, report
 from ..cli.flags import parse_duration
 from ..env import Env
 from ..errors import ExitStatus, InputError, UsageError
-from ..inventory import RawObjects, build_inventory, pod_workload
+from ..inventory import RawObjects, build_inventory, pod_workloads
 from ..model import Inventory, Workload
 from ..selectors import parse_selector
 from ..sources import podlogs
@@ -73,12 +73,10 @@ def _workloads(raw: RawObjects, inventory: Inventory) -> Dict[Tuple[str, str], W
     """Gateway pods -> the workload of a listener with TLS chains (the pods whose logs matter)."""
     tls = {p.listener.workload.key: p.listener.workload for p in inventory.placements if p.server.sni_chain}
     out = {}
-    for pod in raw.pods:
-        ns, name = pod_workload(pod, raw.default_namespace)
+    for pod_key, (ns, name) in pod_workloads(raw).items():
         w = tls.get(f"{ns}/{name}")
         if w is not None:
-            m = pod.get("metadata") or {}
-            out[(ns, str(m.get("name")))] = w
+            out[pod_key] = w
     return out
 
 

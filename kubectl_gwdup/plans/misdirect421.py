@@ -114,22 +114,88 @@ def plan_421(inventory: Inventory, findings: Sequence[Finding], method: Method42
     by_listener: Dict[Listener, List[Placement]] = {}
     for p in inventory.placements:
         by_listener.setdefault(p.listener, []).append(p)
-    for listener in sorted(by_listener):
-        sources = wanted.get((listener.workload.key, listener.port))
-        if not sources:
-            continue
+    planned = sorted(listener for listener in by_listener if wanted.get((listener.workload.key, listener.port)))
+    landed = _Landed(root_namespace)
+    objects: Dict[Listener, List[Dict[str, Any]]] = {}
+    # the workloads whose filters land on others' pods first (fewest labels), so that the others
+    # leave out what has landed on them already
+    for listener in sorted(planned, key=lambda x: (len(x.workload.labels), x)):
         plan.listeners.append(listener)
         live = live_chains(by_listener[listener])
-        from_ = [p for p in live if p.server.ref in sources]
+        from_ = [p for p in live if p.server.ref in wanted[(listener.workload.key, listener.port)]]
         if method is Method421.VHOST:
             patches = _vhost_patches(plan, listener, live, from_)
         elif method is Method421.LUA:
             patches = _lua_patches(plan, listener, live, istio_version)
         else:
             patches = _http1_patches(plan, listener, from_)
+        patches = landed.leave_out(plan, listener, patches)
+        landed.add(listener, patches)
         if patches:
-            plan.objects += _objects(listener, root_namespace, patches, method)
+            objects[listener] = _objects(listener, root_namespace, patches, method)
+    plan.listeners.sort()
+    for listener in sorted(objects):
+        plan.objects += objects[listener]
     return plan
+
+
+class _Landed:
+    """What the filters planned so far patch, and on whose pods.
+
+    A pod takes every EnvoyFilter of its namespace and of the root namespace whose
+    workloadSelector its labels satisfy (istio pilot/pkg/model/push_context.go EnvoyFilters), so
+    a filter made for workload A lands on workload B's pods too when A's labels are a subset of
+    B's: the same labels (a Pod listed without its owner, two Deployments of one template), or
+    fewer. A second patch of the same target on one pod is never harmless: two VIRTUAL_HOST ADDs
+    of one domain make Envoy refuse the whole route table (a NACK: the gateway's routes stop
+    updating); a second FILTER_CHAIN MERGE of one transport socket appends its lists; a second
+    Lua filter runs twice. So B leaves out what A's filter already patches on its pods, and a
+    twin of A (the same labels) adds no filter at all."""
+
+    def __init__(self, root_namespace: str) -> None:
+        self.root = root_namespace
+        # (filter namespace, one label of the selector, or None for an empty selector) -> the
+        # listeners planned so far and what their filters patch: a pod's candidates are found
+        # under its own labels, so a mesh of thousands of workloads is not compared pairwise
+        self.index: Dict[Tuple[str, Optional[Tuple[str, str]]], List[Tuple[Listener, Set[Tuple[Any, ...]]]]] = {}
+
+    def _landed_on(self, on: Listener) -> List[Tuple[Listener, Set[Tuple[Any, ...]]]]:
+        labels = set(on.workload.labels)
+        out = []
+        for ns in {on.workload.namespace, self.root}:
+            for key in [None] + sorted(labels):
+                for done, targets in self.index.get((ns, key), ()):
+                    if set(done.workload.labels) <= labels:
+                        out.append((done, targets))
+        return sorted(out, key=lambda x: x[0])
+
+    def leave_out(self, plan: Plan421, listener: Listener, patches: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        covered: Dict[Tuple[Any, ...], Listener] = {}
+        for d, targets in self._landed_on(listener):
+            for t in targets:
+                covered.setdefault(t, d)
+        kept = [cp for cp in patches if _target(cp) not in covered]
+        by = sorted({str(covered[_target(cp)]) for cp in patches if _target(cp) in covered})
+        if by:
+            plan.notes.append(f"{listener}: {len(patches) - len(kept)} of its patches are made on its pods by the "
+                              f"filter of {', '.join(by)}, whose workload selector their labels satisfy: not made "
+                              "twice")
+        return kept
+
+    def add(self, listener: Listener, patches: List[Dict[str, Any]]) -> None:
+        labels = sorted(listener.workload.labels)
+        key = (listener.workload.namespace or self.root, labels[0] if labels else None)
+        self.index.setdefault(key, []).append((listener, {_target(cp) for cp in patches}))
+
+
+def _target(patch: Dict[str, Any]) -> Tuple[Any, ...]:
+    """What a patch changes in a proxy's configuration: a route table (by name), a filter chain
+    (listener port and SNI), or a listener's HTTP filters (its port)."""
+    match = patch["match"]
+    if "routeConfiguration" in match:
+        return ("route", match["routeConfiguration"].get("name"))
+    listener = match.get("listener") or {}
+    return (patch["applyTo"], listener.get("portNumber"), (listener.get("filterChain") or {}).get("sni"))
 
 
 def _vhost_patches(plan: Plan421, listener: Listener, live: List[Placement],

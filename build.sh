@@ -72,6 +72,7 @@ PY
   "$BUILD/venv/bin/shiv" --site-packages "$site" --reproducible --compile-pyc \
     -p '/usr/bin/env python3' -e kubectl_gwdup.__main__:main \
     --preamble packaging/shiv_preamble.py -o "dist/$name/kubectl-gwdup"
+  "$PY39" packaging/python_gate.py "dist/$name/kubectl-gwdup"  # one error line on a Python before 3.9
   chmod 0755 "dist/$name/kubectl-gwdup"
   local stage="$BUILD/archive-$name"
   rm -rf "$stage" && mkdir -p "$stage"
@@ -93,9 +94,10 @@ esac
 cp "dist/$HOST/kubectl-gwdup" dist/kubectl-gwdup
 
 BASE=${GWDUP_RELEASE_URL:-https://example.invalid/kubectl-gwdup/v$VERSION}
-"$PY39" - "$BASE" "v$VERSION" <<'PY'
+HOMEPAGE=${GWDUP_HOMEPAGE:-https://example.invalid/kubectl-gwdup}
+"$PY39" - "$BASE" "v$VERSION" "$HOMEPAGE" <<'PY'
 import hashlib, re, sys
-base, version = sys.argv[1:]
+base, version, homepage = sys.argv[1:]
 text = open("krew/gwdup.yaml").read()  # the template stays as tracked; the filled copy goes to dist/
 
 def fill(match):
@@ -105,6 +107,7 @@ def fill(match):
 
 text = re.sub(r"uri: \S*/kubectl-gwdup-([a-z0-9-]+)\.tar\.gz\n    sha256: \S+", fill, text)
 text = re.sub(r"(?m)^(  version: )\S+$", r"\g<1>" + version, text)
+text = re.sub(r"(?m)^(  homepage: )\S+$", lambda m: m.group(1) + homepage, text)
 open("dist/gwdup.yaml", "w").write(text)
 PY
 for p in $PLATFORMS; do

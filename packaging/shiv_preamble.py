@@ -5,8 +5,6 @@ would leave one more copy of the dependencies in ~/.shiv. The scan runs once per
 (a marker file records it), so later starts pay one stat. Only directories extracted before
 the current one are removed: a newer build in use elsewhere is left alone.
 """
-from __future__ import annotations
-
 import shutil
 from pathlib import Path
 

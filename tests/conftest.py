@@ -67,7 +67,8 @@ PYENV = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
 
 
 def interpreter(version: str) -> str:
-    found = sorted(glob.glob(os.path.join(PYENV, "versions", f"{version}*", "bin", "python3")))
+    found = sorted(glob.glob(os.path.join(PYENV, "versions", f"{version}*", "bin", "python3"))) or \
+        sorted(glob.glob(os.path.join(PYENV, "versions", f"{version}*", "bin", "python")))  # 2.7 has no python3
     if not found:
         pytest.skip(f"Python {version} not installed under {PYENV}")
     return found[-1]

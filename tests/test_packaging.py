@@ -47,6 +47,18 @@ def test_archives_are_small_and_carry_libyaml_for_every_cpython(built) -> None:
         assert compiled == ([] if abi is None else sorted(f"yaml/_yaml.cpython-{v}-{abi}.so" for v in CPYTHONS)), name
 
 
+@pytest.mark.parametrize("version", ["2.7", "3.6", "3.8"])
+def test_zipapp_on_an_older_python_says_which_it_needs(version, built, tmp_path) -> None:
+    """shiv's bootstrap and the plugin are 3.9+ code: on an older python3 the archive's own
+    first lines stop it with one error line, never a SyntaxError from inside."""
+    python = interpreter(version)
+    r = run_zipapp(python, str(built[0] / "dist" / "kubectl-gwdup"), "check", "-f", "x", root=str(tmp_path))
+    assert r.returncode == 1 and r.stdout == "", r.stderr
+    assert r.stderr.splitlines() == [f"error: kubectl-gwdup needs Python 3.9 or newer; {python} is Python "
+                                     f"{r.stderr.split()[-1]}"]
+    assert r.stderr.split()[-1].startswith(version)
+
+
 @pytest.mark.parametrize("version", ["3.9", "3.13"])
 def test_zipapp_runs_on(version, built, tmp_path) -> None:
     python = interpreter(version)
@@ -132,6 +144,7 @@ def validate_manifest(path: str) -> dict:
     spec = doc["spec"]
     assert spec["shortDescription"] and not re.search(r"[\r\n]", spec["shortDescription"])
     assert SEMVER.match(spec["version"])
+    assert re.match(r"^https://[^\s/]+(/\S*)?$", spec.get("homepage", "")), "krew wants a homepage URL"
     assert "python3" in spec["caveats"]
     assert spec["platforms"]
     for p in spec["platforms"]:

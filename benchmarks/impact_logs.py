@@ -51,7 +51,7 @@ def write_log(path: str, size: int) -> int:
 def run(path: str) -> tuple:
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    r = subprocess.run([sys.executable, "-m", "kubectl_gwdup", "impact", "-f", path, "--manifests",
+    r = subprocess.run([sys.executable, "-m", "kubectl_gwdup", "impact", "--log-file", path, "--manifests",
                         os.path.join(ROOT, "examples"), "--workload", "istio-system/istio-ingressgateway", "-o", "json"],
                        capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start

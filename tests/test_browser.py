@@ -113,7 +113,7 @@ def impact_rows(name: str, scenario_files) -> Dict[Tuple[str, str], Dict[str, An
     path = os.path.join(new_workdir(), "gateway.log")
     with open(path, "w") as f:
         f.writelines(LAST_ISTIO_LOG)
-    r = run_cli(["impact", "-f", path, "-o", "json", *sum((["--manifests", m] for m in scenario_files(name)), [])])
+    r = run_cli(["impact", "--log-file", path, "-o", "json", *sum((["--manifests", m] for m in scenario_files(name)), [])])
     assert r.status in (0, 3), r.stderr
     return {(x["connectionHost"], x["requestHost"]): {"outcomes": {k: v for k, v in x["outcomes"].items() if v},
                                                        "agents": x["userAgents"], "predicted": x["predicted"]}

@@ -19,9 +19,11 @@ from conftest import run_cli
     (["check", "-o", ""], ["wide", "json", "yaml", ":4"]),
     (["check", "--output=y"], ["--output=yaml", ":4"]),
     (["check", "-f", ""], [":0"]),
-    (["impact", "--log-f"], ["--log-format\ttext (Istio's default), json (Istio's JSON), an Envoy format string of "
-                             "%OPERATOR% fields, or a JSON object of key: %OPERATOR% (default: told apart per pod)",
-                             ":4"]),
+    (["impact", "--log-fo"], ["--log-format\ttext (Istio's default), json (Istio's JSON), an Envoy format string of "
+                              "%OPERATOR% fields, or a JSON object of key: %OPERATOR% (default: told apart per pod)",
+                              ":4"]),
+    # the hidden, deprecated -f/--filename of impact is not offered
+    (["impact", "--fil"], [":4"]),
     (["check", "x"], [":4"]),
 ])
 def test_static_completions(args, expected) -> None:

@@ -67,7 +67,7 @@ def test_counts_what_was_sent_from_a_saved_log(fmt, scenario_files, certs, tmp_p
     assert all("SECRET-TOKEN" in line for line in lines)  # the path is in the log ...
     path = tmp_path / "access.log"
     path.write_text("\n".join(lines) + "\n")
-    r = run_cli(["impact", "-f", str(path), *sum((["--manifests", f] for f in scenario_files("seed_routed")), []),
+    r = run_cli(["impact", "--log-file", str(path), *sum((["--manifests", f] for f in scenario_files("seed_routed")), []),
                  "-o", "json"])
     assert r.status == 3, r.stderr
     assert "SECRET-TOKEN" not in r.stdout + r.stderr  # ... and never in impact's output
@@ -93,13 +93,13 @@ def test_misrouted_and_421(scenario_files, certs, tmp_path) -> None:
     manifests = sum((["--manifests", f] for f in scenario_files(name)), [])
     path = tmp_path / "before.log"
     path.write_text("\n".join(envoy_log(docs, certs, "istio-text", plan)) + "\n")
-    doc = json.loads(run_cli(["impact", "-f", str(path), *manifests, "-o", "json"]).stdout)
+    doc = json.loads(run_cli(["impact", "--log-file", str(path), *manifests, "-o", "json"]).stdout)
     assert rows(doc) == {("x.example.com", "b.example.com"): (4, {"misrouted": 4}, {"Chrome": 4}, True)}
     inv = build_inventory(load_files(scenario_files(name)))
     filters = plan_421(inv, registry.run(inv).findings, Method421.VHOST).objects
     path = tmp_path / "after.log"
     path.write_text("\n".join(envoy_log(docs, certs, "istio-text", plan, filters)) + "\n")
-    r = run_cli(["impact", "-f", str(path), *manifests, "-o", "json"])
+    r = run_cli(["impact", "--log-file", str(path), *manifests, "-o", "json"])
     assert r.status == 0  # answered 421: nothing harmful
     assert rows(json.loads(r.stdout)) == {("x.example.com", "b.example.com"): (4, {"421": 4}, {"Chrome": 4}, True)}
 
@@ -129,7 +129,7 @@ def test_what_clients_send_never_changes_the_count(fmt, scenario_files, certs, t
     for extra in ([], hostile_headers):
         path = tmp_path / "mitigated.log"
         path.write_text("\n".join(envoy_log(docs, certs, fmt, plan, filters, extra)) + "\n")
-        r = run_cli(["impact", "-f", str(path), *manifests, "-o", "json"])
+        r = run_cli(["impact", "--log-file", str(path), *manifests, "-o", "json"])
         assert r.status == 0, r.stderr
         doc = json.loads(r.stdout)
         assert rows(doc) == {("x.example.com", "b.example.com"): (2, {"421": 2}, {"Chrome": 2}, True)}, extra
@@ -150,7 +150,7 @@ def test_requests_without_a_host_are_never_coalesced(scenario_files, tmp_path) -
     for fmt, line in zip(("istio-text", "istio-json"), lines):
         path = tmp_path / f"{fmt}.log"
         path.write_text(line + "\n")
-        r = run_cli(["impact", "-f", str(path), *sum((["--manifests", f] for f in files), []), "-o", "json"])
+        r = run_cli(["impact", "--log-file", str(path), *sum((["--manifests", f] for f in files), []), "-o", "json"])
         assert r.status == 0, r.stderr
         doc = json.loads(r.stdout)
         assert doc["rows"] == [] and doc["totals"]["withoutAuthority"] == 1, doc["totals"]
@@ -212,7 +212,7 @@ def test_logs_off_and_forbidden(cluster, certs, emulator_only) -> None:
 def test_bad_logs_are_one_note(content, note, scenario_files, tmp_path) -> None:
     path = tmp_path / "bad.log"
     path.write_bytes(content)
-    r = run_cli(["impact", "-f", str(path), *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
+    r = run_cli(["impact", "--log-file", str(path), *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
     assert r.status == 0, r.stderr
     assert note in r.stderr and "Traceback" not in r.stderr
 
@@ -223,7 +223,7 @@ def test_bad_logs_are_one_note(content, note, scenario_files, tmp_path) -> None:
     (["--tail", "-2"], "--tail must be -1"),
     (["--log-format", "plain words"], "no %OPERATOR% in it"),
     (["--log-format", "%START_TIME% %RESPONSE_CODE%"], "the log format lacks %REQUESTED_SERVER_NAME%, %REQ(:AUTHORITY)%"),
-    (["-f", "x.log", "--tail", "5"], "bound what is read from the pods, not -f files"),
+    (["--log-file", "x.log", "--tail", "5"], "bound what is read from the pods, not --log-file files"),
 ])
 def test_usage_errors(args, message) -> None:
     r = run_cli(["impact", *args])
@@ -234,7 +234,7 @@ def test_custom_format(scenario_files, tmp_path) -> None:
     fmt = "%START_TIME% sni=%REQUESTED_SERVER_NAME% host=%REQ(:AUTHORITY)% code=%RESPONSE_CODE% %DOWNSTREAM_LOCAL_ADDRESS%"
     path = tmp_path / "custom.log"
     path.write_text("2026-11-30T10:00:00Z sni=a.example.com host=B.example.com:443 code=404 10.0.0.1:8443\n" * 2)
-    r = run_cli(["impact", "-f", str(path), "--log-format", fmt, "-o", "json",
+    r = run_cli(["impact", "--log-file", str(path), "--log-format", fmt, "-o", "json",
                  *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
     doc = json.loads(r.stdout)
     assert [(x["connectionHost"], x["requestHost"], x["outcomes"]["other"]) for x in doc["rows"]] == \
@@ -379,17 +379,17 @@ def test_seen_and_not_predicted_is_its_own_row(scenario_files, tmp_path) -> None
             '"c.example.com" "-" - - 10.244.0.7:8443 10.0.0.1:1 a.example.com -\n')
     path = tmp_path / "curl.log"
     path.write_text(line * 2)
-    r = run_cli(["impact", "-f", str(path), "-o", "json", *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
+    r = run_cli(["impact", "--log-file", str(path), "-o", "json", *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
     doc = json.loads(r.stdout)
     assert rows(doc) == {("a.example.com", "c.example.com"): (2, {"404 no route": 2}, {"curl": 2}, False)}
     assert (doc["totals"]["seenNotPredicted"], doc["totals"]["predictedNotSeen"]) == (2, 1)
     assert "2 request(s) coalesced where check predicted none" in r.stderr
-    assert "not predicted" in run_cli(["impact", "-f", str(path), *sum((["--manifests", f] for f in
+    assert "not predicted" in run_cli(["impact", "--log-file", str(path), *sum((["--manifests", f] for f in
                                                                         scenario_files("seed_routed")), [])]).stdout
 
 
 def test_missing_log_file_is_one_error_line(scenario_files) -> None:
-    r = run_cli(["impact", "-f", "/nonexistent/gateway.log",
+    r = run_cli(["impact", "--log-file", "/nonexistent/gateway.log",
                  *sum((["--manifests", f] for f in scenario_files("seed_routed")), [])])
     assert r.status == 1 and r.stderr == "error: /nonexistent/gateway.log: No such file or directory\n"
 
@@ -415,7 +415,7 @@ def test_gateway_api_listeners(scenario_files, certs, tmp_path) -> None:
             time.sleep(0.1)
     path = tmp_path / "gw.log"
     path.write_text(open(log).read().replace(f"127.0.0.1:{port}", "10.244.3.9:443"))
-    r = run_cli(["impact", "-f", str(path), "-o", "json", "--workload", "apps/web-istio",
+    r = run_cli(["impact", "--log-file", str(path), "-o", "json", "--workload", "apps/web-istio",
                  *sum((["--manifests", f] for f in scenario_files("gwapi_seed")), [])])
     assert r.status == 3, r.stderr
     (row,) = json.loads(r.stdout)["rows"]
@@ -431,9 +431,9 @@ def test_namespace_scopes_rows_not_the_join(scenario_files, tmp_path) -> None:
     path = tmp_path / "a.log"
     path.write_text(line)
     manifests = sum((["--manifests", f] for f in scenario_files("seed_routed")), [])
-    mine = json.loads(run_cli(["impact", "-f", str(path), "-o", "json", "-n", "team-b", *manifests]).stdout)
+    mine = json.loads(run_cli(["impact", "--log-file", str(path), "-o", "json", "-n", "team-b", *manifests]).stdout)
     assert [(r["requestHost"], r["predicted"]) for r in mine["rows"]] == [("b.example.com", True)]
-    other = json.loads(run_cli(["impact", "-f", str(path), "-o", "json", "-n", "team-c", *manifests]).stdout)
+    other = json.loads(run_cli(["impact", "--log-file", str(path), "-o", "json", "-n", "team-c", *manifests]).stdout)
     assert other["rows"] == [] and other["totals"]["coalesced"] == 0 and other["totals"]["seenNotPredicted"] == 0
 
 
@@ -456,3 +456,19 @@ def test_the_parsers_memo_keeps_each_lines_time_and_stays_bounded(fmt) -> None:
     big = parser.parse(write_line(fmt, dict(values, **{"%REQ(USER-AGENT)%": CHROME + "x" * 60 * 1024})))
     assert big.agent == "Chrome" and parser._memo == {}  # a line over MEMO_LINE is read, not remembered
     assert MEMO_LINE < 60 * 1024
+
+
+def test_dash_f_still_reads_logs_with_a_warning(scenario_files, tmp_path, capsys) -> None:
+    """-f names manifests in every other command; impact's logs have --log-file, and -f keeps
+    working for them with a deprecation warning."""
+    path = tmp_path / "empty.log"
+    path.write_text("")
+    manifests = sum((["--manifests", f] for f in scenario_files("seed_routed")), [])
+    new = run_cli(["impact", "--log-file", str(path), *manifests, "-o", "json"])
+    old = run_cli(["impact", "-f", str(path), *manifests, "-o", "json"])
+    assert new.status == old.status == 0 and new.stdout == old.stdout
+    assert "deprecated" not in new.stderr
+    assert old.stderr.startswith("warning: impact -f is deprecated, use --log-file")
+    run_cli(["impact", "--help"])  # argparse prints help to the process's stdout
+    shown = capsys.readouterr().out
+    assert "--log-file FILE" in shown and "--filename" not in shown

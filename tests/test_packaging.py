@@ -76,7 +76,7 @@ def test_zipapp_runs_on(version, built, tmp_path) -> None:
     log = tmp_path / "gateway.log"
     log.write_text('[2026-11-30T10:00:00.000Z] "GET / HTTP/2" 404 NR route_not_found - "-" 0 0 0 - "-" "curl/8.5.0" '
                    '"id" "api.example.net" "-" - - 10.244.0.7:443 10.0.0.1:1 docs.example.net -\n')
-    r = run_zipapp(python, app, "impact", "-f", str(log), "--manifests", os.path.join(ROOT, "examples"),
+    r = run_zipapp(python, app, "impact", "--log-file", str(log), "--manifests", os.path.join(ROOT, "examples"),
                    "--workload", "portal/portal-istio", "-o", "json", root=str(tmp_path))
     assert r.returncode == 3, r.stderr
     assert json.loads(r.stdout)["totals"]["outcomes"]["404 no route"] == 1

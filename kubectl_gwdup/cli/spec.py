@@ -150,8 +150,10 @@ MERGE = FlagGroup("Merge flags", (
 ))
 
 IMPACT_SOURCE = FlagGroup("Source flags", (
-    Flag(("-f", "--filename"), "read saved access logs from FILE or - instead of the gateway pods "
-         "(repeatable)", {"action": "append", "metavar": "FILE", "dest": "filenames"}),
+    Flag(("--log-file",), "read saved access logs from FILE or - instead of the gateway pods "
+         "(repeatable)", {"action": "append", "metavar": "FILE", "dest": "log_files"}),
+    # -f names manifests everywhere else; here it was the logs, and stays so for a while, with a warning
+    Flag(("-f", "--filename"), HIDDEN, {"action": "append", "metavar": "FILE", "dest": "filenames"}),
     Flag(("--manifests",), "read the Gateways and the rest from manifests (FILE or DIR, repeatable) "
          "instead of the cluster", {"action": "append", "metavar": "PATH"}),
     Flag(("-R", "--recursive"), "read --manifests directories recursively", {"action": "store_true"}),
@@ -171,7 +173,8 @@ IMPACT = FlagGroup("Impact flags", (
     Flag(("--log-format",), "text (Istio's default), json (Istio's JSON), an Envoy format string of "
          "%%OPERATOR%% fields, or a JSON object of key: %%OPERATOR%% (default: told apart per pod)",
          {"metavar": "FORMAT"}),
-    Flag(("--workload",), "with -f: the gateway workload (NS/NAME) the logs came from", {"metavar": "NS/NAME"}),
+    Flag(("--workload",), "with --log-file: the gateway workload (NS/NAME) the logs came from",
+         {"metavar": "NS/NAME"}),
 ))
 
 FIX = FlagGroup("Fix flags", (
@@ -280,7 +283,7 @@ COMMANDS = (
   kubectl gwdup impact --since 24h
 
   # saved logs of one gateway, against manifests
-  kubectl gwdup impact -f ingress.log --manifests manifests/ --workload istio-system/istio-ingressgateway
+  kubectl gwdup impact --log-file ingress.log --manifests manifests/ --workload istio-system/istio-ingressgateway
 
   # a custom access-log format
   kubectl gwdup impact --log-format '%START_TIME% %REQUESTED_SERVER_NAME% %REQ(:AUTHORITY)% %RESPONSE_CODE%'""",

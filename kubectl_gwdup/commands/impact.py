@@ -30,7 +30,8 @@ _SINCE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d
 
 @dataclass
 class Options(check.Options):
-    logs: List[str] = field(default_factory=list)  # saved logs (-f); empty: the pods'
+    logs: List[str] = field(default_factory=list)  # saved logs (--log-file); empty: the pods'
+    deprecated_f: bool = False  # the logs were named with -f, which names manifests everywhere else
     since: str = ""
     since_time: str = ""
     tail: int = -1
@@ -43,7 +44,8 @@ class Options(check.Options):
         args.fail_level = "warning"  # check's threshold does not apply: impact's status is what the logs show
         base = check.Options.from_args(args, env)
         base.filenames = list(args.manifests or [])
-        return cls(**vars(base), logs=list(args.filenames or []), since=args.since or "",
+        return cls(**vars(base), logs=list(args.log_files or []) + list(args.filenames or []),
+                   deprecated_f=bool(args.filenames), since=args.since or "",
                    since_time=args.since_time or "", tail=args.tail, max_log_bytes=args.max_log_bytes,
                    log_format=args.log_format or "", workload=args.workload or "")
 
@@ -61,7 +63,7 @@ class Options(check.Options):
             raise UsageError("--max-log-bytes must be 0 (no limit) or more")
         if self.logs and (self.since or self.since_time or self.tail != -1 or self.max_log_bytes):
             raise UsageError("--since, --since-time, --tail and --max-log-bytes bound what is read from the pods, "
-                             "not -f files")
+                             "not --log-file files")
         try:
             if self.log_format:
                 Parser.from_flag(self.log_format)
@@ -118,6 +120,9 @@ class Feed:
 
 
 def run(opts: Options, env: Env) -> ExitStatus:
+    if opts.deprecated_f:
+        env.stderr.write("warning: impact -f is deprecated, use --log-file (-f names manifests in every other "
+                         "command)\n")
     raw = check.load(opts, env)
     # requests are joined with every finding (a request on another namespace's hazard is not
     # "unpredicted"); -n and -l then choose which rows and findings are reported

@@ -100,6 +100,19 @@ def _pod_workload_name(pod: Mapping[str, Any]) -> str:
     return str(m.get("name", ""))
 
 
+def _container_ports(pod_spec: Any) -> Dict[str, int]:
+    """name -> containerPort of a pod spec's containers (what a named targetPort names; the
+    endpoints controller resolves it the same way, container by container)."""
+    out: Dict[str, int] = {}
+    containers = (pod_spec or {}).get("containers") if isinstance(pod_spec, dict) else None
+    for c in containers if isinstance(containers, list) else ():
+        for p in (c.get("ports") if isinstance(c, dict) else None) or ():
+            if isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("containerPort"), int) \
+                    and not isinstance(p.get("containerPort"), bool):
+                out.setdefault(p["name"], p["containerPort"])
+    return out
+
+
 def pod_workloads(raw: "RawObjects") -> Dict[Tuple[str, str], Tuple[str, str]]:
     """(namespace, pod name) -> (namespace, name) of its workload: its Deployment (through its
     ReplicaSet), or its owner, or, for a Pod listed without ownerReferences (an edited export),
@@ -156,6 +169,18 @@ class WorkloadIndex:
             elif key not in found:
                 found[key] = (Workload(ns, key[1], WorkloadVia.PODS, tuple(sorted(labels.items()))), labels)
         self.candidates: List[Tuple[Workload, Dict[str, str]]] = [found[k] for k in sorted(found)]
+        # named container ports, for a Service whose targetPort is a name: a Pod's own spec, else
+        # its Deployment's template (live, Pods are listed without their spec)
+        self.named_ports: Dict[Tuple[str, str], Dict[str, int]] = {}
+        for d in raw.deployments:
+            ref = object_ref(d, raw.default_namespace)
+            tmpl_spec = ((d.get("spec") or {}).get("template") or {}).get("spec")
+            self.named_ports.setdefault((ref.namespace, ref.name), {}).update(_container_ports(tmpl_spec))
+        for pod in raw.pods:
+            m = pod.get("metadata") or {}
+            ns = str(m.get("namespace") or raw.default_namespace)
+            owner = owners[(ns, str(m.get("name", "")))]
+            self.named_ports.setdefault(owner, {}).update(_container_ports(pod.get("spec")))
         self.via = (WorkloadVia.PODS if raw.pods else WorkloadVia.DEPLOYMENTS if raw.deployments
                     else WorkloadVia.SELECTOR)
         self._cache: Dict[Tuple[Any, ...], Tuple[Workload, ...]] = {}
@@ -190,7 +215,9 @@ class WorkloadIndex:
 class PortIndex:
     """Gateway server port -> the port Envoy binds, through the workload's Service."""
 
-    def __init__(self, services: Sequence[Mapping[str, Any]], default_namespace: str) -> None:
+    def __init__(self, services: Sequence[Mapping[str, Any]], default_namespace: str,
+                 named_ports: Optional[Mapping[Tuple[str, str], Mapping[str, int]]] = None) -> None:
+        self.named_ports = named_ports or {}
         self.by_ns: Dict[str, List[Tuple[Dict[str, str], List[Mapping[str, Any]]]]] = defaultdict(list)
         for svc in services:
             m = svc.get("metadata") or {}
@@ -217,6 +244,11 @@ class PortIndex:
                         target = p.get("targetPort", port)
                         if isinstance(target, int) and not isinstance(target, bool):
                             return target
+                        # a name: the workload's container port of that name (istiod binds the
+                        # endpoints' port, which the endpoints controller resolves so)
+                        named = self.named_ports.get((workload.namespace, workload.name), {}).get(str(target))
+                        if named is not None:
+                            return named
                         self.unresolved.add(f"{workload.key}:{port}->{target}")
                         return port
         return None if strict else port
@@ -527,7 +559,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
     servers = parse_servers(raw)
     vss = parse_virtual_services(raw)
     workloads = WorkloadIndex(raw, settings)
-    ports = PortIndex(raw.services, raw.default_namespace)
+    ports = PortIndex(raw.services, raw.default_namespace, workloads.named_ports)
     have_vs = Input.VIRTUAL_SERVICES in raw.available
     vs_by_gateway: Dict[str, List[VirtualService]] = defaultdict(list)
     for vs in vss:
@@ -559,7 +591,8 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
         notes.append("Gateway API listeners on a port their Service does not expose, not programmed: "
                       + ", ".join(sorted(portless)))
     for item in sorted(ports.unresolved):
-        notes.append(f"named targetPort not resolved, server port used: {item}")
+        notes.append(f"named targetPort not resolved (no container port of that name read), server port used: "
+                     f"{item}")
 
     lookup = _CertLookup(raw)
     unprogrammed: Set[str] = set()

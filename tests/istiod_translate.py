@@ -10,7 +10,8 @@ What it follows (paths in istio/istio):
   creationTimestamp, then name, then namespace;
 - pilot/pkg/model/gateway.go MergeGateways: hosts sanitized (sanitizeServerHostNamespace:
   `./h` -> `<gw ns>/h`, `*/h` -> `h`); each server bound on resolvePorts (the Service
-  targetPort of the proxy's Service whose port is the server port, else the port itself); a TLS
+  targetPort of the proxy's Service whose port is the server port, a named one through the
+  pods' container ports as the endpoints controller resolves it, else the port itself); a TLS
   server with a host already known on that port is skipped whole (CheckDuplicates);
   gatewayRDSRouteName `https.<server port>.<port name>.<gateway>.<namespace>`;
 - pilot/pkg/networking/core/listener.go toFilterChainMatch: server_names are the hosts with the
@@ -132,6 +133,31 @@ class Proxy:
     @property
     def name(self) -> str:
         return f"{self.namespace}/" + ",".join(f"{k}={v}" for k, v in self.labels)
+
+
+def container_ports(docs: Iterable[Dict[str, Any]], proxy: Proxy) -> Dict[str, int]:
+    """The named container ports of the pods behind a proxy (a Pod's spec, a Deployment's pod
+    template): what a Service's named targetPort resolves to. Kubernetes' endpoints controller
+    resolves a named targetPort per pod from its containers (pkg/api/v1/pod FindPort), and
+    istiod binds a gateway listener at the endpoints' port (resolvePorts)."""
+    out: Dict[str, int] = {}
+    for d in docs:
+        if d.get("kind") == "Pod":
+            labels = {k: str(v) for k, v in (_meta(d).get("labels") or {}).items() if k != "pod-template-hash"}
+            spec = d.get("spec") or {}
+        elif d.get("kind") == "Deployment":
+            template = (d.get("spec") or {}).get("template") or {}
+            labels = {k: str(v) for k, v in ((template.get("metadata") or {}).get("labels") or {}).items()}
+            spec = template.get("spec") or {}
+        else:
+            continue
+        if _ns(d) != proxy.namespace or tuple(sorted(labels.items())) != proxy.labels:
+            continue
+        for c in spec.get("containers") or []:
+            for port in c.get("ports") or []:
+                if port.get("name"):
+                    out.setdefault(port["name"], port["containerPort"])
+    return out
 
 
 def proxies(docs: Iterable[Dict[str, Any]]) -> List[Proxy]:
@@ -324,6 +350,7 @@ class Translation:
     def __init__(self, docs: Sequence[Dict[str, Any]], workdir: str, passthrough_pem: Any, access_log: str = "",
                  log_format: str = "gwdup") -> None:
         self.workdir = workdir
+        self.docs = list(docs)  # the pods' container ports resolve named targetPorts
         self.access_log = access_log
         self.log_format = log_format  # gwdup (the browser tests' fields), istio-text or istio-json
         self.ports: Dict[Tuple[str, int], int] = {}
@@ -349,12 +376,17 @@ class Translation:
                 continue
             for p in (svc.get("spec") or {}).get("ports") or []:
                 if p.get("port") == port:
-                    target = p.get("targetPort", port)
-                    return target if isinstance(target, int) else port
+                    return self._resolve(proxy, p.get("targetPort", port), port)
         return port
 
-    @staticmethod
-    def _service_targets(proxy: Proxy, services: Sequence[Dict[str, Any]], gw: Dict[str, Any],
+    def _resolve(self, proxy: Proxy, target: Any, port: int) -> int:
+        """A Service targetPort as the proxy's pods bind it: a number as it is, a name through
+        their container ports (a name no container has: the server port, as istiod falls back)."""
+        if isinstance(target, int):
+            return target
+        return container_ports(self.docs, proxy).get(str(target), port)
+
+    def _service_targets(self, proxy: Proxy, services: Sequence[Dict[str, Any]], gw: Dict[str, Any],
                          names: str) -> Optional[Dict[int, int]]:
         """push_context.go mergeGateways for a Gateway istiod made of a Gateway API one: it applies
         to the proxies behind the Services its annotation names, in its parent namespace; its
@@ -373,8 +405,7 @@ class Translation:
                 continue
             found = True
             for p in (svc.get("spec") or {}).get("ports") or []:
-                target = p.get("targetPort", p["port"])
-                targets.setdefault(p["port"], target if isinstance(target, int) else p["port"])
+                targets.setdefault(p["port"], self._resolve(proxy, p.get("targetPort", p["port"]), p["port"]))
         return targets if found else None
 
     def _secret_files(self, secret: Dict[str, Any]) -> Tuple[str, str]:

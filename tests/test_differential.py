@@ -18,6 +18,7 @@ import os
 from typing import Dict, List, Optional, Set, Tuple
 
 import yaml
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from istiod_translate import Connection, Envoy, Translation, new_workdir
@@ -39,6 +40,7 @@ inventories = st.fixed_dictionaries({
     # a second Deployment beside the ingress: none, one of the very same pod labels, or one whose
     # labels hold the ingress's and more (the ingress's selectors pick its pods too)
     "twin": st.sampled_from(["none", "none", "same", "more"]),
+    "named_port": st.booleans(),  # the ingress Service's targetPort is the container port's name
     "gateways": st.lists(st.fixed_dictionaries({
         "ns": st.sampled_from(["ns0", "ns1"]), "proxy": st.sampled_from([0, 0, 0, 1]),
         "mode": st.sampled_from(["SIMPLE"] * 5 + ["PASSTHROUGH"]),
@@ -62,11 +64,15 @@ def manifests(spec: dict, certs) -> List[dict]:
     docs: List[dict] = []
     for i, (ns, name, _) in enumerate(PROXIES):
         labels = {"istio": name}
+        pod_spec = {"containers": [{"name": "istio-proxy", "image": "proxyv2",
+                                    "ports": [{"name": "https", "containerPort": 8443}]}]}
         docs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-                     "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}}}})
+                     "spec": {"selector": {"matchLabels": labels},
+                              "template": {"metadata": {"labels": labels}, "spec": pod_spec}}})
         if i == 0:
+            target = "https" if spec["named_port"] else 8443
             docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
-                         "spec": {"selector": labels, "ports": [{"name": "https", "port": 443, "targetPort": 8443}]}})
+                         "spec": {"selector": labels, "ports": [{"name": "https", "port": 443, "targetPort": target}]}})
             if spec["pod_listed"]:
                 pod = {"name": f"{name}-5d8f-x1", "namespace": ns, "labels": dict(labels, **{"pod-template-hash": "5d8f"})}
                 if spec["pod_owned"]:
@@ -77,7 +83,8 @@ def manifests(spec: dict, certs) -> List[dict]:
                 twin = dict(labels, **({"variant": "canary"} if spec["twin"] == "more" else {}))
                 docs.append({"apiVersion": "apps/v1", "kind": "Deployment",
                              "metadata": {"name": f"{name}-canary", "namespace": ns},
-                             "spec": {"selector": {"matchLabels": twin}, "template": {"metadata": {"labels": twin}}}})
+                             "spec": {"selector": {"matchLabels": twin},
+                                      "template": {"metadata": {"labels": twin}, "spec": pod_spec}}})
         for c, pool in enumerate(spec["secrets"]):
             if not spec["missing"][c]:
                 leaf = certs.leaf(*SANS[pool], tag="diff")
@@ -363,3 +370,17 @@ def test_check_reports_exactly_what_the_real_envoy_does_gateway_api(certs, spec)
 
     docs = gateway_api_manifests(spec, certs)
     compare(docs, istio_view(docs), certs, gateway_api_names(docs))
+
+
+@pytest.mark.parametrize("name", ["named_target_port", "other_workload_or_port"])
+def test_scenarios_agree_with_the_real_envoy(name, certs) -> None:
+    """Hand-written scenarios through the independent translation: a Service whose targetPorts
+    are names (bound where its pods' container ports say), and its near miss."""
+    from test_live import scenario_docs
+
+    docs = scenario_docs(certs, name)
+    names = sorted({h for d in docs if d["kind"] == "Gateway" for s in d["spec"]["servers"] for h in s["hosts"]
+                    if not h.startswith("*")} | {"zz.example.com"})
+    seen = compare(docs, docs, certs, names, served=True)
+    if name == "named_target_port":  # a and b share the 8443 listener, whatever their Service ports
+        assert {(port, src, n) for (port, src, n) in seen if n in ("a.example.com", "b.example.com")}, seen

@@ -17,7 +17,7 @@ from kube import write_kubeconfig
 LIVE_SCENARIOS = ["seed", "two_secrets_one_cert", "one_gateway_two_servers", "wildcard_cert_direction",
                   "wildcard_host_misrouted", "merged", "same_name_two_namespaces", "other_workload_or_port",
                   "catch_all_host", "multi_label_wildcard", "case_insensitive_sni",
-                  "passthrough_swallowed", "mutual", "same_vs_both_gateways"]
+                  "passthrough_swallowed", "mutual", "same_vs_both_gateways", "named_target_port"]
 
 
 def with_routes(docs):

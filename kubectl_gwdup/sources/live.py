@@ -91,6 +91,14 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
         _optional(raw, services, "services", Input.SERVICES, "Gateway ports used as listener ports")
         _gateway_api(raw, gateway_api)
         pods, deployments, notes = _load_workloads(raw, listing)
+        if not deployments and _named_target_ports(raw.services):
+            # pods come without their spec: their Deployments' templates name the container ports
+            try:
+                deployments = listing("deployments", "/apis/apps/v1/deployments")
+            except ApiError as exc:
+                if not _forbidden(exc):
+                    raise
+                notes.append(f"deployments not readable ({exc.reason}): named targetPorts not resolved")
         raw.pods, raw.deployments = pods, deployments
         raw.notes.extend(notes)
         raw.available.add(Input.WORKLOADS)
@@ -152,6 +160,11 @@ def _gateway_api(raw: RawObjects, futures: Mapping[str, Any]) -> None:
             continue
         if bucket == "http_routes":
             raw.gateway_api.routes_read = True
+
+
+def _named_target_ports(services: List[Dict[str, Any]]) -> bool:
+    return any(isinstance(p.get("targetPort"), str) for svc in services
+               for p in ((svc.get("spec") or {}).get("ports") or []) if isinstance(p, dict))
 
 
 def _selectors(raw: RawObjects) -> List[str]:

@@ -35,6 +35,8 @@ CASES = [
     Case("merged", "tls.Coalescing", []),
     Case("same_name_two_namespaces", "tls.Coalescing", []),
     Case("other_workload_or_port", "tls.Coalescing", []),
+    Case("named_target_port", "tls.Coalescing", [("GWD0101", "Gateway edge/g-a")],
+         {"Gateway edge/g-a": ["a.example.com", "b.example.com"]}),
     Case("catch_all_host", "tls.Coalescing", [("GWD0102", "Gateway web/gw-any")],
          {"Gateway web/gw-any": ["b.example.com"]}),
     Case("dropped_server", "gateway.DroppedServer", [("GWD0103", "Gateway web/gw-new")]),

@@ -203,9 +203,13 @@ def test_invariants_on_random_inventories(pool_pems, tmp_path_factory, spec) -> 
     inv, doc, after = merged_
     # the document, applied: no hazard left among the merged servers
     merged = {f"{s['namespace']}/{s['name']}" for s in doc["steps"] if s["phase"] == "merge"}
-    for f in registry.run(build_inventory(after)).findings:
+    now = registry.run(build_inventory(after)).findings
+    for f in now:
         if "outcome" in f.detail:
             assert not merged & {s["gateway"] for s in f.detail["from"] + f.detail["to"]}
+    # and nothing new of any kind: a fix must not trade one finding for another
+    before = {(f.code, f.resource) for f in registry.run(inv).findings}
+    assert {(f.code, f.resource) for f in now} <= before
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,18 @@ def test_no_headers() -> None:
     assert not r.stdout.startswith("GATEWAY")
 
 
+def test_wide_without_headers_is_one_table_a_script_can_read() -> None:
+    """-o wide adds the listener conditions as a second table; without headers its rows would
+    read as findings, so stdout is the findings' rows alone (the conditions stay in -o json)."""
+    wide = run_cli(["check", "-f", EXAMPLES, "-o", "wide"])
+    assert "OVERLAPPINGTLSCONFIG" in wide.stdout  # the premise: the examples have conditions
+    bare = run_cli(["check", "-f", EXAMPLES, "-o", "wide", "--no-headers"])
+    findings = json.loads(run_cli(["check", "-f", EXAMPLES, "-o", "json"]).stdout)["findings"]
+    lines = bare.stdout.splitlines()
+    assert len(lines) == len(findings) and all(line.strip() for line in lines)
+    assert all(f["code"] in line for f, line in zip(findings, lines))
+
+
 def test_namespace_restricts_findings_not_analysis() -> None:
     r = run_cli(["check", "-f", EXAMPLES, "-n", "payments", "-o", "json"])
     (f,) = json.loads(r.stdout)["findings"]

@@ -49,8 +49,9 @@ class ReportPrinter:
     def print(self, report: Report, out: TextIO) -> None:
         self.emit(report.to_dict(), findings.WIDE_HEADERS if self.wide else findings.HEADERS,
                   lambda wide: [findings.row(f, wide) for f in report.findings], out, color_column=4)
-        if self.wide and report.conditions:
+        # a second table goes with headers only: without them a script reading one table would
+        # take its rows for findings (the conditions stay in -o json and -o yaml)
+        if self.wide and report.conditions and not self.no_headers:
             if report.findings:
                 out.write("\n")
-            table.print_table(findings.CONDITION_HEADERS, findings.condition_rows(report.conditions), out,
-                              self.no_headers)
+            table.print_table(findings.CONDITION_HEADERS, findings.condition_rows(report.conditions), out)

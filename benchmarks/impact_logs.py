@@ -9,7 +9,8 @@ the children's maximum so far (getrusage), so a later, bigger log can only raise
 
 The floor is what Python needs to read the same file line by line and do nothing with it, in a
 fresh process too; `x floor` is impact's time over it, measured in the same run (the target:
-at most 5x).
+at most 5x on one core). Each log is read with --jobs 1 (one core) and with one worker per core
+(at most 8); the two reports must be the same size.
 """
 from __future__ import annotations
 
@@ -48,11 +49,12 @@ def write_log(path: str, size: int) -> int:
     return n
 
 
-def run(path: str) -> tuple:
+def run(path: str, jobs: int) -> tuple:
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     r = subprocess.run([sys.executable, "-m", "kubectl_gwdup", "impact", "--log-file", path, "--manifests",
-                        os.path.join(ROOT, "examples"), "--workload", "istio-system/istio-ingressgateway", "-o", "json"],
+                        os.path.join(ROOT, "examples"), "--workload", "istio-system/istio-ingressgateway", "-o", "json",
+                        "--jobs", str(jobs)],
                        capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -70,16 +72,22 @@ def floor(path: str) -> float:
 
 def main() -> None:
     sizes = [int(s) for s in sys.argv[1:]] or [100, 1000]
-    print(f"{'log MB':>7} {'lines':>10} {'seconds':>8} {'lines/s':>9} {'floor s':>8} {'x floor':>8} "
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    print(f"{'log MB':>7} {'lines':>10} {'jobs':>5} {'seconds':>8} {'lines/s':>9} {'floor s':>8} {'x floor':>8} "
           f"{'peak MB':>8} {'report bytes':>12}")
     with tempfile.TemporaryDirectory(prefix="gwdup-impact-") as tmp:
         for mb in sizes:
             path = os.path.join(tmp, f"{mb}.log")
             lines = write_log(path, mb * 1024 * 1024)
-            seconds, peak, out = run(path)
             base = floor(path)
-            print(f"{os.path.getsize(path) / 2**20:>7.0f} {lines:>10} {seconds:>8.1f} {lines / seconds:>9.0f} "
-                  f"{base:>8.2f} {seconds / base:>8.1f} {peak:>8.0f} {out:>12}")
+            reports = set()
+            for jobs in sorted({1, min(cores, 8)}):
+                seconds, peak, out = run(path, jobs)
+                reports.add(out)
+                print(f"{os.path.getsize(path) / 2**20:>7.0f} {lines:>10} {jobs:>5} {seconds:>8.1f} "
+                      f"{lines / seconds:>9.0f} {base:>8.2f} {seconds / base:>8.1f} {peak:>8.0f} {out:>12}")
+            if len(reports) != 1:
+                raise SystemExit("the reports differ with the number of jobs")
             os.remove(path)
 
 

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from ..accesslog import NotAccessLog, Request
+from ..accesslog import Tally
 from ..hosts import cert_covers
 from ..model import Finding, Inventory, Listener, Placement, ServerRef, Workload
 from .chains import ChainIndex, live_chains
@@ -44,12 +44,13 @@ class Row:
     first: str = ""
     last: str = ""
 
-    def add(self, outcome: str, r: Request) -> None:
-        self.outcomes[outcome] += 1
-        self.agents[r.agent] += 1
-        if r.time:
-            self.first = min(self.first, r.time) if self.first else r.time
-            self.last = max(self.last, r.time)
+    def add(self, outcome: str, count: int, first: str, last: str, agents: Counter) -> None:
+        self.outcomes[outcome] += count
+        self.agents.update(agents)
+        for t in (first, last):
+            if t:
+                self.first = min(self.first, t) if self.first else t
+                self.last = max(self.last, t)
 
     def merge(self, other: "Row") -> None:
         self.outcomes.update(other.outcomes)
@@ -145,45 +146,45 @@ class Join:
 
 
 class Impact:
-    """Rows and totals, fed one request at a time (one Impact per pod; merged at the end)."""
+    """Rows and totals, fed tallies of log lines (several per pod; merged as they come)."""
 
     def __init__(self, join: Join) -> None:
         self.join = join
         self.rows: Dict[Tuple[Any, ...], Row] = {}
         self.totals = Totals()
 
-    def line(self, workload: Workload, r: "Optional[Request] | NotAccessLog") -> None:
+    def add(self, workload: Workload, tally: Tally) -> None:
+        """A tally of the workload's log lines (kubectl_gwdup/accesslog.py): each distinct
+        request is joined once, however many lines repeat it."""
         t = self.totals
-        t.lines += 1
-        if r is None:
-            t.unparsed += 1
-            return
-        if isinstance(r, NotAccessLog):
-            t.proxy_log += 1
-            return
-        t.requests += 1
-        if not r.sni:
-            t.without_sni += 1
-            return
-        if not r.authority:  # HTTP/1.0 without Host: no host was asked for, so none was pooled
-            t.without_authority += 1
-            return
-        key = self.join.listener(workload.key, r.port)
-        if key is None:
-            t.unknown_listener += 1
-            return
-        view = self.join.listeners[key]
-        mine, theirs = view.chains.lookup(r.sni), view.chains.lookup(r.authority)
-        if mine is None or theirs is None or mine is theirs:
-            return
-        t.coalesced += 1
-        finding = self.join.finding_for(key.workload.key, key.port, mine, r.authority)
-        row_key = (finding, key.workload.key, key.port, r.sni, r.authority)
-        row = self.rows.get(row_key)
-        if row is None:
-            row = self.rows[row_key] = Row(finding, key.workload.key, key.port, r.sni, r.authority,
-                                           mine.server.ref.label, theirs.server.ref.label)
-        row.add(_outcome(r, view, mine, theirs), r)
+        t.lines += tally.lines
+        t.unparsed += tally.unparsed
+        t.proxy_log += tally.proxy_log
+        for kept, (count, first, last, agents) in tally.keys.items():
+            sni, authority, status, flags, details, route, port = kept
+            t.requests += count
+            if not sni:
+                t.without_sni += count
+                continue
+            if not authority:  # HTTP/1.0 without Host: no host was asked for, so none was pooled
+                t.without_authority += count
+                continue
+            key = self.join.listener(workload.key, port)
+            if key is None:
+                t.unknown_listener += count
+                continue
+            view = self.join.listeners[key]
+            mine, theirs = view.chains.lookup(sni), view.chains.lookup(authority)
+            if mine is None or theirs is None or mine is theirs:
+                continue
+            t.coalesced += count
+            finding = self.join.finding_for(key.workload.key, key.port, mine, authority)
+            row_key = (finding, key.workload.key, key.port, sni, authority)
+            row = self.rows.get(row_key)
+            if row is None:
+                row = self.rows[row_key] = Row(finding, key.workload.key, key.port, sni, authority,
+                                               mine.server.ref.label, theirs.server.ref.label)
+            row.add(_outcome(status, flags, details, authority, view, mine, theirs), count, first, last, agents)
 
     def merge(self, other: "Impact") -> None:
         self.totals.merge(other.totals)
@@ -194,13 +195,14 @@ class Impact:
                 self.rows[k] = row
 
 
-def _outcome(r: Request, view: _ListenerView, mine: Placement, theirs: Placement) -> str:
-    if r.status == 421:
+def _outcome(status: int, flags: str, details: str, authority: str, view: _ListenerView, mine: Placement,
+             theirs: Placement) -> str:
+    if status == 421:
         return "421"
-    if r.status == 404 and ("NR" in r.flags.split(",") or r.details == "route_not_found"):
+    if status == 404 and ("NR" in flags.split(",") or details == "route_not_found"):
         return "404 no route"
-    if 200 <= r.status < 400:
-        same = view.table(mine).route(r.authority) == view.table(theirs).route(r.authority)
+    if 200 <= status < 400:
+        same = view.table(mine).route(authority) == view.table(theirs).route(authority)
         return "same routes" if same else "misrouted"
     return "other"
 

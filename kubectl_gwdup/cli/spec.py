@@ -175,6 +175,8 @@ IMPACT = FlagGroup("Impact flags", (
          {"metavar": "FORMAT"}),
     Flag(("--workload",), "with --log-file: the gateway workload (NS/NAME) the logs came from",
          {"metavar": "NS/NAME"}),
+    Flag(("-j", "--jobs"), "read logs on this many processes (default: the cores this process may use, "
+         "at most 8; 1: in this process)", {"type": int, "default": 0, "metavar": "N"}),
 ))
 
 FIX = FlagGroup("Fix flags", (

@@ -7,9 +7,9 @@ import argparse
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ..accesslog import LogFormatError, Parser, detect
+from ..accesslog import LogFormatError, Parser, Tally, detect
 from ..analysis import registry
 from ..analysis.impact import OUTCOMES, Impact, Join, report
 from ..cli.flags import parse_duration
@@ -18,13 +18,14 @@ from ..errors import ExitStatus, InputError, UsageError
 from ..inventory import RawObjects, build_inventory, pod_workloads
 from ..model import Inventory, Workload
 from ..selectors import parse_selector
-from ..sources import podlogs
+from ..sources import logtally, podlogs
 from . import check
 
 HEADERS = ["finding", "connection host", "request host", "requests", "404 no route", "421", "misrouted", "other",
            "last seen"]
 WIDE_HEADERS = HEADERS + ["same routes", "first seen", "user agents", "workload", "listener", "from", "to"]
 HARM = ("404 no route", "misrouted")
+DETECT_LINES = 50  # a stream's format is told from its first lines that tell, among these
 _SINCE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
@@ -38,6 +39,7 @@ class Options(check.Options):
     max_log_bytes: int = 0
     log_format: str = ""
     workload: str = ""
+    jobs: int = 0  # 0: logtally.default_jobs()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
@@ -47,7 +49,7 @@ class Options(check.Options):
         return cls(**vars(base), logs=list(args.log_files or []) + list(args.filenames or []),
                    deprecated_f=bool(args.filenames), since=args.since or "",
                    since_time=args.since_time or "", tail=args.tail, max_log_bytes=args.max_log_bytes,
-                   log_format=args.log_format or "", workload=args.workload or "")
+                   log_format=args.log_format or "", workload=args.workload or "", jobs=args.jobs)
 
     def validate(self) -> None:
         super().validate()
@@ -59,6 +61,8 @@ class Options(check.Options):
             raise UsageError(f'invalid --since-time "{self.since_time}": use RFC3339, e.g. 2026-11-30T10:00:00Z')
         if self.tail < -1:
             raise UsageError("--tail must be -1 (all) or more")
+        if self.jobs < 0:
+            raise UsageError("--jobs must be 0 (the cores) or more")
         if self.max_log_bytes < 0:
             raise UsageError("--max-log-bytes must be 0 (no limit) or more")
         if self.logs and (self.since or self.since_time or self.tail != -1 or self.max_log_bytes):
@@ -83,40 +87,41 @@ def _workloads(raw: RawObjects, inventory: Inventory) -> Dict[Tuple[str, str], W
 
 
 class Feed:
-    """Lines of one source into an Impact of its own (pods are read in parallel), merged after."""
+    """Each source's lines, tallied (on several cores: kubectl_gwdup/sources/logtally.py), into
+    one Impact; a source's format is --log-format, or told from its first lines."""
 
-    def __init__(self, opts: Options, join: Join) -> None:
-        self.opts, self.join = opts, join
+    def __init__(self, opts: Options, join: Join, tallier: logtally.Tallier) -> None:
+        self.opts, self.join, self.tallier = opts, join, tallier
         self.total = Impact(join)
         self.lock = threading.Lock()
         self.empty: List[str] = []
         self.formats: Dict[str, int] = {}
+        self.spec = Parser.from_flag(opts.log_format).spec if opts.log_format else None
 
-    def consume(self, label: str, workload: Workload, lines: Iterator[str]) -> None:
-        impact = Impact(self.join)
-        parser: Optional[Parser] = Parser.from_flag(self.opts.log_format) if self.opts.log_format else None
-        head: List[str] = []
-        for line in lines:
-            if parser is None:  # the format of this stream, from its first lines that tell
-                head.append(line)
-                fmt = detect(head[-1:])
-                if fmt is None and len(head) < 50:
-                    continue
-                parser = Parser.from_flag(fmt or "text")
-                with self.lock:
-                    self.formats[fmt or "unknown"] = self.formats.get(fmt or "unknown", 0) + 1
-                for h in head:
-                    impact.line(workload, parser.parse(h))
-                head = []
-                continue
-            impact.line(workload, parser.parse(line))
-        if parser is None:  # fewer than 50 lines, none telling
-            for h in head:
-                impact.line(workload, None)
+    def _spec(self, head: List[bytes]) -> Any:
+        if self.spec is not None:
+            return self.spec
+        fmt = detect(head)
         with self.lock:
-            if impact.totals.lines == 0:
+            self.formats[fmt or "unknown"] = self.formats.get(fmt or "unknown", 0) + 1
+        return Parser.from_flag(fmt or "text").spec
+
+    def stream(self, label: str, workload: Workload, chunks: Iterable[bytes]) -> None:
+        head, data = logtally.first_lines(logtally.blocks(chunks), DETECT_LINES)
+        tally = Tally()
+        self.tallier.stream(self._spec(head), data, tally)
+        self._add(label, workload, tally)
+
+    def file(self, path: str, workload: Workload) -> None:
+        with open(path, "rb") as f:
+            head = f.read(1 << 20).split(b"\n", DETECT_LINES)[:DETECT_LINES]
+        self._add(path, workload, self.tallier.file(self._spec(head), path))
+
+    def _add(self, label: str, workload: Workload, tally: Tally) -> None:
+        with self.lock:
+            if tally.lines == 0:
                 self.empty.append(label)
-            self.total.merge(impact)
+            self.total.add(workload, tally)
 
 
 def run(opts: Options, env: Env) -> ExitStatus:
@@ -133,24 +138,33 @@ def run(opts: Options, env: Env) -> ExitStatus:
     in_scope = {id(f) for f in scoped.findings}
     keep = {i for i, f in enumerate(findings) if id(f) in in_scope}
     join = Join(inventory, findings)
-    feed = Feed(opts, join)
-    notes = list(report_.notes)
-    if opts.logs:
-        workload = _one_workload(opts, inventory)
-        for path in opts.logs:
-            try:
-                feed.consume(path, workload, podlogs.file_lines(path, env.stdin))
-            except OSError as exc:
-                raise InputError(f"{path}: {exc.strerror or exc}") from None
-    else:
-        pods = _workloads(raw, inventory)
-        if not raw.pods:
-            notes.append("no gateway pods listed (pods not readable, or none run): no log read")
-        seconds = parse_duration(opts.since, "--since") if opts.since else None
-        query = podlogs.log_query(int(seconds) if seconds else None, opts.since_time,
-                                  opts.tail if opts.tail >= 0 else None, opts.max_log_bytes or None)
-        notes += podlogs.read_pods(opts.kube.cluster, sorted(pods), query,
-                                   lambda pod, lines: feed.consume(f"{pod[0]}/{pod[1]}", pods[pod], lines))
+    tallier = logtally.Tallier(opts.jobs or logtally.default_jobs())
+    try:
+        feed = Feed(opts, join, tallier)
+        notes = list(report_.notes)
+        if opts.logs:
+            workload = _one_workload(opts, inventory)
+            for path in opts.logs:
+                try:
+                    if path == "-":
+                        feed.stream(path, workload, podlogs.stdin_chunks(env.stdin))
+                    else:
+                        feed.file(path, workload)
+                except OSError as exc:
+                    raise InputError(f"{path}: {exc.strerror or exc}") from None
+        else:
+            pods = _workloads(raw, inventory)
+            if not raw.pods:
+                notes.append("no gateway pods listed (pods not readable, or none run): no log read")
+            seconds = parse_duration(opts.since, "--since") if opts.since else None
+            query = podlogs.log_query(int(seconds) if seconds else None, opts.since_time,
+                                      opts.tail if opts.tail >= 0 else None, opts.max_log_bytes or None)
+            if pods:
+                tallier.start()  # workers forked before the stream threads start
+            notes += podlogs.read_pods(opts.kube.cluster, sorted(pods), query,
+                                       lambda pod, chunks: feed.stream(f"{pod[0]}/{pod[1]}", pods[pod], chunks))
+    finally:
+        tallier.close()
     notes += _log_notes(feed, inventory)
     namespace = opts.kube.report_namespace
     doc = report(feed.total, findings, notes, keep,

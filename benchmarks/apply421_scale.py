@@ -34,14 +34,13 @@ METHODS = ("vhost", "lua", "http1")
 
 
 def measure(n: int, shape: str, method: str) -> dict:
-    import yaml
-
     from analysis_scale import add_routes, build_raw
     from kubectl_gwdup.analysis import registry
     from kubectl_gwdup.errors import PlanError
     from kubectl_gwdup.inventory import build_inventory
     from kubectl_gwdup.model import Input
     from kubectl_gwdup.plans.misdirect421 import Method421, plan_421
+    from kubectl_gwdup.render.structured import print_yaml
 
     raw = build_raw(n, shape)
     add_routes(raw)
@@ -52,8 +51,8 @@ def measure(n: int, shape: str, method: str) -> dict:
         plan = plan_421(inv, findings, Method421(method), istio_version=(1, 24))
     except PlanError as exc:
         return {"refused": str(exc)}
-    text = yaml.dump({"apiVersion": "v1", "kind": "List", "items": plan.objects}, Dumper=getattr(
-        yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
+    out = _Count()  # what -o yaml writes to stdout, through the same printer
+    print_yaml({"apiVersion": "v1", "kind": "List", "items": plan.objects}, out)
     t1 = time.perf_counter()
     # then `check` with these EnvoyFilters installed: every finding judged against them
     raw.envoy_filters.extend(plan.objects)
@@ -66,9 +65,19 @@ def measure(n: int, shape: str, method: str) -> dict:
     return {"gateways": n, "shape": shape, "method": method, "seconds": round(t1 - t0, 2),
             "check_after_s": round(t2 - t1, 2),
             "mitigated": f"{sum(1 for f in after if f.detail.get('mitigation'))}/{len(after)}",
-            "objects": len(plan.objects), "yaml_mb": round(len(text) / 1e6, 2),
-            "bytes_per_gateway": round(len(text) / n), "largest_kib": round(largest / 1024, 1),
+            "objects": len(plan.objects), "yaml_mb": round(out.n / 1e6, 2),
+            "bytes_per_gateway": round(out.n / n), "largest_kib": round(largest / 1024, 1),
             "domains": domains, "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+class _Count:
+    """A stdout that counts what it is given."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def write(self, text: str) -> None:
+        self.n += len(text)
 
 
 def manifests(n: int, shape: str, workdir: str) -> list:

@@ -36,3 +36,19 @@ def dump(doc: Any) -> str:
     import yaml
 
     return yaml.dump(doc, Dumper=_dumper(), sort_keys=False, default_flow_style=False, width=100)
+
+
+def dump_to(doc: Any, out: Any) -> None:
+    """`dump(doc)` written to `out`, a list's items one at a time: the same text, without the
+    whole document's node graph in memory at once (apply-421's plan for 10,000 Gateways is
+    9.5 MB of YAML; dumped whole, PyYAML holds 130 MB of nodes for it)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list) or not doc["items"]:
+        out.write(dump(doc))
+        return
+    for key, value in doc.items():
+        if key != "items":
+            out.write(dump({key: value}))
+            continue
+        out.write("items:\n")
+        for item in value:  # a one-item sequence is written as the item stands under `items:`
+            out.write(dump([item]))

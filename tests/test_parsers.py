@@ -127,3 +127,25 @@ def test_yaml_output_has_no_anchors_and_reads_back(value) -> None:
 def anchored(text: str) -> bool:
     """Whether a YAML text holds an anchor or an alias, by its parse events (not its look)."""
     return any(isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None) for e in yaml.parse(text))
+
+
+_docs = st.recursive(st.one_of(_scalars, st.text(alphabet="ab \n:#-'\"", max_size=150)),
+                     lambda kids: st.one_of(st.lists(kids, max_size=4),
+                                            st.dictionaries(st.text(max_size=8), kids, max_size=4)),
+                     max_leaves=25)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(head=st.dictionaries(st.sampled_from(["apiVersion", "kind", "metadata", "x"]), _docs, max_size=3),
+       items=st.lists(_docs, max_size=5))
+def test_a_list_written_item_by_item_is_the_same_text(head, items) -> None:
+    """-o yaml writes a List's items one at a time (memory), and the text is the whole dump's."""
+    import io
+
+    from kubectl_gwdup.yamldump import dump, dump_to
+
+    doc = dict(head, items=items)
+    out = io.StringIO()
+    dump_to(doc, out)
+    assert out.getvalue() == dump(doc)
+    assert yaml.safe_load(out.getvalue()) == doc

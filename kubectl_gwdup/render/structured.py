@@ -11,6 +11,6 @@ def print_json(doc: Dict[str, Any], out: TextIO) -> None:
 
 
 def print_yaml(doc: Dict[str, Any], out: TextIO) -> None:
-    from ..yamldump import dump
+    from ..yamldump import dump_to
 
-    out.write(dump(doc))
+    dump_to(doc, out)

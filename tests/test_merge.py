@@ -500,3 +500,39 @@ def test_the_readme_examples_are_clean_after_the_merge(tmp_path) -> None:
     assert now < before, now - before  # nothing new, and something gone
     merged = {s["namespace"] for s in doc["steps"]}
     assert not [f for f in now if f[1].split(" ", 1)[1].split("/")[0] in merged], now
+
+
+def test_output_dir_applied_by_kubectl_is_the_plan(cluster, certs, tmp_path) -> None:
+    """`merge --plan --output-dir DIR`, applied with the real kubectl (`apply -f DIR`, then
+    `delete -f DIR/delete`), leaves every object as the plan's last write of it and the others
+    deleted, and `check` clean; the writes go in the plan's order, one file each."""
+    from test_kubeconfig import KUBECTL, kubectl
+
+    if KUBECTL is None:
+        pytest.skip("kubectl not installed")
+    setup_seed(cluster, certs)
+    scope = ["-n", cluster.ns("team-a")]
+    out = tmp_path / "merge"
+    r = run_cli(["merge", "--plan", "-o", "yaml", "--output-dir", str(out), *scope], cluster.env)
+    assert r.status == 0, r.stderr
+    steps = yaml.safe_load(r.stdout)["steps"]
+    files = sorted(os.listdir(out))
+    assert files == sorted(f"{i:03d}-{s['phase']}-{s['kind'].lower()}-{s['namespace']}-{s['name']}.yaml"
+                           for i, s in enumerate(steps, 1) if s["action"] != "delete") + ["delete"]
+    assert run_cli(["merge", "--plan", "--output-dir", str(out), *scope], cluster.env).status == 2  # not empty
+    env = {k: v for k, v in cluster.env.items() if k != "HOME"}
+    # --validate=false: the emulator serves no /openapi document for kubectl to check fields against
+    applied = kubectl("apply", "--validate=false", "-f", str(out), env=env)
+    assert applied.returncode == 0, applied.stderr
+    deleted = kubectl("delete", "-f", str(out / "delete"), env=env)
+    assert deleted.returncode == 0, deleted.stderr
+    want = {}
+    for s in steps:
+        want[(s["kind"], s["namespace"], s["name"])] = s.get("spec") if s["action"] == "update" else None
+    got = snapshot(cluster)
+    for key, spec in want.items():
+        if spec is None:
+            assert key not in got, key
+        else:
+            assert got[key][0] == spec, key
+    assert run_cli(["check", *scope], cluster.env).status == 0

@@ -143,6 +143,8 @@ MERGE = FlagGroup("Merge flags", (
     Flag(("--restore",), "put back the objects of a backup written by --apply", {"metavar": "BACKUP"}),
     Flag(("--plan-file",), "with --plan, write the plan there; with --apply, execute it (refused if "
          "the cluster changed since)", {"metavar": "FILE"}),
+    Flag(("--output-dir",), "with --plan, write each write of the plan as a manifest in DIR, in order "
+         "(kubectl apply -f DIR, then kubectl delete -f DIR/delete)", {"metavar": "DIR"}),
     Flag(("--yes", "-y"), "apply without asking", {"action": "store_true", "dest": "yes"}),
     Flag(("--backup-dir",), "where --apply writes its backup", {"default": "gwdup-backups", "metavar": "DIR"}),
     Flag(("--prefer-cert",), "merge servers with different certificates under this credentialName, "
@@ -268,6 +270,7 @@ COMMANDS = (
   kubectl gwdup merge --plan
   kubectl gwdup merge --plan -f manifests/ -o yaml        # GitOps
   kubectl gwdup merge --plan --plan-file plan.yaml && kubectl gwdup merge --apply --plan-file plan.yaml
+  kubectl gwdup merge --plan --output-dir merge/ && kubectl apply -f merge/ && kubectl delete -f merge/delete
   kubectl gwdup merge --apply --yes --backup-dir /var/backups/gwdup
   kubectl gwdup merge --restore /var/backups/gwdup/gwdup-merge-20261122-031500.yaml""",
         (SOURCE, MERGE), "kubectl_gwdup.commands.merge"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Tuple
@@ -14,6 +15,7 @@ from ..errors import ExitStatus, InputError, UsageError
 from ..model import GATEWAY_API_GROUP
 from ..execute import merge as executor
 from ..plans.merge import plan_merge
+from ..render import manifest_dir
 from ..render.printers import OutputFormat
 from ..yamldump import dump
 from . import check
@@ -28,6 +30,7 @@ class Options(check.Options):
     apply: bool = False
     restore: str = ""
     plan_file: str = ""
+    output_dir: str = ""
     yes: bool = False
     backup_dir: str = "gwdup-backups"
     prefer_cert: str = ""
@@ -36,7 +39,7 @@ class Options(check.Options):
     def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
         base = check.Options.from_args(args, env)
         return cls(**vars(base), plan=args.plan, apply=args.apply, restore=args.restore or "",
-                   plan_file=args.plan_file or "", yes=args.yes, backup_dir=args.backup_dir,
+                   plan_file=args.plan_file or "", output_dir=args.output_dir or "", yes=args.yes, backup_dir=args.backup_dir,
                    prefer_cert=args.prefer_cert or "")
 
     def validate(self) -> None:
@@ -44,6 +47,10 @@ class Options(check.Options):
         modes = [m for m in (self.plan, self.apply, bool(self.restore)) if m]
         if len(modes) != 1:
             raise UsageError("give exactly one of --plan, --apply or --restore BACKUP")
+        if self.output_dir and not self.plan:
+            raise UsageError("--output-dir goes with --plan")
+        if self.output_dir and os.path.isdir(self.output_dir) and os.listdir(self.output_dir):
+            raise UsageError(f"--output-dir {self.output_dir}: not empty (nothing in it is overwritten)")
         if self.filenames and not self.plan:
             raise UsageError("-f works offline: only with --plan")
         if self.apply and self.output.output:
@@ -108,6 +115,21 @@ def _plan(opts: Options, env: Env) -> Tuple[Dict[str, Any], Dict[Tuple[str, str,
     return plan.to_dict(), {s.key: s.before for s in plan.steps}
 
 
+def _write_dir(path: str, doc: Dict[str, Any], before: Dict[Tuple[str, str, str], Dict[str, Any]], env: Env) -> None:
+    files = manifest_dir.layout(doc, before)
+    try:
+        os.makedirs(os.path.join(path, "delete") if any(p.startswith("delete/") for p, _ in files) else path,
+                    exist_ok=True)
+        for rel, obj in files:
+            with open(os.path.join(path, rel), "x", encoding="utf-8") as f:
+                f.write(dump(obj))
+    except OSError as exc:
+        raise InputError(f"--output-dir {path}: {exc.strerror or exc}") from None
+    deletes = sum(1 for p, _ in files if p.startswith("delete/"))
+    env.stderr.write(f"{len(files) - deletes} manifest(s) written to {path}: kubectl apply -f {path}"
+                     + (f", then kubectl delete -f {os.path.join(path, 'delete')}" if deletes else "") + "\n")
+
+
 def _check_preferred(name: str, inventory: Any) -> None:
     """--prefer-cert must name the credential of a server being read, whose certificate was
     read: the planner takes the certificate (and its names) from there, and a name it cannot
@@ -155,6 +177,8 @@ def run(opts: Options, env: Env) -> ExitStatus:
             with open(opts.plan_file, "w", encoding="utf-8") as f:
                 f.write(dump(doc))
             env.stderr.write(f"plan written to {opts.plan_file}\n")
+        if opts.output_dir:
+            _write_dir(opts.output_dir, doc, before, env)
         if fmt in (OutputFormat.JSON, OutputFormat.YAML):
             opts.output.printer(False).emit(doc, [], lambda wide: [], env.stdout)
         elif doc["steps"]:

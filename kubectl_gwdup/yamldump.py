@@ -39,16 +39,33 @@ def dump(doc: Any) -> str:
 
 
 def dump_to(doc: Any, out: Any) -> None:
-    """`dump(doc)` written to `out`, a list's items one at a time: the same text, without the
-    whole document's node graph in memory at once (apply-421's plan for 10,000 Gateways is
-    9.5 MB of YAML; dumped whole, PyYAML holds 130 MB of nodes for it)."""
+    """`dump(doc)` written to `out`, a list's items one at a time: the same document, without
+    the whole document's node graph in memory at once (apply-421's plan for 10,000 Gateways is
+    9.5 MB of YAML; dumped whole, PyYAML holds 130 MB of nodes for it). A piece that ends in a
+    block scalar keeping its final line breaks (`|+`) ends with the document-end marker `...`;
+    inside the document that would end it, so it is dropped there (the next key at column 0
+    ends the scalar just as well)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list) or not doc["items"]:
         out.write(dump(doc))
         return
-    for key, value in doc.items():
-        if key != "items":
-            out.write(dump({key: value}))
-            continue
-        out.write("items:\n")
-        for item in value:  # a one-item sequence is written as the item stands under `items:`
-            out.write(dump([item]))
+    def pieces() -> Any:
+        for key, value in doc.items():
+            if key != "items":
+                yield dump({key: value})
+                continue
+            yield "items:\n"
+            for item in value:  # a one-item sequence: its text as the item stands under `items:`
+                yield dump([item])
+
+    held = None  # each piece is written once the next one shows it is not the last
+    for piece in pieces():
+        if held is not None:
+            out.write(_open(held))
+        held = piece
+    if held is not None:
+        out.write(held)
+
+
+def _open(piece: str) -> str:
+    """A piece without its document-end marker: more of the document follows it."""
+    return piece[:-4] if piece.endswith("\n...\n") else piece

@@ -139,7 +139,8 @@ _docs = st.recursive(st.one_of(_scalars, st.text(alphabet="ab \n:#-'\"", max_siz
 @given(head=st.dictionaries(st.sampled_from(["apiVersion", "kind", "metadata", "x"]), _docs, max_size=3),
        items=st.lists(_docs, max_size=5))
 def test_a_list_written_item_by_item_is_the_same_text(head, items) -> None:
-    """-o yaml writes a List's items one at a time (memory), and the text is the whole dump's."""
+    """-o yaml writes a List's items one at a time (memory): one document, the whole dump's
+    text but for the document-end marker `...` that libyaml's emitter may add at the end."""
     import io
 
     from kubectl_gwdup.yamldump import dump, dump_to
@@ -147,5 +148,6 @@ def test_a_list_written_item_by_item_is_the_same_text(head, items) -> None:
     doc = dict(head, items=items)
     out = io.StringIO()
     dump_to(doc, out)
-    assert out.getvalue() == dump(doc)
-    assert yaml.safe_load(out.getvalue()) == doc
+    end = lambda text: text[:-4] if text.endswith("\n...\n") else text
+    assert end(out.getvalue()) == end(dump(doc))
+    assert yaml.safe_load(out.getvalue()) == doc  # one document: no `...` inside it

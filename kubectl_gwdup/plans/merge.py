@@ -235,6 +235,8 @@ def _merged_servers(plan: MergePlan, members: List[Dict[str, Any]], placements: 
     servers: List[Dict[str, Any]] = []
     by_key: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
     cert_of: Dict[Tuple[Any, ...], Tuple[str, ...]] = {}
+    holder: Dict[Tuple[Any, ...], Optional[Placement]] = {}  # whose certificate the merged server presents
+    added: Dict[Tuple[Any, ...], List[str]] = {}  # hosts that move onto it from another Gateway
     for gw in members:
         gw_ns = gw["metadata"].get("namespace") or ns0
         gw_key = f"{gw_ns}/{gw['metadata']['name']}"
@@ -263,15 +265,30 @@ def _merged_servers(plan: MergePlan, members: List[Dict[str, Any]], placements: 
                             + " or use apply-421")
                         return None
                     by_key[key]["tls"] = chosen
+                    holder[key] = None  # --prefer-cert: checked valid for every host above
                 merged = by_key[key]
-                merged["hosts"] += [h for h in hosts if h not in merged["hosts"]]
+                moved = [h for h in hosts if h not in merged["hosts"]]
+                merged["hosts"] += moved
+                added.setdefault(key, []).extend(moved)
                 continue
             server = copy.deepcopy(s)
             server["hosts"] = list(dict.fromkeys(hosts))
             server["port"] = dict(port, name=_port_name(port.get("name") or "port", servers))
             by_key[key] = server
             cert_of[key] = identity
+            holder[key] = ps[0] if terminating and ps[0].certificates and not ps[0].coverage_inferred else None
             servers.append(server)
+    for key, moved in added.items():
+        # a host moved onto a certificate that is not valid for it would trade the hazard for a
+        # certificate error on every connection to it (GWD0106): decline, and say what would do
+        p = holder.get(key)
+        missing = [h for h in moved if p is not None and not _valid(p, bare_host(h))]
+        if missing:
+            names = ", ".join(sorted({san for c in p.certificates for san in c.sans}))
+            plan.notes.append(f"not merged: {label}: the merged server's certificate ({names}) is not valid for "
+                              f"{', '.join(bare_host(h) for h in missing)}: reissue it with "
+                              f"{' and '.join(bare_host(h) for h in missing)} to merge, or use apply-421")
+            return None
     for s in servers:
         bare = [bare_host(h) for h in s["hosts"]]
         if len(set(bare)) < len(bare):
@@ -300,6 +317,14 @@ def _prefer(prefer: Optional[str], kept: Dict[str, Any], other: Dict[str, Any],
         tls.pop(k, None)
     tls["credentialName"] = prefer
     return tls
+
+
+def _valid(p: Placement, host: str) -> bool:
+    """The certificate `p` presents is valid for the host a merged server would list: a
+    wildcard host needs that very wildcard, and no certificate is valid for `*`."""
+    if host == "*":
+        return False
+    return p.lists(host) if host.startswith("*.") else p.covers(host)
 
 
 def _port_name(name: str, servers: List[Dict[str, Any]]) -> str:

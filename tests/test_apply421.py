@@ -465,3 +465,30 @@ def test_a_pod_listed_without_its_owner_is_its_deployments(scenario_files, tmp_p
     assert r.status == 0, r.stderr
     names = [o["metadata"]["name"] for o in yaml.safe_load(r.stdout)["items"]]
     assert names == ["gwdup-421-istio-ingressgateway-8443"], names
+
+
+def test_the_readme_examples_are_clean_after_apply_421(tmp_path) -> None:
+    """apply-421 on examples/ (offline, as a GitOps user would), its EnvoyFilters added to the
+    manifests, then check: every hazard is mitigated (exit 0), and no finding is new."""
+    import json
+    import os
+
+    import yaml
+
+    from conftest import ROOT
+
+    examples = [os.path.join(ROOT, "examples", f) for f in sorted(os.listdir(os.path.join(ROOT, "examples")))]
+    flags = sum((["-f", f] for f in examples), [])
+    r = run_cli(["apply-421", *flags, "--dry-run=client", "-o", "yaml"])
+    assert r.status == 0, r.stderr
+    filters = yaml.safe_load(r.stdout)["items"]
+    assert filters and all(f["kind"] == "EnvoyFilter" for f in filters)
+    path = tmp_path / "filters.yaml"
+    path.write_text(yaml.safe_dump_all(filters))
+    before = json.loads(run_cli(["check", "-o", "json", *flags]).stdout)["findings"]
+    after_run = run_cli(["check", "-o", "json", *flags, "-f", str(path)])
+    after = json.loads(after_run.stdout)["findings"]
+    hazards = [f for f in after if f.get("outcome")]
+    assert hazards and all(f.get("mitigation") and f["level"] == "Info" for f in hazards), hazards
+    assert after_run.status == 0, after_run.stderr
+    assert {(f["code"], f["resource"]) for f in after} <= {(f["code"], f["resource"]) for f in before}

@@ -429,6 +429,8 @@ def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
         if not domains:
             continue
         mine = http_routes(vs, gw_key, server.ref.port_number)
+        if not mine:  # BuildHTTPRoutesForVirtualService fails ("no routes matched"): no virtual host from it
+            continue
         for d in domains:
             d = d.lower()  # istiod matches case-sensitively, then lower-cases the domain
             routes.setdefault(d, []).extend(mine)

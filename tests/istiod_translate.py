@@ -246,6 +246,8 @@ def route_table(name: str, gateway: str, server: Dict[str, Any], vss: Sequence[D
         if not domains:
             continue
         routes = _vs_routes(vs, gateway, server["port"]["number"])
+        if not routes:  # route.BuildHTTPRoutesForVirtualService: "no routes matched"; gateway.go skips the VirtualService
+            continue
         for d in domains:
             vhosts.setdefault(d.lower(), []).extend(routes)
     if not vhosts:

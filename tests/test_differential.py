@@ -372,10 +372,11 @@ def test_check_reports_exactly_what_the_real_envoy_does_gateway_api(certs, spec)
     compare(docs, istio_view(docs), certs, gateway_api_names(docs))
 
 
-@pytest.mark.parametrize("name", ["named_target_port", "other_workload_or_port"])
+@pytest.mark.parametrize("name", ["named_target_port", "other_workload_or_port", "tls_only_virtual_service"])
 def test_scenarios_agree_with_the_real_envoy(name, certs) -> None:
     """Hand-written scenarios through the independent translation: a Service whose targetPorts
-    are names (bound where its pods' container ports say), and its near miss."""
+    are names (bound where its pods' container ports say), and its near miss; a VirtualService
+    with TLS routes only on an HTTPS server (no virtual host: the wildcard one answers)."""
     from test_live import scenario_docs
 
     docs = scenario_docs(certs, name)
@@ -384,3 +385,5 @@ def test_scenarios_agree_with_the_real_envoy(name, certs) -> None:
     seen = compare(docs, docs, certs, names, served=True)
     if name == "named_target_port":  # a and b share the 8443 listener, whatever their Service ports
         assert {(port, src, n) for (port, src, n) in seen if n in ("a.example.com", "b.example.com")}, seen
+    if name == "tls_only_virtual_service":  # the wildcard's backend answers b: not a 404
+        assert [v for (_, _, n), v in seen.items() if n == "b.example.com"] == ["Misrouted"], seen

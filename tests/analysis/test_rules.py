@@ -37,6 +37,8 @@ CASES = [
     Case("other_workload_or_port", "tls.Coalescing", []),
     Case("named_target_port", "tls.Coalescing", [("GWD0101", "Gateway edge/g-a")],
          {"Gateway edge/g-a": ["a.example.com", "b.example.com"]}),
+    Case("tls_only_virtual_service", "tls.Coalescing", [("GWD0102", "Gateway web/gw-w")],
+         {"Gateway web/gw-w": ["b.example.com"]}),
     Case("catch_all_host", "tls.Coalescing", [("GWD0102", "Gateway web/gw-any")],
          {"Gateway web/gw-any": ["b.example.com"]}),
     Case("dropped_server", "gateway.DroppedServer", [("GWD0103", "Gateway web/gw-new")]),

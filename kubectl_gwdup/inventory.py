@@ -520,12 +520,19 @@ def _vhost_status(value: Mapping[str, Any]) -> int:
     return 421 if statuses == {421} else 0
 
 
-def _tls_route_sni(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]]) -> Optional[Tuple[str, ...]]:
+def _tls_route_sni(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]], taken: Set[str],
+                   skipped: List[str]) -> Optional[Tuple[str, ...]]:
     """A PASSTHROUGH server's filter chains come from the TLS routes of the VirtualServices bound
     to its Gateway whose hosts match the server's (buildGatewayNetworkFiltersFromTLSRoutes,
     pickMatchingGatewayHosts, l4SingleMatch), matched on each route's sniHosts: the names those
     chains are matched on, or None when there is no such route (istiod builds no chain, and the
-    server's hosts reach whatever other chain matches them)."""
+    server's hosts reach whatever other chain matches them).
+
+    A match repeating an SNI name that an earlier match on the same listener took (`taken`, in
+    istiod's order: servers, then VirtualServices by creation, then routes and matches) is
+    skipped whole (model.CheckDuplicates; istiod warns "skipping VirtualService ... duplicate SNI
+    host names"), so Envoy never sees two chains for one name from TLS routes: the listener
+    stands, and the first route keeps the name. Each skip is said in `skipped`."""
     gw_key = server.ref.gateway.key
     hosts = sanitized_hosts(server)
     names: List[str] = []
@@ -534,10 +541,10 @@ def _tls_route_sni(server: Server, vs_by_gateway: Mapping[str, List[VirtualServi
         if not istio_intersection(names_for_namespace(hosts, vs.ref.namespace), vs.hosts):
             continue
         spec = vs.raw.get("spec") if isinstance(vs.raw.get("spec"), dict) else {}
-        for route in spec.get("tls") or []:
+        for i, route in enumerate(spec.get("tls") or []):
             if not isinstance(route, dict) or not route.get("route"):
                 continue
-            for match in route.get("match") or []:
+            for j, match in enumerate(route.get("match") or []):
                 if not isinstance(match, dict):
                     continue
                 gws = match.get("gateways") or []
@@ -545,8 +552,16 @@ def _tls_route_sni(server: Server, vs_by_gateway: Mapping[str, List[VirtualServi
                     continue
                 if match.get("port") not in (None, 0, server.ref.port_number):
                     continue
+                sni = [str(h) for h in match.get("sniHosts") or ["*"]]
+                repeated = [h for h in sni if h in taken]
+                if repeated:
+                    skipped.append(f"TLS route {vs.ref.namespace}/{vs.ref.name} tls[{i}].match[{j}] skipped on "
+                                   f"{server.ref}: SNI {', '.join(repeated)} already routed on that listener "
+                                   "(istiod keeps the first)")
+                    continue
+                taken.update(sni)
                 found = True
-                names += [str(h) for h in match.get("sniHosts") or ["*"]]
+                names += sni
     return tuple(dict.fromkeys(names)) if found else None
 
 
@@ -599,8 +614,10 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
     lookup = _CertLookup(raw)
     unprogrammed: Set[str] = set()
     drafts: List[Dict[str, Any]] = []
+    skipped_tls: List[str] = []
     for listener, members in by_listener.items():
         known: Dict[str, Server] = {}
+        tls_taken: Set[str] = set()  # SNI names TLS routes took on this listener
         for server in members:  # already in istiod's order
             creds = credentials_for(server, listener.workload)
             certs: List[Certificate] = []
@@ -630,7 +647,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
             routed = have_vs if server.ref.origin is None else raw.gateway_api.routes_read
             sni: Optional[Tuple[str, ...]] = ()
             if server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain and routed:
-                sni = _tls_route_sni(server, vs_by_gateway)
+                sni = _tls_route_sni(server, vs_by_gateway, tls_taken, skipped_tls)
             drafts.append(dict(server=server, listener=listener, dropped_for=dropped, chained=sni is not None,
                                sni=sni or (),
                                credentials=creds, certificates=tuple(certs), cert_status=status,
@@ -661,6 +678,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
         placements.append(Placement(coverage=coverage, coverage_inferred=is_inferred, **d))
 
     notes += sorted(unprogrammed)
+    notes += skipped_tls
     if any(p.coverage_inferred for p in placements):
         reasons = sorted({p.cert_status.value for p in placements if p.coverage_inferred})
         notes.append("certificate contents not inspected for some servers (" + ", ".join(reasons)

@@ -372,11 +372,13 @@ def test_check_reports_exactly_what_the_real_envoy_does_gateway_api(certs, spec)
     compare(docs, istio_view(docs), certs, gateway_api_names(docs))
 
 
-@pytest.mark.parametrize("name", ["named_target_port", "other_workload_or_port", "tls_only_virtual_service"])
+@pytest.mark.parametrize("name", ["named_target_port", "other_workload_or_port", "tls_only_virtual_service",
+                                  "tls_route_repeats_sni"])
 def test_scenarios_agree_with_the_real_envoy(name, certs) -> None:
     """Hand-written scenarios through the independent translation: a Service whose targetPorts
     are names (bound where its pods' container ports say), and its near miss; a VirtualService
-    with TLS routes only on an HTTPS server (no virtual host: the wildcard one answers)."""
+    with TLS routes only on an HTTPS server (no virtual host: the wildcard one answers); TLS
+    routes repeating an SNI (the repeat skipped: the listener stands)."""
     from test_live import scenario_docs
 
     docs = scenario_docs(certs, name)

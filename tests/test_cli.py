@@ -358,3 +358,31 @@ def test_help_shows_examples_and_defaults() -> None:
 def test_prefer_cert_is_validated_before_any_work() -> None:
     r = run_cli(["merge", "--plan", "--prefer-cert", "Bad_Name!", "-f", "/nonexistent/never-read"])
     assert r.status == 2 and '--prefer-cert "Bad_Name!": not a Secret name' in r.stderr
+
+
+def test_secrets_absent_from_a_full_export_are_absent(scenario_files, tmp_path) -> None:
+    """Manifests that carry Secrets (a full export) say a Secret they lack does not exist: its
+    server's handshakes fail (GWD0104), and the report says which reading was made;
+    --secrets=absent-are-unknown assumes it exists, as for manifests without any Secret."""
+    import json
+
+    import yaml
+
+    docs = [d for p in scenario_files("seed") for d in yaml.safe_load_all(open(p)) if d]
+    export = tmp_path / "export.yaml"
+    export.write_text(yaml.safe_dump_all([d for d in docs if not (d["kind"] == "Secret"
+                                                                  and d["metadata"]["name"] == "c-cert")]))
+    got = run_cli(["check", "-f", str(export), "-o", "json"])
+    codes = {f["code"] for f in json.loads(got.stdout)["findings"]}
+    assert "GWD0104" in codes and "taken as absent" in got.stderr, got.stderr
+    assumed = run_cli(["check", "-f", str(export), "-o", "json", "--secrets", "absent-are-unknown"])
+    assert "GWD0104" not in {f["code"] for f in json.loads(assumed.stdout)["findings"]}
+    assert "assumed to exist" in assumed.stderr
+    chart = tmp_path / "chart.yaml"  # no Secret at all: nothing is said absent
+    chart.write_text(yaml.safe_dump_all([d for d in docs if d["kind"] != "Secret"]))
+    plain = run_cli(["check", "-f", str(chart), "-o", "json"])
+    assert "GWD0104" not in {f["code"] for f in json.loads(plain.stdout)["findings"]}
+    bad = run_cli(["check", "-f", str(chart), "--secrets", "maybe"])
+    assert bad.status == 2 and bad.stderr.startswith('error: invalid --secrets "maybe"')
+    live = run_cli(["check", "--secrets", "complete"])
+    assert live.status == 2 and "--secrets goes with manifests" in live.stderr

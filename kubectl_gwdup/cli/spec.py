@@ -81,6 +81,10 @@ OUTPUT = FlagGroup("Output flags", (
     Flag(("--no-headers",), "print tables without the header row", {"action": "store_true"}),
 ))
 
+SECRETS = Flag(("--secrets",), "with manifests: whether a Secret they do not carry exists: auto (it does not when "
+               "they carry Secrets, as a full export does), complete (it does not), absent-are-unknown (assume "
+               "it does, valid for its servers' hosts)", {"default": "auto", "metavar": "MODE"})
+
 SOURCE = FlagGroup("Source flags", (
     Flag(("-f", "--filename"), "read manifests from FILE, DIR or - instead of the cluster "
          "(repeatable)", {"action": "append", "metavar": "PATH", "dest": "filenames"}),
@@ -89,10 +93,11 @@ SOURCE = FlagGroup("Source flags", (
          "(key=value,key!=value,key)", {"metavar": "SELECTOR", "default": ""}),
     Flag(("--scope-gateway-to-namespace",), "a Gateway selects gateway pods in its own namespace "
          "only (istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE)", {"action": "store_true"}),
+    SECRETS,
 ))
 
 # fix works on a cluster only: its help lists no -f to refuse
-LIVE_SOURCE = FlagGroup("Source flags", tuple(f for f in SOURCE.flags if f.names[0] not in ("-f", "-R")))
+LIVE_SOURCE = FlagGroup("Source flags", tuple(f for f in SOURCE.flags if f.names[0] not in ("-f", "-R", "--secrets")))
 
 CHECK = FlagGroup("Check flags", (
     Flag(("--fail-level",), "lowest finding level that makes the exit status 3: info, warning, "
@@ -163,6 +168,7 @@ IMPACT_SOURCE = FlagGroup("Source flags", (
          {"metavar": "SELECTOR", "default": ""}),
     Flag(("--scope-gateway-to-namespace",), "a Gateway selects gateway pods in its own namespace "
          "only (istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE)", {"action": "store_true"}),
+    SECRETS,
 ))
 
 IMPACT = FlagGroup("Impact flags", (

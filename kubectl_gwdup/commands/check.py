@@ -12,7 +12,7 @@ from ..cli.flags import KubeFlags, OutputFlags
 from ..env import Env
 from ..errors import ExitStatus, UsageError
 from ..inventory import RawObjects, Settings, build_inventory
-from ..model import Finding, Inventory, Level, Report
+from ..model import Finding, Input, Inventory, Level, Report
 from ..objects import labels_of, object_ref
 from ..selectors import Selector, parse_selector
 
@@ -28,13 +28,15 @@ class Options:
     selector: str = ""
     fail_level: str = "warning"
     scope_gateway_to_namespace: bool = False
+    secrets: str = "auto"  # with manifests: auto | complete | absent-are-unknown
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
         return cls(kube=KubeFlags.from_args(args, env.environ, env.stderr),
                    output=OutputFlags.from_args(args), filenames=list(args.filenames or []),
                    recursive=args.recursive, selector=args.selector, fail_level=args.fail_level,
-                   scope_gateway_to_namespace=args.scope_gateway_to_namespace)
+                   scope_gateway_to_namespace=args.scope_gateway_to_namespace,
+                   secrets=getattr(args, "secrets", None) or "auto")
 
     def validate(self) -> None:
         self.kube.validate()
@@ -43,6 +45,10 @@ class Options:
             raise UsageError(f'invalid --fail-level "{self.fail_level}": one of {", ".join(FAIL_LEVELS)}')
         if self.recursive and not self.filenames:
             raise UsageError("-R/--recursive needs -f")
+        if self.secrets not in SECRETS_MODES:
+            raise UsageError(f'invalid --secrets "{self.secrets}": one of {", ".join(SECRETS_MODES)}')
+        if self.secrets != "auto" and not self.filenames:
+            raise UsageError("--secrets goes with manifests (-f): the cluster says which Secrets exist")
         parse_selector(self.selector)
 
     @property
@@ -50,12 +56,34 @@ class Options:
         return Settings(scope_gateway_to_namespace=self.scope_gateway_to_namespace)
 
 
+SECRETS_MODES = ("auto", "complete", "absent-are-unknown")
+
+
+def secrets_assumption(raw: RawObjects, mode: str) -> None:
+    """Whether a Secret the manifests do not carry exists (--secrets), said in a note. A full
+    export carries every Secret it could (auto): one it lacks does not exist, so its servers'
+    handshakes fail (an Istio server's chain stays, a Gateway API listener is not programmed).
+    Manifests without any Secret (a chart's output) say nothing of them: each is assumed to
+    exist, valid for the hosts of the servers that use it."""
+    carried = Input.CERTIFICATES in raw.available
+    raw.secrets_complete = mode == "complete" or (mode == "auto" and carried)
+    if raw.secrets_complete:
+        raw.notes.append("a Secret the manifests do not carry is taken as absent"
+                         + (" (they carry Secrets: --secrets=absent-are-unknown assumes it exists)" if mode == "auto"
+                            else " (--secrets=complete)"))
+    elif carried or mode != "auto":
+        raw.notes.append("a Secret the manifests do not carry is assumed to exist, valid for its servers' hosts "
+                         "(--secrets=absent-are-unknown)")
+
+
 def load(opts: Options, env: Env) -> RawObjects:
     """The one place that decides between manifests and the cluster."""
     if opts.filenames:
         from ..sources.files import load_files
 
-        return load_files(opts.filenames, opts.recursive, opts.kube.namespace or "default", env.stdin)
+        raw = load_files(opts.filenames, opts.recursive, opts.kube.namespace or "default", env.stdin)
+        secrets_assumption(raw, opts.secrets)
+        return raw
     from ..sources.live import load_cluster
 
     progress = _progress(env)

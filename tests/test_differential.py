@@ -11,6 +11,9 @@ must be exactly the ones `check` reports, per listener, source filter chain and 
 Drawn: Deployments with and without listed Pods, a second workload without a Service, missing
 Secrets, certificates that miss their own host, `*` servers, PASSTHROUGH servers with and
 without TLS routes, TLS-only VirtualServices, several VirtualServices per host, creation orders.
+Hazards are drawn densely: each test asserts that at least half of its draws hold one the real
+Envoy shows (the first draws held one in five, one in twelve for Gateway API, so most examples
+tested silence).
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ SANS = [("a.ex.com", "b.ex.com", "c.ex.com"), ("*.ex.com",), ("a.ex.com", "b.ex.
 PROXIES = [("istio-system", "ingress", 8443), ("edge", "edge", 443)]  # (namespace, name, bound port)
 EXTRA = ["zz.ex.com", "zz.b.ex.com"]  # names nobody lists, under the wildcards
 
-inventories = st.fixed_dictionaries({
+_sparse = st.fixed_dictionaries({
     "pod_listed": st.booleans(),
     "pod_owned": st.booleans(),  # False: listed without ownerReferences, as in an edited export
     # a second Deployment beside the ingress: none, one of the very same pod labels, or one whose
@@ -58,6 +61,29 @@ inventories = st.fixed_dictionaries({
         "kind": st.sampled_from(["http", "http", "tls"])}), max_size=4),
     "ages": st.permutations(range(5)),
 })
+
+# Hazards drawn densely (at least half the draws hold one; the plain draws above, about one in
+# five): each Gateway's first host is one no other Gateway's first host is, a second one now and
+# then drawn as before (a repeat, `*`, a wildcard); most Gateways share the first certificate,
+# which names several hosts and is always there; another Secret is missing now and then.
+OWN = ["a.ex.com", "b.ex.com", "c.ex.com", "x.b.ex.com", "*.ex.com"]
+
+
+def _dense(drawn: tuple) -> dict:
+    spec, order, first_sans, missing, extra, credentials = drawn
+    gateways = []
+    for i, g in enumerate(spec["gateways"]):
+        own = OWN[order[i]]
+        gateways.append(dict(g, hosts=[own] + [h for h in g["hosts"] if h != own][:extra[i]],
+                             credential=credentials[i]))
+    return dict(spec, gateways=gateways, secrets=[first_sans] + spec["secrets"][1:], missing=missing)
+
+
+inventories = st.tuples(_sparse, st.permutations(range(5)), st.sampled_from([1, 1, 0, 5]),
+                        st.lists(st.sampled_from([False] * 4 + [True]), min_size=2, max_size=2).map(
+                            lambda m: [False] + m),
+                        st.lists(st.sampled_from([0, 0, 0, 1]), min_size=5, max_size=5),
+                        st.lists(st.sampled_from([0, 0, 0, 0, 1, 2]), min_size=5, max_size=5)).map(_dense)
 
 
 def manifests(spec: dict, certs) -> List[dict]:
@@ -232,13 +258,20 @@ def compare(docs: List[dict], view: List[dict], certs, names: List[str], served:
     return seen
 
 
-@settings(max_examples=int(os.environ.get("GWDUP_DIFF_EXAMPLES", "200")), deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
-@given(inventories)
-def test_check_reports_exactly_what_the_real_envoy_does(certs, spec) -> None:
-    docs = manifests(spec, certs)
-    compare(docs, docs, certs, names_of(docs))
+def test_check_reports_exactly_what_the_real_envoy_does(certs) -> None:
+    """Every draw agrees with the real Envoy, and at least half the draws hold a hazard the real
+    Envoy shows (else most examples would test nothing but silence)."""
+    hazards = []
+
+    @settings(max_examples=int(os.environ.get("GWDUP_DIFF_EXAMPLES", "200")), deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(inventories)
+    def draw(spec) -> None:
+        docs = manifests(spec, certs)
+        hazards.append(bool(compare(docs, docs, certs, names_of(docs))))
+
+    draw()
+    assert sum(hazards) >= len(hazards) / 2, f"{sum(hazards)} of {len(hazards)} draws hold a hazard"
 
 
 # --- Gateway API -------------------------------------------------------------------------------
@@ -246,7 +279,7 @@ def test_check_reports_exactly_what_the_real_envoy_does(certs, spec) -> None:
 GW_HOSTNAMES = ["a.ex.com", "b.ex.com", "*.ex.com", "x.b.ex.com", "*.b.ex.com", None]
 ROUTE_HOSTNAMES = ["a.ex.com", "b.ex.com", "c.ex.com", "*.ex.com", "x.b.ex.com"]
 
-gateway_api_inventories = st.fixed_dictionaries({
+_gateway_api_sparse = st.fixed_dictionaries({
     "gateways": st.lists(st.fixed_dictionaries({
         "manual": st.booleans(),  # on the shared ingress Service, or istiod's own deployment
         "listeners": st.lists(st.fixed_dictionaries({
@@ -264,6 +297,45 @@ gateway_api_inventories = st.fixed_dictionaries({
         "other_namespace": st.booleans(),
         "hostnames": st.lists(st.sampled_from(ROUTE_HOSTNAMES), max_size=2, unique=True)}), max_size=5),
 })
+
+# Densely, as for Istio Gateways (one draw in twelve held a hazard): a Gateway's listeners get
+# hostnames no other first listener has, most Gateways have two listeners or share the ingress
+# (listeners of one managed Gateway share its pods; two managed Gateways never do), the first
+# certificate names several hosts, every Gateway has a route for all its listeners, and an Istio
+# Gateway shares the ingress one draw in three (its hosts often repeat a listener's SNI).
+GW_OWN = ["a.ex.com", "b.ex.com", "*.ex.com", "c.ex.com", "x.b.ex.com", "*.b.ex.com"]
+
+
+def _dense_gateway_api(drawn: tuple) -> dict:
+    spec, order, first_sans, second, manual, missing, legacy = drawn
+    gateways, k = [], 0
+    for i, g in enumerate(spec["gateways"]):
+        listeners = list(g["listeners"])
+        if len(listeners) == 1 and second[i] is not None:
+            listeners.append(dict(second[i]))
+        named = []
+        for j, lst in enumerate(listeners):
+            if lst["hostname"] or k < 2:
+                lst = dict(lst, hostname=GW_OWN[order[k % len(GW_OWN)]])
+            named.append(dict(lst, credential=0, cross=False) if j < 2 else lst)  # mostly one certificate
+            k += 1
+        gateways.append(dict(g, listeners=named, manual=g["manual"] or manual[i]))
+    routes = list(spec["routes"]) + [{"gateway": i, "section": None, "other_namespace": False, "hostnames": []}
+                                     for i in range(len(gateways))]
+    return dict(spec, gateways=gateways, secrets=[first_sans] + spec["secrets"][1:], routes=routes, missing=missing,
+                istio_gateway=spec["istio_gateway"] if legacy else None)
+
+
+_listener = st.fixed_dictionaries({
+    "hostname": st.sampled_from(GW_HOSTNAMES), "credential": st.sampled_from([0, 0, 0, 1]),
+    "cross": st.sampled_from([False, False, False, True]), "passthrough": st.sampled_from([False] * 7 + [True]),
+    "all_namespaces": st.booleans()})
+gateway_api_inventories = st.tuples(
+    _gateway_api_sparse, st.permutations(range(len(GW_OWN))), st.sampled_from([1, 1, 5, 0]),
+    st.lists(st.one_of(_listener, _listener, st.none()), min_size=3, max_size=3),
+    st.lists(st.sampled_from([False, True]), min_size=3, max_size=3),
+    st.lists(st.sampled_from([False] * 4 + [True]), min_size=2, max_size=2).map(lambda m: [False] + m),
+    st.sampled_from([False, False, True])).map(_dense_gateway_api)
 
 
 def gateway_api_manifests(spec: dict, certs) -> List[dict]:
@@ -358,18 +430,24 @@ def gateway_api_names(docs: List[dict]) -> List[str]:
     return sorted(names)
 
 
-@settings(max_examples=int(os.environ.get("GWDUP_DIFF_EXAMPLES", "120")), deadline=None, derandomize=True,
-          # each example runs Envoy: shrinking a failure took over five minutes, so a failure is
-          # reported as drawn (explicit and generate phases only)
-          phases=(Phase.explicit, Phase.generate),
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
-@given(gateway_api_inventories)
-def test_check_reports_exactly_what_the_real_envoy_does_gateway_api(certs, spec) -> None:
+def test_check_reports_exactly_what_the_real_envoy_does_gateway_api(certs) -> None:
+    """As for Istio Gateways: every draw agrees with the real Envoy, half of them with hazards."""
     from gatewayapi_translate import istio_view
 
-    docs = gateway_api_manifests(spec, certs)
-    compare(docs, istio_view(docs), certs, gateway_api_names(docs))
+    hazards = []
+
+    @settings(max_examples=int(os.environ.get("GWDUP_DIFF_EXAMPLES", "120")), deadline=None, derandomize=True,
+              # each example runs Envoy: shrinking a failure took over five minutes, so a failure is
+              # reported as drawn (explicit and generate phases only)
+              phases=(Phase.explicit, Phase.generate),
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(gateway_api_inventories)
+    def draw(spec) -> None:
+        docs = gateway_api_manifests(spec, certs)
+        hazards.append(bool(compare(docs, istio_view(docs), certs, gateway_api_names(docs))))
+
+    draw()
+    assert sum(hazards) >= len(hazards) / 2, f"{sum(hazards)} of {len(hazards)} draws hold a hazard"
 
 
 @pytest.mark.parametrize("name", ["named_target_port", "other_workload_or_port", "tls_only_virtual_service",

@@ -236,7 +236,15 @@ def _covered(chains: ChainIndex, coverage: Sequence[str]) -> Tuple[Hosts, Tuple[
 def _invalid_for(t: Placement, host: str) -> bool:
     """t's own certificate is not valid for the host (or, for ``*.x``, for a name under it): the
     host gets a certificate error on its own connection, GWD0106's outage, whatever coalescing
-    does with it."""
+    does with it.
+
+    A PASSTHROUGH chain's certificate is its backend's, never read: it is taken to be valid for
+    the names its TLS routes list, as a certificate lists them (`*.x` one label deep). Envoy
+    picks that chain for deeper names too (its SNI wildcards match any depth), whose handshakes
+    then fail at the backend."""
+    if t.server.tls_mode is TlsMode.PASSTHROUGH and t.sni:
+        names = [bare_host(n) for n in t.sni]
+        return "*" not in names and not any(cert_covers(n, representative(host)) for n in names)
     if not t.server.http_routed or t.cert_status is not CertStatus.LOADED:
         return False
     return not t.covers(representative(host))
@@ -299,7 +307,8 @@ def outcomes(mine: RouteTable, host: str, t: Placement, chains: ChainIndex, tabl
     """What requests for `host` (a name or ``*.x``) get from the table `mine` instead of t's.
 
     Outcome None marks a name inside a pattern that one of the tables answers on its own (an
-    exact virtual host); it is judged by itself and the pattern's result excludes it. Nothing
+    exact virtual host), or whose SNI picks a chain other than t's; it is judged by itself and
+    the pattern's result excludes it. Nothing
     is yielded where both tables answer alike: same configuration, or a 404 either way.
     """
     theirs = tables.of(t)
@@ -310,6 +319,9 @@ def outcomes(mine: RouteTable, host: str, t: Placement, chains: ChainIndex, tabl
         for d in exact:
             yield d, t, None
             yield from _compare(d, t, mine.route(d), theirs.route(d))
+        for d in chains.children.get(base, ()):
+            if chains.exact[d] is not t:  # a chain of its own: not the pattern's, judged as its own host
+                yield d, t, None
         yield from _compare(host, t, mine.wildcard_route(base), theirs.wildcard_route(base))
     else:
         yield from _compare(host, t, mine.route(host), theirs.route(host))

@@ -65,6 +65,8 @@ class RawObjects:
 @dataclass(frozen=True)
 class Settings:
     scope_gateway_to_namespace: bool = False
+    # istiod 1.31 on (PILOT_ENABLE_STRICT_GATEWAY_MERGING): see _strict_merging
+    strict_gateway_merging: bool = True
 
 
 def secret_from_manifest(obj: Mapping[str, Any]) -> Optional[bytes]:
@@ -565,6 +567,28 @@ def _tls_route_sni(server: Server, vs_by_gateway: Mapping[str, List[VirtualServi
     return tuple(dict.fromkeys(names)) if found else None
 
 
+def _strict_merging(servers: Sequence[Server], selected_by: Mapping[int, Sequence[Workload]]) -> Dict[str, Set[str]]:
+    """istiod 1.31 on (pilot/pkg/model/gateway.go filterStrictGatewayMerging, behind
+    PILOT_ENABLE_STRICT_GATEWAY_MERGING, on by default): on the pods of a managed Gateway API
+    Gateway (istiod's own deployment), an Istio Gateway is merged only when a managed Gateway
+    API Gateway of its own namespace is there too; every Gateway API Gateway is kept. Pods with
+    no managed Gateway API Gateway are not filtered. Returns workload -> the Istio Gateways
+    (labels) held off it."""
+    managed_ns: Dict[str, Set[str]] = defaultdict(set)
+    for server in servers:
+        if server.managed:
+            for w in selected_by[id(server)]:
+                managed_ns[w.key].add(server.ref.gateway.namespace)
+    out: Dict[str, Set[str]] = defaultdict(set)
+    for server in servers:
+        if server.ref.origin is not None:
+            continue
+        for w in selected_by[id(server)]:
+            if w.key in managed_ns and server.ref.gateway.namespace not in managed_ns[w.key]:
+                out[w.key].add(server.ref.label)
+    return out
+
+
 def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
     """A chain that is not HTTP-routed here (PASSTHROUGH, TLS to TCP) sends every request
     that reaches it to its upstream, whatever the host: one catch-all source stands for that."""
@@ -587,9 +611,14 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
     by_listener: Dict[Listener, List[Server]] = defaultdict(list)
     unbound: List[str] = []
     portless: Set[str] = set()
+    selected_by = {id(server): workloads.of(server) for server in servers}
+    held_off = _strict_merging(servers, selected_by) if settings.strict_gateway_merging else {}
+    for key, names in sorted(held_off.items()):
+        notes.append(f"Istio Gateway(s) {', '.join(sorted(names))} not merged onto {key}, the pods of a managed "
+                     "Gateway API Gateway of another namespace (strict gateway merging, Istio 1.31 on)")
     for server in servers:
-        selected = workloads.of(server)
-        if not selected:
+        selected = [w for w in selected_by[id(server)] if server.ref.label not in held_off.get(w.key, ())]
+        if not selected_by[id(server)]:
             unbound.append(server.ref.label)
         # a Gateway API Gateway on named Services binds only their ports (istiod's own
         # deployments get a Service port per listener, listed or not)

@@ -149,7 +149,16 @@ class TestCluster:
                 pytest.skip(f"{doc['kind']} {doc['apiVersion']} is not served by this cluster")
             assert code == 201, body
 
-    def cleanup(self) -> None:
+    def cleanup(self, wait: float = 120.0) -> None:
+        """Delete what the test made, and wait until it is gone: a real API server deletes a
+        namespace's objects after answering (the namespace is Terminating meanwhile), and the
+        next test must not read them."""
+        import time
+
         for ns in self.namespaces:
             self.call("DELETE", f"/api/v1/namespaces/{ns}")
+        deadline = time.monotonic() + wait
+        for ns in self.namespaces:
+            while time.monotonic() < deadline and self.call("GET", f"/api/v1/namespaces/{ns}")[0] != 404:
+                time.sleep(0.5)
         self.namespaces.clear()

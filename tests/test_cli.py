@@ -386,3 +386,20 @@ def test_secrets_absent_from_a_full_export_are_absent(scenario_files, tmp_path) 
     assert bad.status == 2 and bad.stderr.startswith('error: invalid --secrets "maybe"')
     live = run_cli(["check", "--secrets", "complete"])
     assert live.status == 2 and "--secrets goes with manifests" in live.stderr
+
+
+def test_strict_gateway_merging_follows_the_istio_version(scenario_files) -> None:
+    """An Istio Gateway of another namespace on a managed Gateway API Gateway's pods is merged
+    there up to Istio 1.30 (a hazard) and held off from 1.31 (a note); the version used is said,
+    from --istio-version or, without it, the newest modelled."""
+    import json
+
+    files = sum((["-f", p] for p in scenario_files("gwapi_strict_merging", with_workload=False)), [])
+    old = run_cli(["check", *files, "-o", "json", "--istio-version", "1.30"])
+    assert old.status == 3 and "control plane: Istio 1.30 (--istio-version)" in old.stderr, old.stderr
+    assert {f["code"] for f in json.loads(old.stdout)["findings"]} == {"GWD0101"}
+    new = run_cli(["check", *files, "-o", "json", "--istio-version", "1.31"])
+    assert new.status == 0 and json.loads(new.stdout)["findings"] == [], new.stderr
+    assert "not merged onto apps/web-istio" in new.stderr
+    default = run_cli(["check", *files, "-o", "json"])
+    assert json.loads(default.stdout)["findings"] == [] and "Istio 1.31 assumed, the newest modelled" in default.stderr

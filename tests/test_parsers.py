@@ -151,3 +151,27 @@ def test_a_list_written_item_by_item_is_the_same_text(head, items) -> None:
     end = lambda text: text[:-4] if text.endswith("\n...\n") else text
     assert end(out.getvalue()) == end(dump(doc))
     assert yaml.safe_load(out.getvalue()) == doc  # one document: no `...` inside it
+
+
+def test_the_control_plane_is_read_from_istiods_deployment() -> None:
+    """Image tag (with a registry port, a distroless suffix or a digest), else the revision
+    label; several revisions: the oldest; the strict-merging switch from istiod's environment."""
+    from kubectl_gwdup import controlplane
+
+    def istiod(image, labels=None, env=(), name="istiod"):
+        return {"metadata": {"name": name, "namespace": "istio-system", "labels": dict({"app": "istiod"}, **(labels or {}))},
+                "spec": {"template": {"spec": {"containers": [{"name": "discovery", "image": image,
+                                                                "env": [{"name": k, "value": v} for k, v in env]}]}}}}
+
+    read = controlplane.from_deployments
+    assert read([istiod("docker.io/istio/pilot:1.31.1")]).version == (1, 31)
+    assert read([istiod("registry:5000/istio/pilot:1.30.2-distroless")]).version == (1, 30)
+    assert read([istiod("registry:5000/istio/pilot@sha256:abc", {"istio.io/rev": "1-29-0"})]).version == (1, 29)
+    both = read([istiod("pilot:1.31.0"), istiod("pilot:1.30.1", name="istiod-1-30")])
+    assert both.version == (1, 30) and "istiod-1-30" in both.source and not both.strict_gateway_merging
+    off = read([istiod("pilot:1.31.0", env=[("PILOT_ENABLE_STRICT_GATEWAY_MERGING", "false")])])
+    assert not off.strict_gateway_merging and "PILOT_ENABLE_STRICT_GATEWAY_MERGING=false" in off.describe()
+    assert read([istiod("pilot:1.31.0")]).strict_gateway_merging
+    unknown = read([{"metadata": {"name": "web"}}])
+    assert unknown.version is None and unknown.assumed == controlplane.NEWEST_MODELLED
+    assert "assumed" in unknown.describe() and unknown.strict_gateway_merging

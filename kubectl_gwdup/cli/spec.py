@@ -85,6 +85,9 @@ SECRETS = Flag(("--secrets",), "with manifests: whether a Secret they do not car
                "they carry Secrets, as a full export does), complete (it does not), absent-are-unknown (assume "
                "it does, valid for its servers' hosts)", {"default": "auto", "metavar": "MODE"})
 
+ISTIO_VERSION = Flag(("--istio-version",), "the Istio release whose rules apply (default: read from istiod's "
+                     "Deployment; else the newest modelled)", {"metavar": "X.Y"})
+
 SOURCE = FlagGroup("Source flags", (
     Flag(("-f", "--filename"), "read manifests from FILE, DIR or - instead of the cluster "
          "(repeatable)", {"action": "append", "metavar": "PATH", "dest": "filenames"}),
@@ -94,6 +97,7 @@ SOURCE = FlagGroup("Source flags", (
     Flag(("--scope-gateway-to-namespace",), "a Gateway selects gateway pods in its own namespace "
          "only (istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE)", {"action": "store_true"}),
     SECRETS,
+    ISTIO_VERSION,
 ))
 
 # fix works on a cluster only: its help lists no -f to refuse
@@ -134,8 +138,6 @@ MITIGATE = FlagGroup("421 flags", (
     Flag(("--dry-run",), "client: print, send nothing; server: validate on the server, store nothing",
          {"nargs": "?", "const": "client", "metavar": "none|client|server"}),
     Flag(("--delete",), "delete the EnvoyFilters kubectl-gwdup applied", {"action": "store_true"}),
-    Flag(("--istio-version",), "the control plane version, when it cannot be read (e.g. with -f)",
-         {"metavar": "X.Y"}),
     Flag(("--istio-namespace",), "Istio's root namespace, for workloads known only by selector",
          {"default": "istio-system", "metavar": "NS"}),
 ))
@@ -169,6 +171,7 @@ IMPACT_SOURCE = FlagGroup("Source flags", (
     Flag(("--scope-gateway-to-namespace",), "a Gateway selects gateway pods in its own namespace "
          "only (istiod's PILOT_SCOPE_GATEWAY_TO_NAMESPACE)", {"action": "store_true"}),
     SECRETS,
+    ISTIO_VERSION,
 ))
 
 IMPACT = FlagGroup("Impact flags", (

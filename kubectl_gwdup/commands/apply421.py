@@ -10,7 +10,7 @@ from ..errors import ExitStatus, GwdupError, UsageError
 from ..execute.apply import DryRun, apply_objects, delete_managed, prune_managed
 from ..inventory import RawObjects
 from ..model import MANAGED_BY
-from ..plans.misdirect421 import API_VERSION, MIN_ISTIO, Method421, object_stem, parse_version, plan_421
+from ..plans.misdirect421 import API_VERSION, MIN_ISTIO, Method421, object_stem, plan_421
 from ..render.printers import OutputFormat
 from . import check
 
@@ -25,7 +25,6 @@ class Options(check.Options):
     method: str = "vhost"
     dry_run: str = "none"
     delete: bool = False
-    istio_version: str = ""
     istio_namespace: str = "istio-system"
 
     @classmethod
@@ -37,7 +36,7 @@ class Options(check.Options):
                              "method)\n")
             method = args.method_alias
         return cls(**vars(base), method=method, dry_run=args.dry_run or "none", delete=args.delete,
-                   istio_version=args.istio_version or "", istio_namespace=args.istio_namespace)
+                   istio_namespace=args.istio_namespace)
 
     def validate(self) -> None:
         super().validate()
@@ -51,8 +50,6 @@ class Options(check.Options):
             raise UsageError(f'--dry-run must be "none", "server" or "client", not "{self.dry_run}"') from None
         if self.filenames and DryRun(self.dry_run) is not DryRun.CLIENT:
             raise UsageError("-f works offline: add --dry-run=client (and -o yaml to print the EnvoyFilters)")
-        if self.istio_version and parse_version(self.istio_version) is None:
-            raise UsageError(f'invalid --istio-version "{self.istio_version}": use e.g. 1.24')
         if self.delete and self.filenames:
             raise UsageError("--delete works on the cluster, not on -f manifests")
 
@@ -63,37 +60,6 @@ def mitigation_method(value: str) -> Method421:
         return Method421(value)
     except ValueError:
         raise UsageError(f'--mitigation must be vhost, lua or http1, not "{value}"') from None
-
-
-def control_plane_version(opts: Options, raw: Optional[RawObjects]) -> Tuple[Optional[Tuple[int, int]], str]:
-    """(major, minor) and where it was read: flag, istiod image tag, or revision label."""
-    if opts.istio_version:
-        return parse_version(opts.istio_version), "--istio-version"
-    deployments: List[Dict[str, Any]] = []
-    if raw is not None and raw.deployments:
-        deployments = raw.deployments
-    elif not opts.filenames:
-        try:
-            deployments = list(opts.kube.cluster.list("/apis/apps/v1/deployments", label_selector="app=istiod"))
-        except GwdupError as exc:
-            return None, f"istiod Deployments not readable ({exc})"
-    found = []
-    for d in deployments:
-        labels = (d.get("metadata") or {}).get("labels") or {}
-        if labels.get("app") != "istiod" and (d.get("metadata") or {}).get("name") != "istiod":
-            continue
-        ref = f"{d['metadata'].get('namespace', '')}/{d['metadata']['name']}"
-        for c in ((d.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
-            tag = str(c.get("image", "")).rpartition(":")[2]
-            v = parse_version(tag)
-            if v:
-                found.append((v, f"image tag of Deployment {ref}"))
-        rev = labels.get("istio.io/rev") or labels.get("operator.istio.io/version")
-        if rev and parse_version(rev) and not found:
-            found.append((parse_version(rev), f"revision label of Deployment {ref}"))
-    if not found:
-        return None, "no istiod Deployment found"
-    return min(found)  # several revisions: the oldest decides what is accepted
 
 
 def _prunable(opts: Options, inventory: Any, planned: Sequence[Any]) -> Set[str]:
@@ -116,13 +82,13 @@ def run(opts: Options, env: Env) -> ExitStatus:
             env.stdout.write(line + "\n")
         return ExitStatus.OK
     raw = check.load(opts, env)
-    version, source = control_plane_version(opts, raw)
+    cp = check.control_plane(opts, raw)
+    version = cp.version
     if version is not None and version < MIN_ISTIO:
-        raise GwdupError(f"Istio {version[0]}.{version[1]} (from the {source}) is older than "
+        raise GwdupError(f"Istio {version[0]}.{version[1]} (from the {cp.source}) is older than "
                          f"{MIN_ISTIO[0]}.{MIN_ISTIO[1]}, the oldest release these EnvoyFilters are made for")
-    inventory, report = check.analyze(opts, raw)
+    inventory, report = check.analyze(opts, raw, cp)
     plan = plan_421(inventory, report.findings, Method421(opts.method), opts.istio_namespace, version)
-    env.stderr.write(f"note: control plane: {'Istio %d.%d' % version if version else 'unknown'} ({source})\n")
     for note in plan.notes:
         env.stderr.write(f"note: {note}\n")
     for cost in plan.costs:

@@ -6,11 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, List, Optional, Sequence, Set, Tuple
 
+from .. import controlplane
 from ..analysis import registry
 from ..analysis.overlap import listener_conditions
 from ..cli.flags import KubeFlags, OutputFlags
 from ..env import Env
-from ..errors import ExitStatus, UsageError
+from ..errors import ExitStatus, GwdupError, UsageError
 from ..inventory import RawObjects, Settings, build_inventory
 from ..model import Finding, Input, Inventory, Level, Report
 from ..objects import labels_of, object_ref
@@ -29,6 +30,7 @@ class Options:
     fail_level: str = "warning"
     scope_gateway_to_namespace: bool = False
     secrets: str = "auto"  # with manifests: auto | complete | absent-are-unknown
+    istio_version: str = ""  # --istio-version X.Y
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
@@ -36,7 +38,8 @@ class Options:
                    output=OutputFlags.from_args(args), filenames=list(args.filenames or []),
                    recursive=args.recursive, selector=args.selector, fail_level=args.fail_level,
                    scope_gateway_to_namespace=args.scope_gateway_to_namespace,
-                   secrets=getattr(args, "secrets", None) or "auto")
+                   secrets=getattr(args, "secrets", None) or "auto",
+                   istio_version=getattr(args, "istio_version", None) or "")
 
     def validate(self) -> None:
         self.kube.validate()
@@ -47,6 +50,8 @@ class Options:
             raise UsageError("-R/--recursive needs -f")
         if self.secrets not in SECRETS_MODES:
             raise UsageError(f'invalid --secrets "{self.secrets}": one of {", ".join(SECRETS_MODES)}')
+        if self.istio_version and controlplane.parse_version(self.istio_version) is None:
+            raise UsageError(f'invalid --istio-version "{self.istio_version}": use e.g. 1.31')
         if self.secrets != "auto" and not self.filenames:
             raise UsageError("--secrets goes with manifests (-f): the cluster says which Secrets exist")
         parse_selector(self.selector)
@@ -144,14 +149,31 @@ def scope(report: Report, raw: RawObjects, namespace: Optional[str], selector: S
     return replace(report, findings=tuple(keep))
 
 
-def analyze(opts: Options, raw: RawObjects) -> Tuple[Inventory, Report]:
+def control_plane(opts: Options, raw: RawObjects) -> controlplane.ControlPlane:
+    """The istiod whose rules apply: --istio-version, else read from its Deployment (listed with
+    the workloads, or asked for: one LIST by label), else the newest modelled, said so."""
+    if opts.istio_version:
+        return controlplane.from_flag(opts.istio_version)
+    found = controlplane.from_deployments(raw.deployments)
+    if found.version is not None or opts.filenames:
+        return found
+    try:
+        return controlplane.from_deployments(opts.kube.cluster.list("/apis/apps/v1/deployments",
+                                                                    label_selector="app=istiod"))
+    except GwdupError as exc:
+        return controlplane.ControlPlane(None, f"istiod Deployments not readable: {exc}")
+
+
+def analyze(opts: Options, raw: RawObjects,
+            cp: Optional[controlplane.ControlPlane] = None) -> Tuple[Inventory, Report]:
     """Inventory, rules, then the -n/-l scope: what every command sees of the mesh."""
-    inventory = build_inventory(raw, opts.settings)
+    cp = cp or control_plane(opts, raw)
+    inventory = build_inventory(raw, replace(opts.settings, strict_gateway_merging=cp.strict_gateway_merging))
     report = scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
     namespace = opts.kube.report_namespace
     conditions = tuple(c for c in listener_conditions(inventory, report.findings)
                        if namespace is None or c["gateway"].split("/", 1)[0] == namespace)
-    return inventory, replace(report, conditions=conditions)
+    return inventory, replace(report, conditions=conditions, notes=(cp.describe(),) + tuple(report.notes))
 
 
 def summary(report: Report, inventory: Inventory) -> str:

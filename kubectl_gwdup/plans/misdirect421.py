@@ -267,7 +267,3 @@ def _http1_patches(plan: Plan421, listener: Listener, from_: List[Placement]) ->
     return patches
 
 
-def parse_version(text: str) -> Optional[Tuple[int, int]]:
-    """`1.24.2`, `1.24.2-distroless`, `1-24-2` (revision) -> (1, 24)."""
-    m = re.search(r"(\d+)[.-](\d+)(?:[.-]\d+)?", text or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None

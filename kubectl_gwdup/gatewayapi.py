@@ -11,9 +11,9 @@ What istiod does, and where (istio/istio `pilot/pkg/config/kube/`):
   `istio.io/gateway-controller` (`gateway/gateway_collection.go` GatewayCollection,
   `gatewaycommon` ClassInfos).
 - Each listener is one server: port name `default`; hosts `<ns>/<hostname>` for every namespace
-  allowedRoutes admits (Same: the listener's own; All: `*`), hostname `*` when unset, `~/` when no
-  namespace is admitted (`gateway/conversion.go` buildListener, buildHostnameMatch,
-  namespacesFromSelector).
+  allowedRoutes admits (Same: the listener's own; All: `*`; Selector: each Namespace whose labels,
+  with kubernetes.io/metadata.name, it selects), hostname `*` when unset, `~/` when no namespace
+  is admitted (`gateway/conversion.go` buildListener, buildHostnameMatch, namespacesFromSelector).
 - TLS Terminate is SIMPLE (MUTUAL with frontend validation or the tls-terminate-mode option) with
   `kubernetes-gateway://<ns>/<secret>` per certificateRef; a reference to another namespace
   counts only with a ReferenceGrant there; a listener none of whose references resolves is not
@@ -27,8 +27,9 @@ What istiod does, and where (istio/istio `pilot/pkg/config/kube/`):
   pods labelled `gateway.networking.k8s.io/gateway-name: <name>` behind the Service
   `<name>-istio`; with Hostname addresses, the pods of those Services in the Gateway's namespace
   (extractGatewayServices, IsManaged; `model/push_context.go` mergeGateways).
-- ListenerSets attach to a Gateway whose allowedListeners admits their namespace, and share its
-  placement (ListenerSetCollection, NamespaceAcceptedByAllowListeners).
+- ListenerSets attach to a Gateway whose allowedListeners admits their namespace (Same, All, or a
+  Selector over Namespace labels), and share its placement (ListenerSetCollection,
+  NamespaceAcceptedByAllowListeners).
 - HTTPRoutes: a parentRef admits the listeners of its parent matching sectionName and port,
   whose hostnames meet the route's and whose namespaces and kinds admit the route; a route
   without hostnames takes `*`; a hostname a more specific sibling listener owns is left to it
@@ -43,7 +44,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 from .errors import InputError
 from .hosts import istio_intersection, istio_matches, istio_subset_of
 from .model import GATEWAY_API_GROUP, ListenerOrigin, Ref, Server, ServerRef, TlsMode, VirtualService
-from .objects import ShapeError, meta, object_ref
+from .objects import ShapeError, label_selector_matches, meta, object_ref
 
 ISTIO_CONTROLLER = "istio.io/gateway-controller"
 DEFAULT_CLASS = "istio"
@@ -68,6 +69,8 @@ class GatewayApiObjects:
     reference_grants: List[Mapping[str, Any]] = field(default_factory=list)
     gateway_classes: List[Mapping[str, Any]] = field(default_factory=list)
     routes_read: bool = False  # HTTPRoutes were read (none may exist): listeners route only what they bind
+    # Namespace name -> labels, for `from: Selector`; None: not read (no selector can be resolved)
+    namespaces: Optional[Dict[str, Dict[str, str]]] = None
 
     def __bool__(self) -> bool:
         return bool(self.gateways or self.listener_sets or self.http_routes)
@@ -171,7 +174,8 @@ def _hostname(listener: Mapping[str, Any]) -> str:
     return str(h) if isinstance(h, str) else ""
 
 
-def _allowed_namespaces(listener: Mapping[str, Any], local: str, notes: List[str], who: str) -> List[str]:
+def _allowed_namespaces(listener: Mapping[str, Any], local: str, notes: List[str], who: str,
+                        namespaces: Optional[Mapping[str, Mapping[str, str]]]) -> List[str]:
     routes = listener.get("allowedRoutes") if isinstance(listener.get("allowedRoutes"), dict) else {}
     spaces = routes.get("namespaces") if isinstance(routes.get("namespaces"), dict) else {}
     frm = spaces.get("from") or "Same"
@@ -180,9 +184,25 @@ def _allowed_namespaces(listener: Mapping[str, Any], local: str, notes: List[str
     if frm == "All":
         return ["*"]
     if frm == "Selector":
-        notes.append(f"{who}: allowedRoutes by namespace selector not resolved (namespaces are not "
-                     "read): no route is bound to it")
+        if namespaces is None:
+            notes.append(f"{who}: allowedRoutes by namespace selector not resolved (Namespaces not read): no "
+                         "route is bound to it")
+            return []
+        chosen = selected_namespaces(spaces.get("selector"), namespaces)
+        if not chosen:
+            notes.append(f"{who}: allowedRoutes selects no Namespace read: no route is bound to it")
+        return chosen
     return []
+
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def selected_namespaces(selector: Any, namespaces: Mapping[str, Mapping[str, str]]) -> List[str]:
+    """The Namespaces a LabelSelector picks (namespacesFromSelector). The API server labels every
+    Namespace with its own name (kubernetes.io/metadata.name), which selectors commonly use."""
+    return sorted(ns for ns, labels in namespaces.items()
+                  if label_selector_matches(selector, dict(labels, **{NAMESPACE_NAME_LABEL: ns})))
 
 
 def _route_kinds(listener: Mapping[str, Any], protocol: str) -> Tuple[str, ...]:
@@ -299,7 +319,8 @@ class _Accepted:
             hosts.add(hostname)
 
 
-def _admits_listener_sets(gw: Mapping[str, Any], gw_ns: str, ls_ns: str) -> bool:
+def _admits_listener_sets(gw: Mapping[str, Any], gw_ns: str, ls_ns: str,
+                          namespaces: Optional[Mapping[str, Mapping[str, str]]]) -> bool:
     """NamespaceAcceptedByAllowListeners (a malformed Gateway admits none; it is reported itself)."""
     spec = gw.get("spec") if isinstance(gw.get("spec"), dict) else {}
     allowed = spec.get("allowedListeners")
@@ -307,6 +328,8 @@ def _admits_listener_sets(gw: Mapping[str, Any], gw_ns: str, ls_ns: str) -> bool
     if not isinstance(spaces, dict):
         return False
     frm = spaces.get("from")
+    if frm == "Selector":
+        return namespaces is not None and ls_ns in selected_namespaces(spaces.get("selector"), namespaces)
     return frm == "All" or (frm == "Same" and ls_ns == gw_ns)
 
 
@@ -343,7 +366,8 @@ def _placement(gw: Mapping[str, Any], ref: Ref, services: Sequence[Mapping[str, 
 
 def _listeners(out: Translated, owner: ListenerOrigin, obj: Mapping[str, Any], spec: Mapping[str, Any],
                selector: Optional[Tuple[Tuple[str, str], ...]], workload_ns: str, grants: "_Grants",
-               accepted: "_Accepted", parents: "_Parents", gateway: str) -> None:
+               accepted: "_Accepted", parents: "_Parents", gateway: str,
+               namespaces: Optional[Mapping[str, Mapping[str, str]]]) -> None:
     """The servers of one Gateway's (or attached ListenerSet's) listeners, in order."""
     created = str(meta(obj).get("creationTimestamp") or "")
     for i, listener in enumerate(_list(_spec(obj).get("listeners"), "spec.listeners")):
@@ -362,7 +386,7 @@ def _listeners(out: Translated, owner: ListenerOrigin, obj: Mapping[str, Any], s
             continue
         accepted.add(port, protocol, hostname)
         server = _server(origin, listener, spec, port, protocol, created, selector, workload_ns, grants,
-                         where, out.notes)
+                         where, out.notes, namespaces)
         if server is None or selector is None:
             continue
         out.servers.append(server)
@@ -398,7 +422,7 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
         gw = by_key.get(key)
         if gw is None or (p.get("kind") or "Gateway") != "Gateway":
             out.notes.append(f"ListenerSet {ls_ref.key}: parent Gateway {key[0]}/{key[1]} not found: ignored")
-        elif not _admits_listener_sets(gw, key[0], ls_ref.namespace):
+        elif not _admits_listener_sets(gw, key[0], ls_ref.namespace, objs.namespaces):
             out.notes.append(f"ListenerSet {ls_ref.key}: not admitted by allowedListeners of Gateway "
                              f"{key[0]}/{key[1]}: ignored")
         else:
@@ -420,7 +444,8 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
             accepted = _Accepted()
             for owner, obj in owners:
                 try:
-                    _listeners(out, owner, obj, spec, selector, key[0], grants, accepted, parents, ref.key)
+                    _listeners(out, owner, obj, spec, selector, key[0], grants, accepted, parents, ref.key,
+                               objs.namespaces)
                 except ShapeError as exc:
                     if owner.kind == "Gateway":
                         raise
@@ -443,7 +468,8 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
 
 def _server(origin: ListenerOrigin, listener: Mapping[str, Any], gateway_spec: Mapping[str, Any], port: int,
             protocol: str, created: str, selector: Optional[Tuple[Tuple[str, str], ...]], workload_ns: str,
-            grants: _Grants, where: str, notes: List[str]) -> Optional[Server]:
+            grants: _Grants, where: str, notes: List[str],
+            namespaces: Optional[Mapping[str, Mapping[str, str]]] = None) -> Optional[Server]:
     if protocol not in ("HTTP", "HTTPS", "TLS", "TCP"):
         notes.append(f"listener {origin}: protocol {protocol!r} is not supported by istiod: not programmed")
         return None
@@ -455,7 +481,7 @@ def _server(origin: ListenerOrigin, listener: Mapping[str, Any], gateway_spec: M
         notes.append(f"listener {origin}: protocol {protocol} without tls: not programmed")
         return None
     hostname = _hostname(listener) or "*"
-    spaces = _allowed_namespaces(listener, origin.namespace, notes, f"listener {origin}")
+    spaces = _allowed_namespaces(listener, origin.namespace, notes, f"listener {origin}", namespaces)
     hosts = tuple(f"{ns}/{hostname}" for ns in spaces) or (f"~/{hostname}",)
     if creds:
         settings["credentialName" if len(creds) == 1 else "credentialNames"] = creds[0] if len(creds) == 1 else list(creds)

@@ -59,6 +59,7 @@ class RawObjects:
         lists = (self.gateways, self.services, self.gateway_api.gateways, self.gateway_api.listener_sets,
                  self.gateway_api.http_routes, self.gateway_api.tls_routes, self.gateway_api.reference_grants,
                  self.gateway_api.gateway_classes)
+        lists += (self.gateway_api.namespaces or {},)
         return tuple(x for lst in lists for x in (id(lst), len(lst)))
 
 

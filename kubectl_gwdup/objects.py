@@ -170,6 +170,34 @@ def selector_matches(selector: Sequence[Tuple[str, str]], labels: Mapping[str, s
     return all(labels.get(k) == v for k, v in selector)
 
 
+def label_selector_matches(selector: Any, labels: Mapping[str, str]) -> bool:
+    """A metav1.LabelSelector (matchLabels, matchExpressions: In, NotIn, Exists, DoesNotExist)
+    against labels, as apimachinery's LabelSelectorAsSelector reads it: `{}` selects every
+    object, a missing or malformed selector none, and an unknown operator nothing."""
+    if not isinstance(selector, dict):
+        return False
+    match = selector.get("matchLabels") or {}
+    if not isinstance(match, dict) or any(labels.get(str(k)) != str(v) for k, v in match.items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        if not isinstance(e, dict):
+            return False
+        key, op, values = str(e.get("key", "")), e.get("operator"), [str(v) for v in e.get("values") or []]
+        if op == "In":
+            ok = key in labels and labels[key] in values
+        elif op == "NotIn":
+            ok = key not in labels or labels[key] not in values
+        elif op == "Exists":
+            ok = key in labels
+        elif op == "DoesNotExist":
+            ok = key not in labels
+        else:
+            return False
+        if not ok:
+            return False
+    return True
+
+
 def labels_of(obj: Mapping[str, Any]) -> Dict[str, str]:
     m = obj.get("metadata") or {}
     labels = m.get("labels") or {}

@@ -95,6 +95,7 @@ def istio_objects(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         if str(d.get("apiVersion", "")).startswith(GROUP + "/"):
             by_kind.setdefault(d["kind"], []).append(d)
     secrets = {(_ns(d), _m(d)["name"]): d for d in docs if d.get("kind") == "Secret"}
+    namespaces = {_m(d)["name"]: dict(_m(d).get("labels") or {}) for d in docs if d.get("kind") == "Namespace"}
     classes = {"istio"} | {_m(c)["name"] for c in by_kind.get("GatewayClass", [])
                            if (c.get("spec") or {}).get("controllerName") == "istio.io/gateway-controller"}
     grants = []
@@ -119,7 +120,7 @@ def istio_objects(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                         and (len(a["value"].split(".")) < 2 or a["value"].split(".")[1] == ns)]
         sets = [s for s in by_kind.get("ListenerSet", [])
                 if (s["spec"]["parentRef"].get("namespace") or _ns(s), s["spec"]["parentRef"]["name"]) == (ns, name)
-                and _admitted(gw, _ns(s))]
+                and _admitted(gw, _ns(s), namespaces)]
         sets.sort(key=lambda s: (_m(s).get("creationTimestamp") or "", f"{_ns(s)}/{_m(s)['name']}"))
         owners = [("Gateway", gw)] + [("ListenerSet", s) for s in sets]
         accepted: List[Dict[str, Any]] = []
@@ -131,7 +132,7 @@ def istio_objects(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                 if any(not _distinct(raw, a) for a in accepted):
                     continue
                 accepted.append(raw)
-                server = _server(kind, owner, raw, spec, secrets, grants)
+                server = _server(kind, owner, raw, spec, secrets, grants, namespaces)
                 if server is None:
                     continue
                 ports.append(raw["port"])
@@ -158,9 +159,31 @@ def istio_objects(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
-def _admitted(gw: Dict[str, Any], ns: str) -> bool:
-    frm = (((gw.get("spec") or {}).get("allowedListeners") or {}).get("namespaces") or {}).get("from")
+def _admitted(gw: Dict[str, Any], ns: str, namespaces: Dict[str, Dict[str, str]]) -> bool:
+    spaces = ((gw.get("spec") or {}).get("allowedListeners") or {}).get("namespaces") or {}
+    frm = spaces.get("from")
+    if frm == "Selector":
+        return ns in _picked(spaces.get("selector"), namespaces)
     return frm == "All" or (frm == "Same" and ns == _ns(gw))
+
+
+def _picked(selector: Any, namespaces: Dict[str, Dict[str, str]]) -> List[str]:
+    """namespacesFromSelector: the Namespaces (each labelled kubernetes.io/metadata.name with its
+    own name by the API server) a LabelSelector picks; LabelSelectorAsSelector's reading: `{}`
+    picks all, no selector none."""
+    if not isinstance(selector, dict):
+        return []
+    out = []
+    for name, labels in sorted(namespaces.items()):
+        labels = {**labels, "kubernetes.io/metadata.name": name}
+        ok = all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+        for e in selector.get("matchExpressions") or []:
+            have, values = labels.get(e["key"]), e.get("values") or []
+            ok = ok and {"In": have is not None and have in values, "NotIn": have is None or have not in values,
+                         "Exists": have is not None, "DoesNotExist": have is None}.get(e["operator"], False)
+        if ok:
+            out.append(name)
+    return out
 
 
 def _distinct(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
@@ -177,11 +200,15 @@ def _distinct(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
 
 
 def _server(kind: str, owner: Dict[str, Any], raw: Dict[str, Any], gw_spec: Dict[str, Any],
-            secrets: Dict[Tuple[str, str], Dict[str, Any]], grants: List[Tuple[Any, ...]]) -> Optional[Dict[str, Any]]:
+            secrets: Dict[Tuple[str, str], Dict[str, Any]], grants: List[Tuple[Any, ...]],
+            namespaces: Dict[str, Dict[str, str]]) -> Optional[Dict[str, Any]]:
     ns = _ns(owner)
     hostname = raw.get("hostname") or "*"
-    frm = (((raw.get("allowedRoutes") or {}).get("namespaces")) or {}).get("from", "Same")
-    hosts = [f"{ns}/{hostname}"] if frm == "Same" else [f"*/{hostname}"] if frm == "All" else [f"~/{hostname}"]
+    spaces = ((raw.get("allowedRoutes") or {}).get("namespaces")) or {}
+    frm = spaces.get("from", "Same")
+    hosts = ([f"{ns}/{hostname}"] if frm == "Same" else [f"*/{hostname}"] if frm == "All" else
+             [f"{n}/{hostname}" for n in _picked(spaces.get("selector"), namespaces)] if frm == "Selector" else [])
+    hosts = hosts or [f"~/{hostname}"]
     server: Dict[str, Any] = {"port": {"number": raw["port"], "name": "default", "protocol": raw["protocol"]},
                               "hosts": hosts}
     tls = raw.get("tls")

@@ -277,6 +277,15 @@ def test_check_reports_exactly_what_the_real_envoy_does(certs) -> None:
 # --- Gateway API -------------------------------------------------------------------------------
 
 GW_HOSTNAMES = ["a.ex.com", "b.ex.com", "*.ex.com", "x.b.ex.com", "*.b.ex.com", None]
+# a listener's allowedRoutes namespaces: its own, all, or a selector over the Namespaces drawn
+# (routes come from the Gateway's namespace or from `other`, the one labelled team: routes)
+NAMESPACE_MODES = ["Same", "Same", "All", "label", "name", "nothing"]
+ALLOWED = {"All": {"from": "All"},
+           "label": {"from": "Selector", "selector": {"matchLabels": {"team": "routes"}}},
+           "name": {"from": "Selector", "selector": {"matchExpressions": [
+               {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["istio-system", "apps"]}]}},
+           "nothing": {"from": "Selector", "selector": {"matchExpressions": [{"key": "team", "operator": "Exists"},
+                                                                              {"key": "tier", "operator": "Exists"}]}}}
 ROUTE_HOSTNAMES = ["a.ex.com", "b.ex.com", "c.ex.com", "*.ex.com", "x.b.ex.com"]
 
 _gateway_api_sparse = st.fixed_dictionaries({
@@ -287,7 +296,7 @@ _gateway_api_sparse = st.fixed_dictionaries({
             "credential": st.sampled_from([0, 0, 1, 2]),
             "cross": st.sampled_from([False, False, True]),  # the Secret in namespace certs
             "passthrough": st.sampled_from([False] * 5 + [True]),
-            "all_namespaces": st.booleans()}), min_size=1, max_size=3)}), min_size=1, max_size=3),
+            "namespaces": st.sampled_from(NAMESPACE_MODES)}), min_size=1, max_size=3)}), min_size=1, max_size=3),
     "secrets": st.lists(st.integers(0, len(SANS) - 1), min_size=3, max_size=3),
     "missing": st.lists(st.sampled_from([False, False, False, True]), min_size=3, max_size=3),
     "grant": st.booleans(),
@@ -329,7 +338,7 @@ def _dense_gateway_api(drawn: tuple) -> dict:
 _listener = st.fixed_dictionaries({
     "hostname": st.sampled_from(GW_HOSTNAMES), "credential": st.sampled_from([0, 0, 0, 1]),
     "cross": st.sampled_from([False, False, False, True]), "passthrough": st.sampled_from([False] * 7 + [True]),
-    "all_namespaces": st.booleans()})
+    "namespaces": st.sampled_from(NAMESPACE_MODES)})
 gateway_api_inventories = st.tuples(
     _gateway_api_sparse, st.permutations(range(len(GW_OWN))), st.sampled_from([1, 1, 5, 0]),
     st.lists(st.one_of(_listener, _listener, st.none()), min_size=3, max_size=3),
@@ -343,7 +352,10 @@ def gateway_api_manifests(spec: dict, certs) -> List[dict]:
     the same ingress sometimes, Secrets in the listener's namespace or in `certs` (with or
     without a ReferenceGrant), HTTPRoutes from the Gateway's namespace or another."""
     labels = {"istio": "ingress"}
-    docs: List[dict] = [
+    docs: List[dict] = [{"apiVersion": "v1", "kind": "Namespace",
+                         "metadata": dict({"name": ns}, **({"labels": {"team": "routes"}} if ns == "other" else {}))}
+                        for ns in ("istio-system", "apps", "certs", "other")]
+    docs += [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ingress", "namespace": "istio-system"},
          "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ingress", "namespace": "istio-system"},
@@ -376,8 +388,8 @@ def gateway_api_manifests(spec: dict, certs) -> List[dict]:
                 if lst["cross"]:
                     ref["namespace"] = "certs"
                 entry["tls"] = {"mode": "Terminate", "certificateRefs": [ref]}
-            if lst["all_namespaces"]:
-                entry["allowedRoutes"] = {"namespaces": {"from": "All"}}
+            if lst["namespaces"] != "Same":
+                entry["allowedRoutes"] = {"namespaces": ALLOWED[lst["namespaces"]]}
             listeners.append(entry)
         body: dict = {"gatewayClassName": "istio", "listeners": listeners}
         if g["manual"]:
@@ -467,3 +479,18 @@ def test_scenarios_agree_with_the_real_envoy(name, certs) -> None:
         assert {(port, src, n) for (port, src, n) in seen if n in ("a.example.com", "b.example.com")}, seen
     if name == "tls_only_virtual_service":  # the wildcard's backend answers b: not a 404
         assert [v for (_, _, n), v in seen.items() if n == "b.example.com"] == ["Misrouted"], seen
+
+
+@pytest.mark.parametrize("name", ["gwapi_namespace_selector", "gwapi_mixed_istio", "gwapi_seed"])
+def test_gateway_api_scenarios_agree_with_the_real_envoy(name, certs) -> None:
+    """Hand-written Gateway API scenarios through the independent translation: listeners that
+    admit routes by namespace selectors (Namespace labels, and the name label the API server
+    sets), an Istio Gateway beside a Gateway API one."""
+    from gatewayapi_translate import istio_view
+    from test_live import scenario_docs
+
+    docs = scenario_docs(certs, name)
+    names = sorted(gateway_api_names(docs) + ["zz.example.com"])
+    seen = compare(docs, istio_view(docs), certs, names, served=True)
+    if name == "gwapi_namespace_selector":  # both listeners route: a's connection carries b to a 404
+        assert [v for (_, _, n), v in seen.items() if n == "b.example.com"] == ["NotFound"], seen

@@ -16,7 +16,7 @@ import yaml
 from ..errors import InputError
 from ..inventory import CA_KEYS, RawObjects, secret_from_manifest
 from ..model import GATEWAY_API_GROUP, Input
-from ..objects import ShapeError, check_workload_object, object_ref
+from ..objects import ShapeError, check_workload_object, labels_of, object_ref
 
 try:  # libyaml parses large manifest sets about ten times faster
     _Loader = yaml.CSafeLoader
@@ -174,6 +174,12 @@ def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
         raw.origin[id(obj)] = path
         if kind in ("HTTPRoute", "TLSRoute"):
             raw.gateway_api.routes_read = True
+        return
+    if (group, kind) == ("", "Namespace"):  # their labels decide Gateway API namespace selectors
+        m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        if raw.gateway_api.namespaces is None:
+            raw.gateway_api.namespaces = {}
+        raw.gateway_api.namespaces[str(m.get("name", ""))] = labels_of(obj)
         return
     bucket = _KINDS.get((group, kind))
     if bucket is None:

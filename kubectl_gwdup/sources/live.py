@@ -18,7 +18,7 @@ from ..errors import ApiError, GwdupError
 from ..gatewayapi import GATEWAY_NAME_LABEL, NAMED_SERVICE
 from ..inventory import CA_KEYS, CERT_KEYS, RawObjects, Settings, parse_servers, referenced_secrets
 from ..model import GATEWAY_API_GROUP, MANAGED_BY, CertStatus, Input
-from ..objects import ISTIO_GROUP
+from ..objects import ISTIO_GROUP, labels_of
 
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 GATEWAY_API_VERSIONS = ("v1", "v1beta1", "v1alpha2")  # most stable first
@@ -90,6 +90,15 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
         _optional(raw, vss, "virtual_services", Input.VIRTUAL_SERVICES, "routes assumed from server hosts")
         _optional(raw, services, "services", Input.SERVICES, "Gateway ports used as listener ports")
         _gateway_api(raw, gateway_api)
+        if _uses_namespace_selectors(raw):
+            try:
+                raw.gateway_api.namespaces = {str((n.get("metadata") or {}).get("name", "")): labels_of(n)
+                                              for n in listing("namespaces", "/api/v1/namespaces")}
+            except ApiError as exc:
+                if not _forbidden(exc):
+                    raise
+                raw.notes.append(f"namespaces not readable ({exc.reason}): Gateway API namespace selectors "
+                                 "not resolved")
         pods, deployments, notes = _load_workloads(raw, listing)
         if not deployments and _named_target_ports(raw.services):
             # pods come without their spec: their Deployments' templates name the container ports
@@ -160,6 +169,22 @@ def _gateway_api(raw: RawObjects, futures: Mapping[str, Any]) -> None:
             continue
         if bucket == "http_routes":
             raw.gateway_api.routes_read = True
+
+
+def _uses_namespace_selectors(raw: RawObjects) -> bool:
+    """A Gateway or ListenerSet admits routes or ListenerSets by a namespace selector."""
+    def selects(spaces: Any) -> bool:
+        return isinstance(spaces, dict) and spaces.get("from") == "Selector"
+
+    for obj in list(raw.gateway_api.gateways) + list(raw.gateway_api.listener_sets):
+        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        if selects((spec.get("allowedListeners") or {}).get("namespaces") if isinstance(spec.get("allowedListeners"), dict) else None):
+            return True
+        for listener in spec.get("listeners") or []:
+            routes = listener.get("allowedRoutes") if isinstance(listener, dict) else None
+            if isinstance(routes, dict) and selects(routes.get("namespaces")):
+                return True
+    return False
 
 
 def _named_target_ports(services: List[Dict[str, Any]]) -> bool:

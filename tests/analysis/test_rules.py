@@ -43,6 +43,8 @@ CASES = [
          {"Gateway web/g-w": ["db.example.com"]}),
     Case("tls_route_repeats_sni", "gateway.ListenerConflict", []),
     Case("gwapi_strict_merging", "tls.Coalescing", []),  # Istio 1.31 on: see tests/test_cli.py for 1.30
+    Case("gwapi_namespace_selector", "tls.Coalescing",
+         [("GWD0101", "Gateway.gateway.networking.k8s.io infra/edge")]),
     Case("catch_all_host", "tls.Coalescing", [("GWD0102", "Gateway web/gw-any")],
          {"Gateway web/gw-any": ["b.example.com"]}),
     Case("dropped_server", "gateway.DroppedServer", [("GWD0103", "Gateway web/gw-new")]),

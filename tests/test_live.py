@@ -98,9 +98,10 @@ def test_request_budget_one_list_per_kind(cluster, certs, emulator_only) -> None
     secrets = emulator_only.requests("GET", r"/secrets/")
     assert sorted(p.rsplit("/", 1)[1] for _, p, _ in secrets) == ["c-cert", "shared"]
     # Istio: discovery + gateways + virtualservices + pods (one selector) + services + our
-    # envoyfilters; Gateway API: group and version discovery, one LIST per kind
+    # envoyfilters + istiod's Deployment (its release decides versioned rules); Gateway API:
+    # group and version discovery, one LIST per kind
     istio = [p for p in lists if "gateway.networking.k8s.io" not in p]
-    assert len(istio) == 6, istio
+    assert len(istio) == 7 and "/apis/apps/v1/deployments" in istio, istio
     gateway_api = sorted(p for p in lists if "gateway.networking.k8s.io" in p)
     assert gateway_api == ["/apis/gateway.networking.k8s.io", "/apis/gateway.networking.k8s.io/v1",
                            "/apis/gateway.networking.k8s.io/v1/gatewayclasses",

@@ -89,6 +89,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
                          f"{MIN_ISTIO[0]}.{MIN_ISTIO[1]}, the oldest release these EnvoyFilters are made for")
     inventory, report = check.analyze(opts, raw, cp)
     plan = plan_421(inventory, report.findings, Method421(opts.method), opts.istio_namespace, version)
+    env.stderr.write(f"note: {cp.describe()}\n")
     for note in plan.notes:
         env.stderr.write(f"note: {note}\n")
     for cost in plan.costs:

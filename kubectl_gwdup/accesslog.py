@@ -108,7 +108,7 @@ class Tally:
     def add(self, kept: Tuple[Any, ...], time: str, agent: str) -> None:
         stat = self.keys.get(kept)
         if stat is None:
-            stat = self.keys[kept] = [0, "", "", Counter() if _detailed(kept) else None]
+            stat = self.keys[kept] = _new_stat(kept)
         stat[0] += 1
         if stat[3] is not None:
             _seen(stat, time, agent)
@@ -124,10 +124,8 @@ class Tally:
                 continue
             stat[0] += count
             if agents is not None:
-                for t in (first, last):
-                    if t:
-                        stat[1] = min(stat[1], t) if stat[1] else t
-                        stat[2] = max(stat[2], t)
+                _widen(stat, first)
+                _widen(stat, last)
                 stat[3].update(agents)
 
     def __getstate__(self) -> Tuple[Any, ...]:
@@ -137,17 +135,32 @@ class Tally:
         self.lines, self.unparsed, self.proxy_log, self.keys = state
 
 
-def _detailed(kept: Tuple[Any, ...]) -> bool:
-    return bool(kept[0]) and bool(kept[1]) and kept[0] != kept[1]
+def _new_stat(kept: Tuple[Any, ...]) -> List[Any]:
+    """A kept request's tally: the browser families are counted only when its SNI and authority
+    differ (the only requests that can have ridden another host's connection)."""
+    detailed = bool(kept[0]) and bool(kept[1]) and kept[0] != kept[1]
+    return [0, "", "", Counter() if detailed else None]
 
 
-def _seen(stat: List[Any], time: str, agent: str) -> None:
+def _widen(stat: List[Any], time: str) -> None:
+    """The first and last time seen, with this one."""
     if time:
         if not stat[1] or time < stat[1]:
             stat[1] = time
         if time > stat[2]:
             stat[2] = time
+
+
+def _seen(stat: List[Any], time: str, agent: str) -> None:
+    _widen(stat, time)
     stat[3][agent] += 1
+
+
+def _remember(memo: Dict[Any, Any], key: Any, value: Any) -> None:
+    """Into a bounded memo (strangers choose the keys): full, it starts afresh."""
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
 
 
 class Parser:
@@ -157,7 +170,8 @@ class Parser:
     is read from both ends at once where its fields allow it (see _TextFormat)."""
 
     def __init__(self, text: Optional[str] = None, json_keys: Optional[Mapping[str, str]] = None) -> None:
-        self.spec = ("text", text) if text is not None else ("json", dict(json_keys or {}))
+        # what rebuilds this parser (in a worker process), and names it: hashable
+        self.spec = ("text", text) if text is not None else ("json", tuple(sorted((json_keys or {}).items())))
         self.json_keys = dict(json_keys) if json_keys is not None else None
         self.text: Optional[_TextFormat] = None
         have = set(self.json_keys.values()) if self.json_keys is not None else set()
@@ -183,7 +197,7 @@ class Parser:
     def from_spec(cls, spec: Tuple[str, Any]) -> "Parser":
         """The parser of another parser's `spec` (how a worker process rebuilds it)."""
         kind, value = spec
-        return cls(value) if kind == "text" else cls(json_keys=value)
+        return cls(value) if kind == "text" else cls(json_keys=dict(value))
 
     @classmethod
     def from_flag(cls, value: str) -> "Parser":
@@ -223,9 +237,9 @@ class Parser:
             return PROXY_LOG if _PROXY_TEXT.match(line) or _proxy_json(line) else None
         return self._request(values, len(line) <= MEMO_LINE)
 
-    def tally(self, lines: Iterable[bytes], into: Optional[Tally] = None) -> Tally:
+    def tally(self, lines: Iterable[bytes]) -> Tally:
         """Lines (bytes, without their line break) into a Tally: as `parse` reads each, counted."""
-        t = into if into is not None else Tally()
+        t = Tally()
         fast = self.text.fast if self.text is not None else None
         if fast is None:
             for line in lines:
@@ -248,15 +262,13 @@ class Parser:
                     if kept is _UNSEEN:
                         kept = _kept(fast.values(raw))
                         if len(line) <= MEMO_LINE:
-                            if len(memo) >= MEMO_SIZE:
-                                memo.clear()
-                            memo[raw] = kept
+                            _remember(memo, raw, kept)
                     if kept is None:
                         t.unparsed += 1
                         continue
                     stat = keys.get(kept)
                     if stat is None:
-                        stat = keys[kept] = [0, "", "", Counter() if _detailed(kept) else None]
+                        stat = keys[kept] = _new_stat(kept)
                     stat[0] += 1
                     if stat[3] is not None:
                         time, agent = extra(line, m, r)
@@ -283,9 +295,7 @@ class Parser:
             text = agent.decode("utf-8", "replace") if isinstance(agent, bytes) else agent
             family = browser_family(_value(text))
             if len(agent) <= MEMO_LINE:
-                if len(self._families) >= MEMO_SIZE:
-                    self._families.clear()
-                self._families[agent] = family
+                _remember(self._families, agent, family)
         return family
 
     def _json(self, line: bytes) -> "Optional[Request] | NotAccessLog":
@@ -313,9 +323,8 @@ class Parser:
             key = tuple(values.get(name) for name in _MEMO_KEY)
             kept = self._memo.get(key, _UNSEEN)
             if kept is _UNSEEN:
-                if len(self._memo) >= MEMO_SIZE:
-                    self._memo.clear()
-                kept = self._memo[key] = _kept(values)
+                kept = _kept(values)
+                _remember(self._memo, key, kept)
         if kept is None:
             return None
         sni, authority, status, flags, details, route, port = kept

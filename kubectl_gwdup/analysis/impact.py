@@ -52,14 +52,6 @@ class Row:
                 self.first = min(self.first, t) if self.first else t
                 self.last = max(self.last, t)
 
-    def merge(self, other: "Row") -> None:
-        self.outcomes.update(other.outcomes)
-        self.agents.update(other.agents)
-        for t in (other.first, other.last):
-            if t:
-                self.first = min(self.first, t) if self.first else t
-                self.last = max(self.last, t)
-
     def to_dict(self) -> Dict[str, Any]:
         return {"finding": self.finding, "predicted": self.finding is not None, "workload": self.workload,
                 "listenerPort": self.port, "connectionHost": self.conn_host, "requestHost": self.request_host,
@@ -79,10 +71,6 @@ class Totals:
     without_authority: int = 0
     unknown_listener: int = 0
     coalesced: int = 0
-
-    def merge(self, other: "Totals") -> None:
-        for k in vars(self):
-            setattr(self, k, getattr(self, k) + getattr(other, k))
 
 
 class _ListenerView:
@@ -146,7 +134,7 @@ class Join:
 
 
 class Impact:
-    """Rows and totals, fed tallies of log lines (several per pod; merged as they come)."""
+    """Rows and totals, fed tallies of log lines (several per pod, added as they come)."""
 
     def __init__(self, join: Join) -> None:
         self.join = join
@@ -185,14 +173,6 @@ class Impact:
                 row = self.rows[row_key] = Row(finding, key.workload.key, key.port, sni, authority,
                                                mine.server.ref.label, theirs.server.ref.label)
             row.add(_outcome(status, flags, details, authority, view, mine, theirs), count, first, last, agents)
-
-    def merge(self, other: "Impact") -> None:
-        self.totals.merge(other.totals)
-        for k, row in other.rows.items():
-            if k in self.rows:
-                self.rows[k].merge(row)
-            else:
-                self.rows[k] = row
 
 
 def _outcome(status: int, flags: str, details: str, authority: str, view: _ListenerView, mine: Placement,

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Sequence, Set
 
 from ..env import Env
 from ..errors import ExitStatus, GwdupError, UsageError
 from ..execute.apply import DryRun, apply_objects, delete_managed, prune_managed
-from ..inventory import RawObjects
 from ..model import MANAGED_BY
 from ..plans.misdirect421 import API_VERSION, MIN_ISTIO, Method421, object_stem, plan_421
 from ..render.printers import OutputFormat

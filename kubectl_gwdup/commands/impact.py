@@ -7,7 +7,7 @@ import argparse
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 from ..accesslog import LogFormatError, Parser, Tally, detect
 from ..analysis import registry

@@ -64,10 +64,9 @@ def blocks(chunks: Iterable[bytes], size: int = BLOCK, max_line: int = MAX_LINE)
 
 def tally_block(spec: Any, data: bytes) -> Tally:
     """One block of whole lines, read (in a worker, or here)."""
-    key = _spec_key(spec)
-    parser = _parsers.get(key)
+    parser = _parsers.get(spec)
     if parser is None:
-        parser = _parsers[key] = Parser.from_spec(spec)
+        parser = _parsers[spec] = Parser.from_spec(spec)
     return parser.tally(data.split(b"\n"))
 
 
@@ -112,11 +111,6 @@ def _range_chunks(path: str, start: int, end: int) -> Iterator[bytes]:
                 yield chunk[:nl + 1]
                 return
             yield chunk
-
-
-def _spec_key(spec: Any) -> Any:
-    kind, value = spec
-    return (kind, value if kind == "text" else tuple(sorted(value.items())))
 
 
 def _ready(_: int) -> int:

@@ -160,19 +160,41 @@ Key = Tuple[int, str, str]  # listener port, source filter chain, requested name
 Measured = Tuple[Dict[Key, str], Dict[Tuple[int, str], Set[str]]]
 
 
-def measured(docs: List[dict], certs, names: List[str]) -> Optional[Measured]:
-    """The hazards the real Envoy shows, and the chains each name's own connection reached (one
-    per proxy binding that port: Gateway API Gateways each get a deployment, all on 443);
-    None when Envoy refuses the configuration."""
+def served(docs: List[dict], certs) -> Optional[Tuple[Translation, Envoy]]:
+    """The manifests translated, and their Envoy to start (`with`); None when Envoy refuses the
+    configuration. A passthrough chain's upstream presents a certificate for its routes' names."""
     def upstream(sni: List[str]) -> Tuple[str, str]:
         leaf = certs.leaf(*(sorted(h for h in sni if h != "*") or ["passthrough.invalid"]), tag="upstream")
         return leaf.cert_path, leaf.key_path
 
     t = Translation(docs, new_workdir(), upstream)
     try:
-        envoy = Envoy(t)
+        return t, Envoy(t)
     except RuntimeError:
         return None
+
+
+def loaded(docs: List[dict], tmp: str):
+    """The manifests as `-f` reads them, taken as the whole cluster: an absent Secret is
+    missing, and no VirtualService or HTTPRoute is one that was not read."""
+    path = os.path.join(tmp, "inventory.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump_all(docs, f)
+    raw = load_files([path])
+    raw.secrets_complete = True
+    raw.available.update((Input.CERTIFICATES, Input.VIRTUAL_SERVICES))
+    raw.gateway_api.routes_read = True
+    return raw
+
+
+def measured(docs: List[dict], certs, names: List[str]) -> Optional[Measured]:
+    """The hazards the real Envoy shows, and the chains each name's own connection reached (one
+    per proxy binding that port: Gateway API Gateways each get a deployment, all on 443);
+    None when Envoy refuses the configuration."""
+    serving = served(docs, certs)
+    if serving is None:
+        return None
+    t, envoy = serving
     out: Dict[Key, str] = {}
     chain_of: Dict[Tuple[int, str], Set[str]] = {}
     with envoy:
@@ -217,14 +239,7 @@ def chain_name(ref: dict) -> str:
 def predicted(docs: List[dict], tmp: str, names: List[str]) -> Tuple[Dict[Key, str], bool]:
     """check's findings as (listener port, source chain, name) pairs; and whether it says Envoy
     rejects a listener (GWD0105)."""
-    path = os.path.join(tmp, "inventory.yaml")
-    with open(path, "w") as f:
-        yaml.safe_dump_all(docs, f)
-    raw = load_files([path])
-    raw.secrets_complete = True  # the manifests are the whole cluster: an absent Secret is missing,
-    raw.available.update((Input.CERTIFICATES, Input.VIRTUAL_SERVICES))  # as read live: none is none
-    raw.gateway_api.routes_read = True
-    report = registry.run(build_inventory(raw))
+    report = registry.run(build_inventory(loaded(docs, tmp)))
     out: Dict[Key, str] = {}
     for f in report.findings:
         d = f.detail

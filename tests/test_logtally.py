@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 from test_impact import CHROME, SAFARI, TAIL, FAKE_STATUS, PROXY_LINES, base_values, write_line
 
-from kubectl_gwdup.accesslog import ISTIO_TEXT, MAX_LINE, Parser, Tally
+from kubectl_gwdup.accesslog import MAX_LINE, Parser, Tally
 from kubectl_gwdup.sources import logtally
 
 OPERATORS = sorted(base_values("a", "b", 1, 200, "x", "/"))

@@ -17,18 +17,15 @@ import os
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
-import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from istiod_translate import Connection, Envoy, Translation, new_workdir
-from test_differential import HOSTS, inventories, manifests, names_of
+from istiod_translate import Connection, new_workdir
+from test_differential import HOSTS, inventories, loaded, manifests, names_of, served
 from test_merge import apply_steps
 
 from kubectl_gwdup.analysis import registry
 from kubectl_gwdup.inventory import build_inventory
-from kubectl_gwdup.model import Input
 from kubectl_gwdup.plans.merge import plan_merge
-from kubectl_gwdup.sources.files import load_files
 
 Answers = Dict[Tuple[int, str], Tuple[int, str]]
 
@@ -54,27 +51,15 @@ mergeable = st.tuples(inventories, st.permutations(range(5))).flatmap(lambda dra
 
 
 def load(docs: List[dict]):
-    """The manifests as `-f` reads them, taken as the whole cluster (as test_differential does)."""
-    path = os.path.join(new_workdir(), "mesh.yaml")
-    with open(path, "w") as f:
-        yaml.safe_dump_all(docs, f)
-    raw = load_files([path])
-    raw.secrets_complete = True
-    raw.available.update((Input.CERTIFICATES, Input.VIRTUAL_SERVICES))
-    return raw
+    return loaded(docs, new_workdir())
 
 
 def direct(docs: List[dict], certs, names: List[str]) -> Optional[Answers]:
     """Each name's answer on a connection of its own, per bound port; None if Envoy refuses."""
-    def upstream(sni: List[str]) -> Tuple[str, str]:
-        leaf = certs.leaf(*(sorted(h for h in sni if h != "*") or ["passthrough.invalid"]), tag="upstream")
-        return leaf.cert_path, leaf.key_path
-
-    t = Translation(docs, new_workdir(), upstream)
-    try:
-        envoy = Envoy(t)
-    except RuntimeError:
+    serving = served(docs, certs)
+    if serving is None:
         return None
+    t, envoy = serving
     out: Answers = {}
     with envoy:
         for (proxy, bound), port in t.ports.items():

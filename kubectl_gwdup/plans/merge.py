@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from ..hosts import bare_host, cert_covers, istio_intersection, parent
 from ..inventory import RawObjects, build_inventory
@@ -282,9 +282,10 @@ def _merged_servers(plan: MergePlan, members: List[Dict[str, Any]], placements: 
         # a host moved onto a certificate that is not valid for it would trade the hazard for a
         # certificate error on every connection to it (GWD0106): decline, and say what would do
         p = holder.get(key)
-        missing = [h for h in moved if p is not None and not _valid(p, bare_host(h))]
+        sans = {san for c in p.certificates for san in c.sans} if p is not None else set()
+        missing = [h for h in moved if p is not None and not _valid(sans, bare_host(h))]
         if missing:
-            names = ", ".join(sorted({san for c in p.certificates for san in c.sans}))
+            names = ", ".join(sorted(sans))
             plan.notes.append(f"not merged: {label}: the merged server's certificate ({names}) is not valid for "
                               f"{', '.join(bare_host(h) for h in missing)}: reissue it with "
                               f"{' and '.join(bare_host(h) for h in missing)} to merge, or use apply-421")
@@ -307,10 +308,7 @@ def _prefer(prefer: Optional[str], kept: Dict[str, Any], other: Dict[str, Any],
         return None
     sans = {san for c in holders[0].certificates for san in c.sans}
     hosts = [bare_host(h) for h in list(kept.get("hosts") or []) + list(other.get("hosts") or [])]
-
-    def valid(h: str) -> bool:  # a wildcard host needs that very wildcard; "*" no certificate covers
-        return h in sans if h.startswith("*") else any(cert_covers(san, h) for san in sans)
-    if not all(valid(h) for h in hosts):
+    if not all(_valid(sans, h) for h in hosts):
         return None
     tls = dict(next(s.get("tls") or {} for s in (kept, other)))
     for k in CREDENTIAL_KEYS:
@@ -319,12 +317,12 @@ def _prefer(prefer: Optional[str], kept: Dict[str, Any], other: Dict[str, Any],
     return tls
 
 
-def _valid(p: Placement, host: str) -> bool:
-    """The certificate `p` presents is valid for the host a merged server would list: a
-    wildcard host needs that very wildcard, and no certificate is valid for `*`."""
-    if host == "*":
-        return False
-    return p.lists(host) if host.startswith("*.") else p.covers(host)
+def _valid(sans: AbstractSet[str], host: str) -> bool:
+    """A certificate of these SANs is valid for a host a merged server would list: a wildcard
+    host (or `*`) needs that very pattern among them; a name, a SAN covering it (SANs are read
+    lower-case; names compare so)."""
+    host = host.lower()
+    return host in sans if host.startswith("*") else any(cert_covers(san, host) for san in sans)
 
 
 def _port_name(name: str, servers: List[Dict[str, Any]]) -> str:

@@ -472,3 +472,21 @@ def test_dash_f_still_reads_logs_with_a_warning(scenario_files, tmp_path, capsys
     run_cli(["impact", "--help"])  # argparse prints help to the process's stdout
     shown = capsys.readouterr().out
     assert "--log-file FILE" in shown and "--filename" not in shown
+
+
+def test_the_join_follows_the_istio_release(scenario_files, tmp_path) -> None:
+    """impact models the mesh as check does, release by release: up to Istio 1.30 the Istio
+    Gateway of another namespace is merged onto the managed Gateway API pods, so b arriving on
+    a's connection is the predicted hazard; from 1.31 it is not there, and nothing coalesced."""
+    line = ('[2026-11-30T10:00:00.000Z] "GET / HTTP/2" 404 NR route_not_found - "-" 0 0 0 - "-" "curl/8.5.0" "id" '
+            '"b.example.com" "-" - - 10.244.0.7:443 10.0.0.1:1 a.example.com -\n')
+    path = tmp_path / "web.log"
+    path.write_text(line)
+    manifests = sum((["--manifests", f] for f in scenario_files("gwapi_strict_merging", with_workload=False)), [])
+    old = run_cli(["impact", "--log-file", str(path), "-o", "json", "--workload", "apps/web-istio",
+                   "--istio-version", "1.30", *manifests])
+    assert [(r["requestHost"], r["predicted"]) for r in json.loads(old.stdout)["rows"]] == [("b.example.com", True)], \
+        old.stderr
+    new = run_cli(["impact", "--log-file", str(path), "-o", "json", "--workload", "apps/web-istio",
+                   "--istio-version", "1.31", *manifests])
+    assert json.loads(new.stdout)["rows"] == [] and "control plane: Istio 1.31 (--istio-version)" in new.stderr

@@ -164,11 +164,16 @@ def control_plane(opts: Options, raw: RawObjects) -> controlplane.ControlPlane:
         return controlplane.ControlPlane(None, f"istiod Deployments not readable: {exc}")
 
 
+def settings_for(opts: Options, cp: controlplane.ControlPlane) -> Settings:
+    """The model's settings: the flags', and the rules of the istiod release that applies."""
+    return replace(opts.settings, strict_gateway_merging=cp.strict_gateway_merging)
+
+
 def analyze(opts: Options, raw: RawObjects,
             cp: Optional[controlplane.ControlPlane] = None) -> Tuple[Inventory, Report]:
     """Inventory, rules, then the -n/-l scope: what every command sees of the mesh."""
     cp = cp or control_plane(opts, raw)
-    inventory = build_inventory(raw, replace(opts.settings, strict_gateway_merging=cp.strict_gateway_merging))
+    inventory = build_inventory(raw, settings_for(opts, cp))
     report = scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
     namespace = opts.kube.report_namespace
     conditions = tuple(c for c in listener_conditions(inventory, report.findings)

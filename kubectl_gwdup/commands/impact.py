@@ -131,7 +131,8 @@ def run(opts: Options, env: Env) -> ExitStatus:
     raw = check.load(opts, env)
     # requests are joined with every finding (a request on another namespace's hazard is not
     # "unpredicted"); -n and -l then choose which rows and findings are reported
-    inventory = build_inventory(raw, opts.settings)
+    cp = check.control_plane(opts, raw)
+    inventory = build_inventory(raw, check.settings_for(opts, cp))
     report_ = registry.run(inventory)
     findings = list(report_.findings)
     scoped = check.scope(report_, raw, opts.kube.report_namespace, parse_selector(opts.selector))
@@ -141,7 +142,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
     tallier = logtally.Tallier(opts.jobs or logtally.default_jobs())
     try:
         feed = Feed(opts, join, tallier)
-        notes = list(report_.notes)
+        notes = [cp.describe()] + list(report_.notes)
         if opts.logs:
             workload = _one_workload(opts, inventory)
             for path in opts.logs:

@@ -11,6 +11,11 @@ The floor is what Python needs to read the same file line by line and do nothing
 fresh process too; `x floor` is impact's time over it, measured in the same run (the target:
 at most 5x on one core). Each log is read with --jobs 1 (one core) and with one worker per core
 (at most 8); the two reports must be the same size.
+
+Then what the floor allows: the cost, per line and against the same floor, of the cheapest
+things a reader written in Python can do to a line at all (split it at spaces once, reverse it,
+have the regex engine walk it once). Where one of these alone costs more than 5x the floor, no
+exact pure-Python reader meets that target on this machine.
 """
 from __future__ import annotations
 
@@ -70,6 +75,42 @@ def floor(path: str) -> float:
     return time.perf_counter() - start
 
 
+PRIMITIVES = r"""
+import re, sys, time
+with open(sys.argv[1], "rb") as f:
+    lines = [line for _, line in zip(range(200000), f)]
+
+
+def floor():
+    with open(sys.argv[1], "rb") as f:
+        for _, line in zip(range(len(lines)), f):
+            pass
+
+
+walk = re.compile(rb"[^\n]*").match
+work = [("read lines (the floor)", floor),
+        ("split at spaces", lambda: [x.split(b" ") for x in lines]),
+        ("reverse", lambda: [x[::-1] for x in lines]),
+        ("one regex walk", lambda: [walk(x) for x in lines])]
+for name, fn in work:
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    print(name, best / len(lines) * 1e9)
+"""
+
+
+def primitives(path: str) -> None:
+    out = subprocess.run([sys.executable, "-c", PRIMITIVES, path], capture_output=True, text=True, check=True).stdout
+    costs = [(name, float(ns)) for name, ns in (row.rsplit(" ", 1) for row in out.splitlines())]
+    base = costs[0][1]
+    print(f"\n{'per line, in Python':<24} {'ns':>7} {'x floor':>8}")
+    for name, ns in costs:
+        print(f"{name:<24} {ns:>7.0f} {ns / base:>8.1f}")
+
+
 def main() -> None:
     sizes = [int(s) for s in sys.argv[1:]] or [100, 1000]
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -88,6 +129,8 @@ def main() -> None:
                       f"{lines / seconds:>9.0f} {base:>8.2f} {seconds / base:>8.1f} {peak:>8.0f} {out:>12}")
             if len(reports) != 1:
                 raise SystemExit("the reports differ with the number of jobs")
+            if mb == sizes[-1]:
+                primitives(path)
             os.remove(path)
 
 

@@ -17,14 +17,14 @@ COALESCED_NOT_FOUND = FindingType(
     "GWD0101", "CoalescedNotFound", Level.WARNING,
     summary="A certificate on one server is also valid for hosts another server's filter chain "
             "serves; a browser reusing the connection gets 404 from the wrong route table.",
-    template="{hosts} ({to}) can arrive on connections of {from_}: 404 from the wrong route table")
+    template="{hosts} ({to}) can arrive on connections of {from_}: 404 from the wrong route table{requests}")
 
 COALESCED_MISROUTED = FindingType(
     "GWD0102", "CoalescedMisrouted", Level.ERROR,
     summary="As GWD0101, but a wildcard host in the wrong route table matches: the request is "
             "answered 200 by the wrong backend, silently, and what the browser sends for the host "
             "(its cookies, its Authorization header) reaches that backend.",
-    template="{hosts} ({to}) can arrive on connections of {from_}: answered by the wrong backend, "
+    template="{hosts} ({to}) can arrive on connections of {from_}: answered by the wrong backend{requests}, "
              "which receives their cookies and Authorization headers")
 
 SERVER_DROPPED = FindingType(

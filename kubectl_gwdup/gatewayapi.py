@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 from .errors import InputError
 from .hosts import istio_intersection, istio_matches, istio_subset_of
+from .istiod.route import CLUSTER_DOMAIN
 from .model import GATEWAY_API_GROUP, ListenerOrigin, Ref, Server, ServerRef, TlsMode, VirtualService
 from .objects import ShapeError, label_selector_matches, meta, object_ref
 
@@ -549,6 +550,29 @@ def _match(m: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def _backends(rule: Mapping[str, Any], namespace: str, where: str) -> Dict[str, Any]:
+    """Where a rule's requests go, as the VirtualService istiod makes of it
+    (pilot/pkg/config/kube/gateway/conversion.go buildHTTPDestination): each Service backendRef
+    a destination `<name>.<namespace>.svc.<domain>` on its port, weight 1 unless given; no
+    backend of weight above 0: a direct 500, as the specification requires."""
+    dests = []
+    for k, b in enumerate(_list(rule.get("backendRefs"), f"{where}.backendRefs")):
+        weight = b.get("weight", 1)
+        if not isinstance(weight, int) or isinstance(weight, bool):
+            raise ShapeError(f"{where}.backendRefs[{k}].weight: must be an integer")
+        if str(b.get("kind") or "Service") != "Service" or str(b.get("group") or "") not in ("", "core"):
+            host = f"{b.get('group')}/{b.get('kind')}/{b.get('name')}"  # not a Service: named as written
+        else:
+            host = f"{b.get('name')}.{b.get('namespace') or namespace}.svc.{CLUSTER_DOMAIN}"
+        dest: Dict[str, Any] = {"host": host}
+        if isinstance(b.get("port"), int):
+            dest["port"] = {"number": b["port"]}
+        dests.append({"destination": dest, "weight": weight})
+    if not any(d["weight"] > 0 for d in dests):
+        return {"directResponse": {"status": 500}}
+    return {"route": dests}
+
+
 class _Parents(Dict[Tuple[str, str, str], List[_Parent]]):
     """Programmed listeners per parent (kind, namespace, name), and by listener name."""
 
@@ -646,11 +670,12 @@ def _route_virtual_services(route: Mapping[str, Any], parents: _Parents,
             _optional(m, "method", str, where)
             _list(m.get("headers"), f"{where}.headers")
             _list(m.get("queryParams"), f"{where}.queryParams")
+        action = _backends(rule, ref.namespace, f"spec.rules[{i}]")
         if not matches:
-            http.append({"route": [{"destination": {"host": "backend"}}]})
+            http.append(dict(action))
             ids.append(f"HTTPRoute {ref.key} rules[{i}]")
         for j, m in enumerate(matches):
-            http.append({"match": [_match(m)], "route": [{"destination": {"host": "backend"}}]})
+            http.append(dict(action, match=[_match(m)]))
             ids.append(f"HTTPRoute {ref.key} rules[{i}].matches[{j}]")
     if not http:
         return

@@ -20,9 +20,10 @@ from . import certs as certs_mod
 from .errors import InputError
 from .gatewayapi import SECRET_PREFIX, GatewayApiObjects, Translated, translate
 from .hosts import HostSet, bare_host, istio_intersection, names_for_namespace
+from .istiod.route import CLUSTER_DOMAIN, Route, build_http_routes
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
                     Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload, WorkloadVia)
-from .objects import (ShapeError, gateway_servers, http_routes, labels_of, object_ref, resolve_gateway_name,
+from .objects import (ShapeError, gateway_servers, labels_of, object_ref, resolve_gateway_name,
                       sanitized_hosts, selector_matches, virtual_service)
 
 CERT_KEYS = ("tls.crt", "cert")  # istio reads kubernetes.io/tls Secrets and generic ones
@@ -403,20 +404,34 @@ def _wildcard_san(host: str) -> Optional[str]:
     return h
 
 
+def service_ports(services: Sequence[Mapping[str, Any]], default_namespace: str) -> Dict[str, Tuple[int, ...]]:
+    """Each Service's ports by its name in the mesh (`name.ns.svc.cluster.local`): a route's
+    destination without a port goes to a Service's only port (GetDestinationCluster)."""
+    out: Dict[str, Tuple[int, ...]] = {}
+    for svc in services:
+        m = svc.get("metadata") if isinstance(svc.get("metadata"), dict) else {}
+        spec = svc.get("spec") if isinstance(svc.get("spec"), dict) else {}
+        ports = tuple(p.get("port") for p in (spec.get("ports") or []) if isinstance(p, dict)
+                      and isinstance(p.get("port"), int))
+        if m.get("name"):
+            out[f"{m['name']}.{m.get('namespace') or default_namespace}.svc.{CLUSTER_DOMAIN}"] = ports
+    return out
+
+
 def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
-            have_vs: bool) -> Tuple[VirtualHost, ...]:
+            have_vs: bool, known_ports: Mapping[str, Tuple[int, ...]]) -> Tuple[VirtualHost, ...]:
     """The virtual hosts istiod puts in this server's route table (buildGatewayHTTPRouteConfig):
     for each VirtualService bound to the Gateway, in creation order, the server hosts its
     namespace may bind (NamesForNamespace) intersected with its hosts (Names.Intersection) give
-    the domains, and its routes are appended to each; then catch-all routes move last
-    (SortVHostRoutes)."""
+    the domains, and its routes (kubectl_gwdup/istiod/route.py) are appended to each; then
+    catch-all routes move last (SortVHostRoutes)."""
     gw_key = server.ref.gateway.key
     if not have_vs:
         origin = f"server {server.ref}"
-        src = RouteSource(origin, routes=(origin,))
+        src = RouteSource(origin, routes=(Route(origin, backend=origin),))
         return tuple(VirtualHost(h, src) for h in dict.fromkeys(bare_host(x) for x in server.hosts))
     hosts = sanitized_hosts(server)
-    routes: Dict[str, List[Tuple[str, bool]]] = {}
+    routes: Dict[str, List[Route]] = {}
     bound: Dict[str, List[VirtualService]] = {}
     # NamesForNamespace, indexed once: bare hosts bind every namespace, `ns/h` only ns
     scoped: Dict[str, List[str]] = defaultdict(list)
@@ -431,20 +446,19 @@ def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
                                      + (mine.intersect(vs.hosts) if mine and vs.ref.namespace else [])))
         if not domains:
             continue
-        mine = http_routes(vs, gw_key, server.ref.port_number)
-        if not mine:  # BuildHTTPRoutesForVirtualService fails ("no routes matched"): no virtual host from it
+        built = build_http_routes(vs, gw_key, server.ref.port_number, known_ports)
+        if not built:  # BuildHTTPRoutesForVirtualService fails ("no routes matched"): no virtual host from it
             continue
         for d in domains:
             d = d.lower()  # istiod matches case-sensitively, then lower-cases the domain
-            routes.setdefault(d, []).extend(mine)
+            routes.setdefault(d, []).extend(built)
             bound.setdefault(d, []).append(vs)
     out = []
     for d, composed in routes.items():
         # catch-all routes last, and nothing after the first of them: it takes every request
-        ordered = tuple([r for r, catch_all in composed if not catch_all]
-                        + [r for r, catch_all in composed if catch_all][:1])
+        ordered = tuple([r for r in composed if not r.catch_all] + [r for r in composed if r.catch_all][:1])
         vss = bound[d]
-        first = (dict.fromkeys(_route_owner(r) for r in ordered)
+        first = (dict.fromkeys(_route_owner(r.id) for r in ordered)
                  or dict.fromkeys(v.origin or str(v.ref) for v in vss))
         scope = gw_key if any(gw_key in v.route_gateways for v in vss) else ""
         out.append(VirtualHost(d, RouteSource(" + ".join(first), scope, ordered)))
@@ -594,7 +608,7 @@ def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
     """A chain that is not HTTP-routed here (PASSTHROUGH, TLS to TCP) sends every request
     that reaches it to its upstream, whatever the host: one catch-all source stands for that."""
     origin = f"upstream of {server.ref}"
-    return (VirtualHost("*", RouteSource(origin, routes=(origin,))),) if server.sni_chain else ()
+    return (VirtualHost("*", RouteSource(origin, routes=(Route(origin, backend=origin),))),) if server.sni_chain else ()
 
 
 def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Inventory:
@@ -602,6 +616,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
     vss = parse_virtual_services(raw)
     workloads = WorkloadIndex(raw, settings)
     ports = PortIndex(raw.services, raw.default_namespace, workloads.named_ports)
+    known_ports = service_ports(raw.services, raw.default_namespace)
     have_vs = Input.VIRTUAL_SERVICES in raw.available
     vs_by_gateway: Dict[str, List[VirtualService]] = defaultdict(list)
     for vs in vss:
@@ -681,7 +696,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
             drafts.append(dict(server=server, listener=listener, dropped_for=dropped, chained=sni is not None,
                                sni=sni or (),
                                credentials=creds, certificates=tuple(certs), cert_status=status,
-                               vhosts=_vhosts(server, vs_by_gateway, routed) if server.http_routed
+                               vhosts=_vhosts(server, vs_by_gateway, routed, known_ports) if server.http_routed
                                else _opaque(server)))
 
     # Without the certificate, its coverage is inferred: whatever it is, it must be valid for the

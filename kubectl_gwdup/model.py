@@ -275,14 +275,16 @@ class RouteSource:
 
     `routes` is the virtual host's route list as istiod composes it: the routes of every
     VirtualService bound to the host, in creation order, catch-all routes moved last
-    (SortVHostRoutes). Empty for a virtual host istiod creates without routes (a TLS-only
-    VirtualService): Envoy answers it 404. Two tables answer a host alike when their lists
-    are equal, whichever gateway they are on, so `scope` is shown but not compared.
+    (SortVHostRoutes), each with its match and backend. A VirtualService that builds no route
+    for the server (TLS routes only) gives no virtual host at all: istiod skips it. Two tables
+    answer a host alike when their lists are equal, whichever gateway they are on, so `scope`
+    is shown but not compared; unequal lists may still send a request to the same backend
+    (analysis/request_classes.py judges that per request).
     """
 
     origin: str  # "VirtualService ns/name" (several joined by " + ") or "server ns/gw[i]" when assumed
     scope: str = field(default="", compare=False)  # the gateway, when a VirtualService routes per gateway
-    routes: Tuple[str, ...] = ()
+    routes: Tuple[Any, ...] = ()  # kubectl_gwdup.istiod.route.Route, in Envoy's order
 
     @property
     def answers(self) -> bool:

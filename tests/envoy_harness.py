@@ -33,7 +33,7 @@ KeyFor = Callable[[Placement], List[Tuple[str, str]]]  # placement -> [(cert pat
 
 
 def body_for(source) -> str:
-    return f"{source.origin}|{','.join(source.routes)}"
+    return f"{source.origin}|{','.join(str(r) for r in source.routes)}"
 
 
 def _tls(pairs: List[Tuple[str, str]]) -> dict:

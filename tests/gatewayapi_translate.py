@@ -280,9 +280,15 @@ def _http_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
     spec = route.get("spec") or {}
     http = []
     for n, rule in enumerate(spec.get("rules") or []):
+        # conversion.go buildHTTPDestination: a Service backendRef is `name.ns.svc.<domain>` on its
+        # port, of weight 1 unless given; with no weight above 0, the specification's 500
+        dests = [{"destination": dict({"host": f"{b['name']}.{b.get('namespace', _ns(route))}.svc.cluster.local"},
+                                      **({"port": {"number": b["port"]}} if "port" in b else {})),
+                  "weight": b.get("weight", 1)} for b in rule.get("backendRefs") or []]
+        action: Dict[str, Any] = ({"route": dests} if any(d["weight"] for d in dests)
+                                  else {"directResponse": {"status": 500}})
         for m in rule.get("matches") or [None]:
-            entry: Dict[str, Any] = {"name": f"{_ns(route)}.{_m(route)['name']}.{n}",
-                                     "route": [{"destination": {"host": "backend"}}]}
+            entry: Dict[str, Any] = dict({"name": f"{_ns(route)}.{_m(route)['name']}.{n}"}, **action)
             if m is not None:
                 entry["match"] = [_http_match(m)]
             http.append(entry)
@@ -295,6 +301,7 @@ def _http_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
             out.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {
                 # mergeHTTPRoutes names it by its key, `/` spelled `~` (istiod's order reads it)
                 "name": f"{lst.internal}/{h}".replace("/", "~"), "namespace": _ns(route),
+                "annotations": {"internal.istio.io/route-semantics": "gateway"},
                 "creationTimestamp": _m(route).get("creationTimestamp")},
                 "spec": {"hosts": [h], "gateways": [lst.internal], "http": http}})
     return out

@@ -32,8 +32,11 @@ What it follows (paths in istio/istio):
   (IsCatchAllRoute) last; with no virtual host at all, one blackhole `*` without routes;
 - pilot/pkg/networking/core/route/route.go BuildHTTPRoutesForVirtualService: one Envoy route per
   match of an http route (one with prefix `/` without matches); a match naming gateways other
-  than this one, or another port, gives none (sourceMatchHTTP).
-Each route answers 200 with a body naming it (its `name`, else `ns/name#http[i].match[j]`), so a test reads
+  than this one, or another port, gives none (sourceMatchHTTP); the first catch-all route ends
+  the VirtualService's list; TranslateRouteMatch (a prefix of a VirtualService marked with
+  Gateway semantics matches whole path segments); GetDestinationCluster names the backend.
+Each route answers (200, or its direct response's status) with a header naming its backend
+(`x-gwdup-backend`: two routes to one backend take a request to the same place) and a body naming it (its `name`, else `ns/name#http[i].match[j]`), so a test reads
 which route answered; a PASSTHROUGH server's chain proxies TCP to an upstream that terminates
 TLS itself and answers `passthrough ns/name[i]`.
 """
@@ -184,19 +187,42 @@ def _string_match(m: Dict[str, Any]) -> Dict[str, Any]:
     return {"safe_regex": {"regex": m["regex"]}}
 
 
-def _envoy_match(match: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+def _is_presence(m: Optional[Dict[str, Any]]) -> bool:
+    """canBeConvertedToPresentMatch: no value at all, or the regex `*`."""
+    return not m or not any(k in m for k in ("exact", "prefix", "regex")) or m.get("regex") == "*"
+
+
+def _header_matcher(name: str, m: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    if _is_presence(m):
+        return {"name": name, "present_match": True}
+    return {"name": name, "string_match": _string_match(m or {})}
+
+
+def _envoy_match(match: Optional[Dict[str, Any]], gateway_semantics: bool = False) -> Dict[str, Any]:
     uri = (match or {}).get("uri")
     if not uri:
         out: Dict[str, Any] = {"prefix": "/"}
     elif "exact" in uri:
         out = {"path": uri["exact"]}
     elif "prefix" in uri:
-        out = {"prefix": uri["prefix"]}
+        if gateway_semantics and uri["prefix"] != "/":
+            # route.go TranslateRouteMatch: an HTTPRoute's PathPrefix matches whole path segments
+            p = uri["prefix"]
+            out = {"path_separated_prefix": p[:-1] if p.endswith("/") else p}
+        else:
+            out = {"prefix": uri["prefix"]}
     else:
         out = {"safe_regex": {"regex": uri["regex"]}}
+    if (match or {}).get("ignoreUriCase"):
+        out["case_sensitive"] = False
     headers = []
     for name, m in ((match or {}).get("headers") or {}).items():
-        headers.append({"name": name, "string_match": _string_match(m)})
+        headers.append(_header_matcher(name, m))
+    for name, m in ((match or {}).get("withoutHeaders") or {}).items():
+        # route.go TranslateRouteMatch: inverted; a value match treats a missing header as
+        # empty (so a request without the header is "without" it), a presence match cannot
+        headers.append(dict(_header_matcher(name, m), invert_match=True,
+                            **({} if _is_presence(m) else {"treat_missing_header_as_empty": True})))
     for key, name in (("method", ":method"), ("authority", ":authority"), ("scheme", ":scheme")):
         if (match or {}).get(key):
             headers.append({"name": name, "string_match": _string_match(match[key])})
@@ -214,14 +240,53 @@ def _is_catch_all(route: Dict[str, Any]) -> bool:
     return path and not m.get("headers") and not m.get("query_parameters")
 
 
+GATEWAY_SEMANTICS = ("internal.istio.io/route-semantics", "gateway")  # what istiod marks an HTTPRoute's VirtualService with
+BACKEND_HEADER = "x-gwdup-backend"
+
+
+def _service_host(name: str, vs: Dict[str, Any]) -> str:
+    """pilot/pkg/model/virtualservice.go resolveVirtualServiceShortnames (ResolveShortnameToFQDN)."""
+    if name == "*" or "." in name:
+        return name
+    return f"{name}.{_ns(vs)}.svc.cluster.local"
+
+
+def _backend(http: Dict[str, Any], vs: Dict[str, Any], port: int) -> Tuple[int, str]:
+    """(status, the name of where the route sends requests): route.go GetDestinationCluster's
+    `outbound|port|subset|host` (no Service registry here: a destination without a port takes the
+    server's), weighted clusters without those of weight 0; a redirect or a direct response."""
+    if http.get("redirect"):
+        return 301, "redirect " + repr(sorted(http["redirect"].items()))
+    if http.get("directResponse"):
+        return int(http["directResponse"].get("status", 200)), "direct"
+
+    def cluster(d: Dict[str, Any]) -> str:
+        number = (d.get("port") or {}).get("number", port)
+        return f"outbound|{number}|{d.get('subset', '')}|{_service_host(d['host'], vs)}"
+
+    dests = http.get("route") or []
+    if len(dests) == 1:
+        name = cluster(dests[0]["destination"])
+    else:
+        name = "weighted " + " ".join(sorted(f"{cluster(d['destination'])}:{d['weight']}" for d in dests if d.get("weight")))
+    if http.get("rewrite"):
+        name += " rewrite " + repr(sorted(http["rewrite"].items()))
+    return 200, name
+
+
 def _gateway_refs(vs: Dict[str, Any], refs: Sequence[str]) -> List[str]:
     return [r if r == "mesh" or "/" in r else f"{_ns(vs)}/{r}" for r in refs]
 
 
 def _vs_routes(vs: Dict[str, Any], gateway: str, port: int) -> List[Dict[str, Any]]:
+    """route.go BuildHTTPRoutesForVirtualService; each route answers itself, naming its route
+    in the body and its backend in a header."""
     out = []
+    semantics = (_meta(vs).get("annotations") or {}).get(GATEWAY_SEMANTICS[0]) == GATEWAY_SEMANTICS[1]
     for i, http in enumerate((vs.get("spec") or {}).get("http") or []):
         matches = http.get("match") or [None]
+        status, backend = _backend(http, vs, port)
+        done = False
         for j, match in enumerate(matches):
             if match is not None:
                 if match.get("gateways") and gateway not in _gateway_refs(vs, match["gateways"]):
@@ -232,8 +297,15 @@ def _vs_routes(vs: Dict[str, Any], gateway: str, port: int) -> List[Dict[str, An
             # wherever it is bound; otherwise the VirtualService's own route
             name = http.get("name") or (f"{_ns(vs)}/{_meta(vs)['name']}#http[{i}]"
                                         + (f".match[{j}]" if match is not None else ""))
-            out.append({"name": name, "match": _envoy_match(match),
-                        "direct_response": {"status": 200, "body": {"inline_string": name}}})
+            route = {"name": name, "match": _envoy_match(match, semantics),
+                     "direct_response": {"status": status, "body": {"inline_string": name}},
+                     "response_headers_to_add": [{"header": {"key": BACKEND_HEADER, "value": backend}}]}
+            out.append(route)
+            if _is_catch_all(route):  # istiod stops at a catch-all: nothing after it is reached
+                done = True
+                break
+        if done or not http.get("match"):
+            break
     return out
 
 
@@ -628,6 +700,7 @@ class Connection:
 
     def __init__(self, port: int, sni: str, cafile: str, timeout: float = 5.0) -> None:
         self.error = ""
+        self.backend = ""  # the backend header of the last answer
         self.sans: Tuple[str, ...] = ()
         self.sock: Any = None
         self.timeout = timeout
@@ -660,6 +733,7 @@ class Connection:
                                end_stream=True)
         self.sock.sendall(self.conn.data_to_send())
         status, body, chain = 0, b"", ""
+        self.backend = ""
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             data = self.sock.recv(65536)
@@ -670,6 +744,7 @@ class Connection:
                     headers = dict(ev.headers)
                     status = int(headers[b":status"])
                     chain = headers.get(CHAIN_HEADER.encode(), b"").decode()
+                    self.backend = headers.get(BACKEND_HEADER.encode(), b"").decode()
                 elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
                     body += ev.data
                     self.conn.acknowledge_received_data(ev.flow_controlled_length, sid)

@@ -10,7 +10,10 @@ must be exactly the ones `check` reports, per listener, source filter chain and 
 
 Drawn: Deployments with and without listed Pods, a second workload without a Service, missing
 Secrets, certificates that miss their own host, `*` servers, PASSTHROUGH servers with and
-without TLS routes, TLS-only VirtualServices, several VirtualServices per host, creation orders.
+without TLS routes, TLS-only VirtualServices, several VirtualServices per host, creation orders,
+route matches (prefixes, exact paths, a header, any case; for HTTPRoutes, PathPrefix with and
+without a trailing slash) and backends shared between tables: the outcome is measured per
+request class (`probes`), and a request routed to its own backend elsewhere is no hazard.
 Hazards are drawn densely: each test asserts that at least half of its draws hold one the real
 Envoy shows (the first draws held one in five, one in twelve for Gateway API, so most examples
 tested silence).
@@ -37,6 +40,53 @@ SANS = [("a.ex.com", "b.ex.com", "c.ex.com"), ("*.ex.com",), ("a.ex.com", "b.ex.
 PROXIES = [("istio-system", "ingress", 8443), ("edge", "edge", 443)]  # (namespace, name, bound port)
 EXTRA = ["zz.ex.com", "zz.b.ex.com"]  # names nobody lists, under the wildcards
 
+# What users write in a VirtualService's `http` (B its backend, B2 a second one), as a list of
+# entries: everything to B; only /api; /api to B2 and the rest to B; an exact path and a prefix
+# with a trailing slash; a canary header to B2; a catch-all first (istiod never builds what
+# follows it); a prefix matched in any case; all but the canary to B2 (withoutHeaders: a request
+# without the header is without it). One draw in five routes everything to one backend.
+ROUTINGS: Dict[str, List[Tuple[Optional[List[dict]], str]]] = {
+    "all": [(None, "B")],
+    "api_only": [([{"uri": {"prefix": "/api"}}], "B")],
+    "api_then_all": [([{"uri": {"prefix": "/api"}}], "B2"), (None, "B")],
+    "exact_and_prefix": [([{"uri": {"exact": "/login"}}, {"uri": {"prefix": "/static/"}}], "B")],
+    "canary": [([{"headers": {"x-canary": {"exact": "1"}}}], "B2"), (None, "B")],
+    "all_then_api": [(None, "B"), ([{"uri": {"prefix": "/api"}}], "B2")],
+    "api_any_case": [([{"uri": {"prefix": "/API"}, "ignoreUriCase": True}], "B")],
+    "not_canary": [([{"withoutHeaders": {"x-canary": {"exact": "1"}}}], "B2"), (None, "B")],
+}
+ROUTING_DRAWS = ["all"] * 2 + [r for r in ROUTINGS if r != "all"]
+# B: a short name (the VirtualService's namespace's Service), the same one written in full in
+# one namespace, or the VirtualService's own (most often): two tables may send a host to one backend
+BACKEND_DRAWS = ["web", "web", "web.ns0.svc.cluster.local", "api"] + ["own"] * 4
+# requests that tell the classes of those matches apart (paths at, under and beside each one,
+# in another case), each also with the canary header when a draw routes on it
+PROBES = {"api_only": ["/api", "/api/x", "/apix", "/Api/x"], "api_then_all": ["/api", "/api/x", "/apix"],
+          "exact_and_prefix": ["/login", "/login/x", "/static/a", "/static"], "all_then_api": ["/api/x"],
+          "api_any_case": ["/api", "/Api/x", "/apix", "/API"], "api": ["/api", "/api/", "/api/x", "/apix"],
+          "api_slash": ["/api", "/api/x", "/apix"], "exact_login": ["/login", "/login/"],
+          "api_docs": ["/api", "/api/x", "/api-docs", "/api-docs/x"]}
+Probe = Tuple[str, Tuple[Tuple[str, str], ...]]  # path, headers
+
+
+def probes(docs: List[dict]) -> List[Probe]:
+    """The requests to send for every pair of names: `/` and a path nobody routes, and those
+    that tell apart the route matches drawn (a draw without matches sends `/` alone)."""
+    kinds = {d["metadata"].get("annotations", {}).get("gwdup-test/routing") for d in docs}
+    paths = ["/"] + sorted({p for k in kinds if k in PROBES for p in PROBES[k]})
+    if len(paths) > 1:
+        paths.append("/zz-unrouted")
+    variants: List[Tuple[Tuple[str, str], ...]] = [()] + (
+        [(("x-canary", "1"),), (("x-canary", "2"),)] if kinds & {"canary", "not_canary"} else [])
+    return [(p, h) for h in variants for p in paths]
+
+
+def http_entries(routing: str, backend: str, ns: str, j: int) -> List[dict]:
+    host = f"vs{j}.{ns}.svc.cluster.local" if backend == "own" else backend
+    targets = {"B": [{"destination": {"host": host}}], "B2": [{"destination": {"host": "api", "port": {"number": 8080}}}]}
+    return [dict({"route": targets[b]}, **({"match": m} if m else {})) for m, b in ROUTINGS[routing]]
+
+
 _sparse = st.fixed_dictionaries({
     "pod_listed": st.booleans(),
     "pod_owned": st.booleans(),  # False: listed without ownerReferences, as in an edited export
@@ -51,14 +101,16 @@ _sparse = st.fixed_dictionaries({
         "credential": st.sampled_from([0, 0, 0, 1, 2]),  # one certificate on several servers, mostly
         # its own VirtualService: routes for its hosts, TLS routes only (a 404 on HTTPS servers,
         # the chain of a PASSTHROUGH one), or none
-        "routes": st.sampled_from(["http", "http", "http", "tls", "none"])}), min_size=3, max_size=5),
+        "routes": st.sampled_from(["http", "http", "http", "tls", "none"]),
+        "routing": st.sampled_from(ROUTING_DRAWS), "backend": st.sampled_from(BACKEND_DRAWS)}), min_size=3, max_size=5),
     "secrets": st.lists(st.integers(0, len(SANS) - 1), min_size=3, max_size=3),
     "missing": st.lists(st.booleans(), min_size=3, max_size=3),  # this credential's Secret does not exist
     "vss": st.lists(st.fixed_dictionaries({
         "ns": st.sampled_from(["ns0", "ns1"]),
         "hosts": st.lists(st.sampled_from(VS_HOSTS), min_size=1, max_size=2, unique=True),
         "gateways": st.lists(st.integers(0, 4), min_size=1, max_size=2, unique=True),
-        "kind": st.sampled_from(["http", "http", "tls"])}), max_size=4),
+        "kind": st.sampled_from(["http", "http", "tls"]),
+        "routing": st.sampled_from(ROUTING_DRAWS), "backend": st.sampled_from(BACKEND_DRAWS)}), max_size=4),
     "ages": st.permutations(range(5)),
 })
 
@@ -129,18 +181,21 @@ def manifests(spec: dict, certs) -> List[dict]:
                          "hosts": g["hosts"], "tls": tls}]}})
     gws = spec["gateways"]
     own = [{"ns": g["ns"], "hosts": [h for h in g["hosts"] if h != "*"] or ["zz.ex.com"], "gateways": [i],
-            "kind": g["routes"]} for i, g in enumerate(gws) if g["routes"] != "none"]
+            "kind": g["routes"], "routing": g["routing"], "backend": g["backend"]}
+           for i, g in enumerate(gws) if g["routes"] != "none"]
     for j, v in enumerate(own + spec["vss"]):
         refs = [f"{gws[k]['ns']}/g{k}" for k in v["gateways"] if k < len(gws)] or ["mesh"]
         body: Dict[str, object] = {"hosts": v["hosts"], "gateways": refs}
+        annotations = {}
         if v["kind"] == "http":
-            body["http"] = [{"route": [{"destination": {"host": f"vs{j}.{v['ns']}.svc.cluster.local"}}]}]
+            body["http"] = http_entries(v["routing"], v["backend"], v["ns"], j)
+            annotations["gwdup-test/routing"] = v["routing"]
         else:  # TLS routes only: passthrough chains come from these; on HTTPS servers, no route
             sni = [h for h in v["hosts"] if h != "*"]
             body["tls"] = [{"match": [{"sniHosts": sni, "port": 443}],
                             "route": [{"destination": {"host": f"vs{j}.{v['ns']}.svc.cluster.local"}}]}]
         docs.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                     "metadata": {"name": f"vs{j}", "namespace": v["ns"],
+                     "metadata": {"name": f"vs{j}", "namespace": v["ns"], "annotations": annotations,
                                   "creationTimestamp": f"2024-02-0{j + 1}T00:00:00Z"}, "spec": body})
     return docs
 
@@ -157,7 +212,7 @@ def names_of(docs: List[dict]) -> List[str]:
 Key = Tuple[int, str, str]  # listener port, source filter chain, requested name
 
 
-Measured = Tuple[Dict[Key, str], Dict[Tuple[int, str], Set[str]]]
+Measured = Tuple[Dict[Key, Set[str]], Dict[Tuple[int, str], Set[str]], Dict[Tuple[Key, Probe], str]]
 
 
 def served(docs: List[dict], certs) -> Optional[Tuple[Translation, Envoy]]:
@@ -187,41 +242,54 @@ def loaded(docs: List[dict], tmp: str):
     return raw
 
 
-def measured(docs: List[dict], certs, names: List[str]) -> Optional[Measured]:
-    """The hazards the real Envoy shows, and the chains each name's own connection reached (one
-    per proxy binding that port: Gateway API Gateways each get a deployment, all on 443);
-    None when Envoy refuses the configuration."""
+def measured(docs: List[dict], certs, names: List[str], requests: Optional[List[Probe]] = None) -> Optional[Measured]:
+    """The hazards the real Envoy shows, per (listener port, source chain, name) the outcomes
+    that occur over the requests `probes` sends, and the chains each name's own connection
+    reached (one per proxy binding that port: Gateway API Gateways each get a deployment, all on
+    443); None when Envoy refuses the configuration. A request is judged against the same
+    request on the name's own connection: a 404 there too is no loss, the same backend none."""
     serving = served(docs, certs)
     if serving is None:
         return None
     t, envoy = serving
-    out: Dict[Key, str] = {}
+    requests = requests or probes(docs)
+    out: Dict[Key, Set[str]] = {}
+    per_request: Dict[Tuple[Key, Probe], str] = {}
     chain_of: Dict[Tuple[int, str], Set[str]] = {}
     with envoy:
         for (proxy, bound), port in t.ports.items():
-            own: Dict[str, Optional[Tuple[int, str]]] = {}
+            own: Dict[str, Optional[Dict[Probe, Tuple[int, str]]]] = {}
             conns: Dict[str, Connection] = {}
             for name in names:
                 c = Connection(port, name, certs.ca_cert)
                 if c.error:
                     own[name] = None  # no valid connection for the name: it fails on its own
                     continue
-                status, body, chain = c.request(name)
-                own[name] = (status, body)
-                chain_of.setdefault((bound, name), set()).add(chain)
+                answers = {}
+                for path, headers in requests:
+                    status, _, chain = c.request(name, path, extra=headers)
+                    answers[(path, headers)] = (status, c.backend)
+                    chain_of.setdefault((bound, name), set()).add(chain)
+                own[name] = answers
                 conns[name] = c
             for a, c in conns.items():
                 for b in names:
-                    if b == a or not c.covers(b) or own[b] is None or own[b][0] == 404:
+                    mine = own[b]
+                    if b == a or not c.covers(b) or mine is None:
                         continue
-                    status, body, chain = c.request(b)
-                    if not chain or (status, body) == own[b]:
-                        # no chain header: the connection went through a PASSTHROUGH chain to a
-                        # backend whose certificate the gateway never sees; not judged here
-                        continue
-                    out[(bound, chain, b)] = "NotFound" if status == 404 else "Misrouted"
+                    for probe in requests:
+                        if mine[probe][0] == 404:
+                            continue
+                        status, _, chain = c.request(b, probe[0], extra=probe[1])
+                        if not chain or (status, c.backend) == mine[probe]:
+                            # no chain header: the connection went through a PASSTHROUGH chain to a
+                            # backend whose certificate the gateway never sees; not judged here
+                            continue
+                        outcome = "NotFound" if status == 404 else "Misrouted"
+                        out.setdefault((bound, chain, b), set()).add(outcome)
+                        per_request[((bound, chain, b), probe)] = outcome
                 c.close()
-    return out, chain_of
+    return out, chain_of, per_request
 
 
 def _covers(pattern: str, name: str) -> bool:
@@ -236,11 +304,16 @@ def chain_name(ref: dict) -> str:
     return f"{ref['gateway']}[{ref['server']}]"
 
 
-def predicted(docs: List[dict], tmp: str, names: List[str]) -> Tuple[Dict[Key, str], bool]:
-    """check's findings as (listener port, source chain, name) pairs; and whether it says Envoy
-    rejects a listener (GWD0105)."""
+Claims = Dict[Tuple[Key, Probe], str]
+
+
+def predicted(docs: List[dict], tmp: str, names: List[str]) -> Tuple[Dict[Key, Set[str]], bool, Claims]:
+    """check's findings as the outcomes per (listener port, source chain, name); whether it
+    says Envoy rejects a listener (GWD0105); and the requests it names as examples of a class
+    an outcome holds for, each with that outcome (the real Envoy must give it them)."""
     report = registry.run(build_inventory(loaded(docs, tmp)))
-    out: Dict[Key, str] = {}
+    out: Dict[Key, Set[str]] = {}
+    claims: Claims = {}
     for f in report.findings:
         d = f.detail
         if "outcome" not in d:
@@ -250,26 +323,35 @@ def predicted(docs: List[dict], tmp: str, names: List[str]) -> Tuple[Dict[Key, s
             for h in d["hosts"]:
                 for n in ([h] if not h.startswith("*") else
                           [n for n in names if _covers(h, n) and n not in d["exceptHosts"]]):
-                    out[(d["listenerPort"], chain, n)] = d["outcome"]
-    return out, any(f.code == "GWD0105" for f in report.findings)
+                    out.setdefault((d["listenerPort"], chain, n), set()).add(d["outcome"])
+                    for r in d["requests"]:
+                        assert r["method"] == "GET" and not r["query"], r  # not drawn here
+                        probe = (r["path"], tuple(sorted(r["headers"].items())))
+                        claims[((d["listenerPort"], chain, n), probe)] = d["outcome"]
+    return out, any(f.code == "GWD0105" for f in report.findings), claims
 
 
-def compare(docs: List[dict], view: List[dict], certs, names: List[str], served: bool = False) -> Dict[Key, str]:
+def compare(docs: List[dict], view: List[dict], certs, names: List[str], served: bool = False) -> Dict[Key, Set[str]]:
     """check on the manifests `docs` against the real Envoy serving `view` (what istiod reads of
     them): the hazards must be the same, per listener port, source chain and name, and so must
     the verdict that Envoy refuses a listener (`served`: it must not). Returns the hazards seen."""
-    result = measured(view, certs, names)
-    said, rejected = predicted(docs, new_workdir(), names)
+    said, rejected, claims = predicted(docs, new_workdir(), names)
+    requests = probes(docs)
+    requests += sorted({probe for _, probe in claims} - set(requests))
+    result = measured(view, certs, names, requests)
     if result is None:
         assert not served, "Envoy refused the translation"
         assert rejected, "Envoy refused the configuration; check did not say a listener is rejected"
         return {}
     assert not rejected, "check says Envoy rejects a listener; Envoy accepted it"
-    seen, chain_of = result
+    seen, chain_of, per_request = result
     # a pattern finding (`*.ex.com`) stands for the names under it; those whose own connection
     # reaches the source chain itself (measured) are not at risk from it
     said = {k: v for k, v in said.items() if k[1] not in chain_of.get((k[0], k[2]), ())}
     assert said == seen
+    for (key, probe), outcome in claims.items():
+        if key in said:
+            assert per_request.get((key, probe)) == outcome, (key, probe, outcome)
     return seen
 
 
@@ -319,7 +401,11 @@ _gateway_api_sparse = st.fixed_dictionaries({
     "routes": st.lists(st.fixed_dictionaries({
         "gateway": st.integers(0, 2), "section": st.one_of(st.none(), st.integers(0, 2)),
         "other_namespace": st.booleans(),
-        "hostnames": st.lists(st.sampled_from(ROUTE_HOSTNAMES), max_size=2, unique=True)}), max_size=5),
+        "hostnames": st.lists(st.sampled_from(ROUTE_HOSTNAMES), max_size=2, unique=True),
+        # a PathPrefix (with a trailing slash or not: whole segments either way), an Exact path, or
+        # none; the backend its own Service, or one Service of its namespace many routes share
+        "match": st.sampled_from([None, None, None, "api", "api_slash", "exact_login"]),
+        "shared": st.sampled_from([False, False, True])}), max_size=5),
 })
 
 # Densely, as for Istio Gateways (one draw in twelve held a hazard): a Gateway's listeners get
@@ -344,7 +430,10 @@ def _dense_gateway_api(drawn: tuple) -> dict:
             named.append(dict(lst, credential=0, cross=False) if j < 2 else lst)  # mostly one certificate
             k += 1
         gateways.append(dict(g, listeners=named, manual=g["manual"] or manual[i]))
-    routes = list(spec["routes"]) + [{"gateway": i, "section": None, "other_namespace": False, "hostnames": []}
+    # each Gateway's own route: a path match one time in two (what decides an outcome per request)
+    routes = list(spec["routes"]) + [{"gateway": i, "section": None, "other_namespace": False, "hostnames": [],
+                                      "match": [None, "api", None, "api_slash", None, "exact_login"][order[i] % 6],
+                                      "shared": order[i] % 3 == 0}
                                      for i in range(len(gateways))]
     return dict(spec, gateways=gateways, secrets=[first_sans] + spec["secrets"][1:], routes=routes, missing=missing,
                 istio_gateway=spec["istio_gateway"] if legacy else None)
@@ -432,11 +521,17 @@ def gateway_api_manifests(spec: dict, certs) -> List[dict]:
         ref: dict = {"name": f"g{r['gateway']}", "namespace": gw_ns}
         if r["section"] is not None and r["section"] < len(g["listeners"]):
             ref["sectionName"] = f"l{r['section']}"
-        body = {"parentRefs": [ref], "rules": [{"backendRefs": [{"name": f"r{k}", "port": 80}]}]}
+        rule: dict = {"backendRefs": [{"name": "shared" if r.get("shared") else f"r{k}", "port": 80}]}
+        match = {"api": {"type": "PathPrefix", "value": "/api"}, "api_slash": {"type": "PathPrefix", "value": "/api/"},
+                 "exact_login": {"type": "Exact", "value": "/login"}}.get(r.get("match") or "")
+        if match:
+            rule["matches"] = [{"path": match}]
+        body = {"parentRefs": [ref], "rules": [rule]}
         if r["hostnames"]:
             body["hostnames"] = r["hostnames"]
         docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                     "metadata": {"name": f"r{k}", "namespace": ns, "creationTimestamp": f"2024-02-0{k + 1}T00:00:00Z"},
+                     "metadata": {"name": f"r{k}", "namespace": ns, "creationTimestamp": f"2024-02-0{k + 1}T00:00:00Z",
+                                  "annotations": {"gwdup-test/routing": r.get("match") or "all"}},
                      "spec": body})
         if any(lst["passthrough"] for lst in g["listeners"]):
             docs.append({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
@@ -478,7 +573,7 @@ def test_check_reports_exactly_what_the_real_envoy_does_gateway_api(certs) -> No
 
 
 @pytest.mark.parametrize("name", ["named_target_port", "other_workload_or_port", "tls_only_virtual_service",
-                                  "tls_route_repeats_sni"])
+                                  "tls_route_repeats_sni", "route_match_per_path"])
 def test_scenarios_agree_with_the_real_envoy(name, certs) -> None:
     """Hand-written scenarios through the independent translation: a Service whose targetPorts
     are names (bound where its pods' container ports say), and its near miss; a VirtualService
@@ -493,10 +588,13 @@ def test_scenarios_agree_with_the_real_envoy(name, certs) -> None:
     if name == "named_target_port":  # a and b share the 8443 listener, whatever their Service ports
         assert {(port, src, n) for (port, src, n) in seen if n in ("a.example.com", "b.example.com")}, seen
     if name == "tls_only_virtual_service":  # the wildcard's backend answers b: not a 404
-        assert [v for (_, _, n), v in seen.items() if n == "b.example.com"] == ["Misrouted"], seen
+        assert [v for (_, _, n), v in seen.items() if n == "b.example.com"] == [{"Misrouted"}], seen
+    if name == "route_match_per_path":  # /api misrouted, the rest on the same backend; c's routes as w's
+        assert seen == {(8443, "web/gw-w[0]", "b.example.com"): {"Misrouted"}}, seen
 
 
-@pytest.mark.parametrize("name", ["gwapi_namespace_selector", "gwapi_mixed_istio", "gwapi_seed"])
+@pytest.mark.parametrize("name", ["gwapi_namespace_selector", "gwapi_mixed_istio", "gwapi_seed",
+                                  "gwapi_path_prefix_segments"])
 def test_gateway_api_scenarios_agree_with_the_real_envoy(name, certs) -> None:
     """Hand-written Gateway API scenarios through the independent translation: listeners that
     admit routes by namespace selectors (Namespace labels, and the name label the API server
@@ -508,4 +606,8 @@ def test_gateway_api_scenarios_agree_with_the_real_envoy(name, certs) -> None:
     names = sorted(gateway_api_names(docs) + ["zz.example.com"])
     seen = compare(docs, istio_view(docs), certs, names, served=True)
     if name == "gwapi_namespace_selector":  # both listeners route: a's connection carries b to a 404
-        assert [v for (_, _, n), v in seen.items() if n == "b.example.com"] == ["NotFound"], seen
+        assert [v for (_, _, n), v in seen.items() if n == "b.example.com"] == [{"NotFound"}], seen
+    if name == "gwapi_path_prefix_segments":  # /api-docs is no /api: a 404 on the wildcard's routes
+        chain = "apps/web~istio-autogenerated-k8s-gateway~wildcard[0]"
+        assert seen[(443, chain, "docs.example.com")] == {"NotFound"}, seen
+        assert seen[(443, chain, "www.example.com")] == {"Misrouted", "NotFound"}, seen

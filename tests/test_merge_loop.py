@@ -2,11 +2,12 @@
 
 Random meshes drawn as users write them (tests/test_differential.py's draws: shared and missing
 certificates, `*` servers, PASSTHROUGH servers and TLS routes, Pods with and without owners, a
-twin Deployment, named target ports) are planned by `merge` as `merge --plan -f` plans them. The
+twin Deployment, named target ports, route matches on paths and headers) are planned by `merge` as `merge --plan -f` plans them. The
 plan's writes are then made on the manifests one by one, and after every write the manifests are
 translated by tests/istiod_translate.py and served by the real Envoy:
 - Envoy accepts every state (a refused listener is an outage);
-- every name keeps its direct answer (its own connection, its own request) in every state;
+- every name keeps its direct answers (its own connection; each path and header the drawn
+  matches tell apart: status, body and backend) in every state;
 - once all writes are made, `check` reports no hazard among the merged servers and no finding
   of any kind that was not there before.
 GWDUP_LOOP_EXAMPLES draws more (CI: a fixed seed, 300 meshes, of which about one in ten merges).
@@ -20,14 +21,15 @@ from typing import Dict, List, Optional, Tuple
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from istiod_translate import Connection, new_workdir
-from test_differential import HOSTS, inventories, loaded, manifests, names_of, served
+from test_differential import (BACKEND_DRAWS, HOSTS, ROUTING_DRAWS, Probe, inventories, loaded, manifests, names_of,
+                               probes, served)
 from test_merge import apply_steps
 
 from kubectl_gwdup.analysis import registry
 from kubectl_gwdup.inventory import build_inventory
 from kubectl_gwdup.plans.merge import plan_merge
 
-Answers = Dict[Tuple[int, str], Tuple[int, str]]
+Answers = Dict[Tuple[int, str, Probe], Tuple[int, str, str]]
 
 # test_differential's draws, weighted towards what merge acts on: Gateways of one proxy, each
 # with a host of its own, sharing a certificate that covers several of them (most of its draws
@@ -41,7 +43,8 @@ mergeable = st.tuples(inventories, st.permutations(range(5))).flatmap(lambda dra
         "mode": st.sampled_from(["SIMPLE"] * 9 + ["PASSTHROUGH"]),
         "extra": st.sampled_from([None, None, None] + HOSTS),
         "credential": st.sampled_from([0, 0, 0, 0, 1, 2]),
-        "routes": st.sampled_from(["http"] * 6 + ["tls", "none"])}), min_size=2, max_size=5).map(
+        "routes": st.sampled_from(["http"] * 6 + ["tls", "none"]),
+        "routing": st.sampled_from(ROUTING_DRAWS), "backend": st.sampled_from(BACKEND_DRAWS)}), min_size=2, max_size=5).map(
             lambda gws: [dict({k: v for k, v in g.items() if k != "extra"},
                               hosts=[OWN[drawn[1][i]]] + ([g["extra"]] if g["extra"] not in (None, OWN[drawn[1][i]]) else []))
                          for i, g in enumerate(gws)]),
@@ -54,8 +57,9 @@ def load(docs: List[dict]):
     return loaded(docs, new_workdir())
 
 
-def direct(docs: List[dict], certs, names: List[str]) -> Optional[Answers]:
-    """Each name's answer on a connection of its own, per bound port; None if Envoy refuses."""
+def direct(docs: List[dict], certs, names: List[str], requests: List[Probe]) -> Optional[Answers]:
+    """Each name's answer to each request on a connection of its own, per bound port (status,
+    body, backend); None if Envoy refuses."""
     serving = served(docs, certs)
     if serving is None:
         return None
@@ -67,8 +71,9 @@ def direct(docs: List[dict], certs, names: List[str]) -> Optional[Answers]:
                 c = Connection(port, name, certs.ca_cert)
                 if c.error:
                     continue
-                status, body, _chain = c.request(name)
-                out[(bound, name)] = (status, body)
+                for path, headers in requests:
+                    status, body, _chain = c.request(name, path, extra=headers)
+                    out[(bound, name, (path, headers))] = (status, body, c.backend)
                 c.close()
     return out
 
@@ -93,14 +98,15 @@ def test_every_write_of_a_merge_serves_every_name_as_before_and_ends_clean(certs
             seen["nothing to merge"] += 1
             return
         names = names_of(docs)
-        start = direct(docs, certs, names)
+        requests = probes(docs)  # the paths (and headers) the drawn route matches tell apart
+        start = direct(docs, certs, names, requests)
         if start is None:  # Envoy refuses the mesh as drawn: a merge cannot be judged against it
             seen["refused before"] += 1
             return
         seen["planned"] += 1
         for k in range(1, len(doc["steps"]) + 1):
             state = apply_steps(docs, doc["steps"][:k])
-            now = direct(state, certs, names)
+            now = direct(state, certs, names, requests)
             assert now is not None, f"Envoy refuses the state after write {k}: {doc['steps'][k - 1]}"
             for key, answer in start.items():
                 assert now.get(key) == answer, (k, key, doc["steps"][k - 1]["name"])

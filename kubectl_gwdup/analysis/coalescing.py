@@ -19,6 +19,7 @@ from ..hosts import (DomainIndex, bare_host, cert_covers, is_wildcard, parent, r
 from ..model import (CertStatus, Finding, Input, Level, Listener, Outcome, Placement, RouteSource, ServerRef,
                      TlsMode, VirtualHost)
 from .chains import ChainIndex, chain_table, conflicts, live_chains, table_digest, table_lookup
+from .request_classes import Request, judge_requests
 from .rule import InventoryView, Metadata, Settings
 
 META = Metadata(
@@ -300,16 +301,17 @@ class Tables:
         return table
 
 
-Outcomes = Iterator[Tuple[str, Placement, Optional[Outcome]]]
+Outcomes = Iterator[Tuple[str, Placement, Optional[Outcome], Tuple[Request, ...]]]
 
 
 def outcomes(mine: RouteTable, host: str, t: Placement, chains: ChainIndex, tables: Tables) -> Outcomes:
-    """What requests for `host` (a name or ``*.x``) get from the table `mine` instead of t's.
+    """What requests for `host` (a name or ``*.x``) get from the table `mine` instead of t's:
+    (name, t, outcome, the classes of requests it holds for, () for all of them).
 
     Outcome None marks a name inside a pattern that one of the tables answers on its own (an
     exact virtual host), or whose SNI picks a chain other than t's; it is judged by itself and
-    the pattern's result excludes it. Nothing
-    is yielded where both tables answer alike: same configuration, or a 404 either way.
+    the pattern's result excludes it. Nothing is yielded where both tables answer alike: same
+    configuration, the same backend for every request, or a 404 either way.
     """
     theirs = tables.of(t)
     if host.startswith("*."):
@@ -317,11 +319,11 @@ def outcomes(mine: RouteTable, host: str, t: Placement, chains: ChainIndex, tabl
         exact = sorted({d for d in mine.children.get(base, []) + theirs.children.get(base, [])
                         if cert_covers(host, d) and d not in chains.exact})
         for d in exact:
-            yield d, t, None
+            yield d, t, None, ()
             yield from _compare(d, t, mine.route(d), theirs.route(d))
         for d in chains.children.get(base, ()):
             if chains.exact[d] is not t:  # a chain of its own: not the pattern's, judged as its own host
-                yield d, t, None
+                yield d, t, None, ()
         yield from _compare(host, t, mine.wildcard_route(base), theirs.wildcard_route(base))
     else:
         yield from _compare(host, t, mine.route(host), theirs.route(host))
@@ -332,25 +334,29 @@ def _compare(host: str, t: Placement, mine: Optional[RouteSource], theirs: Optio
         # the same routes; or nothing answers the host on its own connection (a 404 there
         # too), so no intended backend is missed, whatever the other table does with it
         return
-    yield host, t, (Outcome.NOT_FOUND if mine is None else Outcome.MISROUTED)
+    # request by request (kubectl_gwdup/analysis/request_classes.py): with route matches the outcome
+    # depends on the path and headers, and a route to the same backend misroutes nothing
+    for outcome, classes in judge_requests(mine, theirs, representative(host)):
+        yield host, t, outcome, classes
 
 
-Judged = Tuple[Dict[Outcome, Hosts], Tuple[str, ...]]
+Judged = Tuple[Dict[Tuple[Outcome, Tuple[Request, ...]], Hosts], Tuple[str, ...]]
 
 
 def judge(mine: RouteTable, at_risk: Hosts, chains: ChainIndex, tables: Tables,
           skip: Optional[Placement] = None) -> Judged:
-    """Hosts per outcome for a table, and the pattern members judged on their own."""
-    per: Dict[Outcome, Hosts] = {}
+    """Hosts per outcome (and the classes of requests it holds for) for a table, and the
+    pattern members judged on their own."""
+    per: Dict[Tuple[Outcome, Tuple[Request, ...]], Hosts] = {}
     excepted: List[str] = []
     for h, t in at_risk.items():
         if t is skip:
             continue
-        for name, target, outcome in outcomes(mine, h, t, chains, tables):
+        for name, target, outcome, classes in outcomes(mine, h, t, chains, tables):
             if outcome is None:
                 excepted.append(name)
             else:
-                per.setdefault(outcome, {})[name] = target
+                per.setdefault((outcome, classes), {})[name] = target
     return per, tuple(sorted(set(excepted)))
 
 
@@ -364,9 +370,9 @@ def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
 
     def add(sources: List[Placement], judged: Judged) -> None:
         per, excepted = judged
-        for outcome, hosts in per.items():
+        for (outcome, classes), hosts in per.items():
             kept = tuple(sorted({e for e in excepted + failed if e not in hosts}))
-            key = (outcome, tuple(sorted((h, t.server.ref) for h, t in hosts.items())), kept)
+            key = (outcome, classes, tuple(sorted((h, t.server.ref) for h, t in hosts.items())), kept)
             results.setdefault(key, ([], hosts, kept))[0].extend(sources)
 
     plain: List[Placement] = []
@@ -380,9 +386,9 @@ def _group_findings(view: InventoryView, listener: Listener, chains: ChainIndex,
         # so the plain servers are judged once, together: output stays linear in hosts
         add(plain, judge(EMPTY, at_risk, chains, tables, skip=plain[0] if len(plain) == 1 else None))
 
-    for key in sorted(results, key=lambda k: (k[0].value, k[1], k[2])):
+    for key in sorted(results, key=lambda k: (k[0].value, k[1], k[2], k[3])):
         sources, hosts, excepted = results[key]
-        yield _finding(listener, coverage, mtls, key[0], sources, hosts, excepted)
+        yield _finding(listener, coverage, mtls, key[0], key[1], sources, hosts, excepted)
 
 
 def _names(refs: Sequence[str], limit: int = 2) -> str:
@@ -390,7 +396,7 @@ def _names(refs: Sequence[str], limit: int = 2) -> str:
     return shown + (f" (+{len(refs) - limit} more)" if len(refs) > limit else "")
 
 
-def _finding(listener: Listener, coverage: Tuple[str, ...], mtls: bool, outcome: Outcome,
+def _finding(listener: Listener, coverage: Tuple[str, ...], mtls: bool, outcome: Outcome, classes: Tuple[Request, ...],
              sources: List[Placement], hosts: Hosts, excepted: Tuple[str, ...]) -> Finding:
     sources = sorted(sources, key=lambda p: p.server.ref)
     targets = sorted({t.server.ref: t for t in hosts.values()}.values(), key=lambda p: p.server.ref)
@@ -406,6 +412,8 @@ def _finding(listener: Listener, coverage: Tuple[str, ...], mtls: bool, outcome:
         "from": [p.server.ref.to_dict() for p in sources],
         "to": [t.server.ref.to_dict() for t in targets],
         "hosts": host_list,
+        # a request of each class (path, method, headers) this outcome holds for; empty: every request
+        "requests": [r.to_dict() for r in classes],
         # names inside a pattern of `hosts` that this finding does not cover (answered otherwise)
         "exceptHosts": [h for h in excepted if any(cert_covers(p, h) for p in host_list if p.startswith("*."))],
         "certificate": {
@@ -422,4 +430,5 @@ def _finding(listener: Listener, coverage: Tuple[str, ...], mtls: bool, outcome:
         sources[0].server.ref.resource, level=level, detail=detail,
         hosts=_names(host_list, 3),
         to=_names(sorted({t.server.ref.label for t in targets})),
-        from_=_names(sorted({p.server.ref.label for p in sources})))
+        from_=_names(sorted({p.server.ref.label for p in sources})),
+        requests=f" (for {_names([r.label() for r in classes], 3)})" if classes else "")

@@ -144,7 +144,7 @@ def answers(inv: Inventory, names: Set[str]) -> Dict[Tuple[str, str], Answer]:
             if hit is None:
                 out[key] = ("404", "" if covered else "certificate error")
             else:
-                out[key] = (hit[0], "" if covered else "certificate error") + hit[1].routes
+                out[key] = (hit[0], "" if covered else "certificate error") + tuple(r.id for r in hit[1].routes)
     return out
 
 

@@ -75,6 +75,11 @@ CASES = [
     Case("seed", "gateway.ListenerConflict", []),
     Case("seed", "gateway.DroppedServer", []),
     Case("seed", "tls.MissingSecret", []),
+    Case("route_match_per_path", "tls.Coalescing", [("GWD0102", "Gateway web/gw-w")],
+         {"Gateway web/gw-w": ["b.example.com"]}),
+    Case("gwapi_path_prefix_segments", "tls.Coalescing",
+         [("GWD0101", "Gateway.gateway.networking.k8s.io apps/web")] * 3
+         + [("GWD0102", "Gateway.gateway.networking.k8s.io apps/web")]),
 ]
 
 

@@ -24,6 +24,37 @@ _CERT = re.compile(r'"@cert(?P<rsa>-rsa)? (?P<tag>[\w-]+): (?P<sans>[^"]+)"')
 _KEY = re.compile(r'"@key(?P<rsa>-rsa)? (?P<tag>[\w-]+): (?P<sans>[^"]+)"')
 
 
+def with_keys(docs: List[dict], certs: CertFactory) -> List[dict]:
+    """Each test Secret given the key of its certificate (the analysis scenarios may carry
+    certificates only; Envoy needs both), in place; returns the documents."""
+    import base64
+
+    by_pem = certs.by_pem()  # after the rendering, which makes them
+    for d in docs:
+        if d.get("kind") != "Secret":
+            continue
+        plain, data = d.get("stringData") or {}, d.get("data") or {}
+        for crt, key in (("tls.crt", "tls.key"), ("cert", "key")):
+            if crt in plain and key not in plain and plain[crt] in by_pem:
+                plain[key] = by_pem[plain[crt]].key_pem.decode()
+            elif crt in data and key not in data:
+                leaf = by_pem.get(base64.b64decode(data[crt]).decode(errors="replace"))
+                if leaf:
+                    data[key] = base64.b64encode(leaf.key_pem).decode()
+    return docs
+
+
+def manifests_of(files: List[str], certs: CertFactory) -> List[dict]:
+    """The documents of rendered manifest files, each Secret with its key (with_keys)."""
+    import yaml
+
+    docs: List[dict] = []
+    for path in files:
+        with open(path) as f:
+            docs += [d for d in yaml.safe_load_all(f) if d]
+    return with_keys(docs, certs)
+
+
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> CertFactory:
     return CertFactory(str(tmp_path_factory.mktemp("certs")))

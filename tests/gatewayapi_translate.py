@@ -142,7 +142,10 @@ def istio_objects(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                     "creationTimestamp": _m(owner).get("creationTimestamp"),
                     "annotations": {"internal.istio.io/gateway-service":
                                     ",".join(f"{s}.{ns}.svc.cluster.local" for s in services),
-                                    "internal.istio.io/parent-namespace": ns}},
+                                    "internal.istio.io/parent-namespace": ns,
+                                    # the service account istiod deploys a managed Gateway with
+                                    **({"internal.istio.io/service-account-name": f"{name}-istio"}
+                                       if managed else {})}},
                     "spec": {"servers": [server]}})
                 parents.setdefault((kind, _ns(owner), _m(owner)["name"]), []).append(
                     _Listener(owner, raw, f"{_ns(owner)}/{internal}", server))

@@ -16,8 +16,13 @@ What it follows (paths in istio/istio):
   gatewayRDSRouteName `https.<server port>.<port name>.<gateway>.<namespace>`;
 - pilot/pkg/networking/core/listener.go toFilterChainMatch: server_names are the hosts with the
   namespace stripped (GetSNIHostsForServer), none at all when one of them is `*`;
-- credentialName: the Secret of that name in the proxy's namespace (tls.crt, tls.key); written
-  `kubernetes-gateway://ns/name`, that namespace's (a Gateway API certificateRef);
+- credentialName (or credentialNames, each): the Secret of that name in the proxy's namespace
+  (tls.crt and tls.key, or a generic Secret's cert and key); written `kubernetes-gateway://ns/name`,
+  that namespace's (a Gateway API certificateRef);
+- push_context.go filterStrictGatewayMerging (PILOT_ENABLE_STRICT_GATEWAY_MERGING, on from Istio
+  1.31): on pods with a managed Gateway API Gateway (one istiod deployed, marked here with
+  `internal.istio.io/service-account-name`), an Istio Gateway applies only if its namespace holds
+  such a Gateway too;
 - a Gateway with `internal.istio.io/gateway-service` (one istiod made of a Gateway API listener,
   see tests/gatewayapi_translate.py) applies to the proxies behind those Services in its parent
   namespace, on their ports only, bound at the targetPort (push_context.go mergeGateways,
@@ -334,16 +339,28 @@ def route_table(name: str, gateway: str, server: Dict[str, Any], vss: Sequence[D
 # --- the configuration -----------------------------------------------------------------------
 
 GATEWAY_SERVICE = "internal.istio.io/gateway-service"
+SERVICE_ACCOUNT = "internal.istio.io/service-account-name"  # set when istiod deploys the Gateway (managed)
 
 
-def _credential(proxy_namespace: str, tls: Dict[str, Any]) -> Tuple[str, str]:
-    """The Secret a server reads: credentialName in the proxy's namespace, or, written
-    `kubernetes-gateway://ns/name` (a Gateway API certificateRef), that namespace's."""
-    name = tls.get("credentialName") or (tls.get("credentialNames") or [""])[0]
-    if name.startswith("kubernetes-gateway://"):
-        ns, _, secret = name[len("kubernetes-gateway://"):].partition("/")
-        return ns, secret
-    return proxy_namespace, name
+def _credentials(proxy_namespace: str, tls: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """The Secrets a server reads: credentialName (or each of credentialNames, an RSA and an
+    ECDSA certificate) in the proxy's namespace, or, written `kubernetes-gateway://ns/name` (a
+    Gateway API certificateRef), that namespace's."""
+    out = []
+    for name in [tls["credentialName"]] if tls.get("credentialName") else list(tls.get("credentialNames") or [""]):
+        if name.startswith("kubernetes-gateway://"):
+            ns, _, secret = name[len("kubernetes-gateway://"):].partition("/")
+            out.append((ns, secret))
+        else:
+            out.append((proxy_namespace, name))
+    return out
+
+
+def _secret_keys(secret: Dict[str, Any]) -> Tuple[str, str]:
+    """Where a Secret holds its certificate and key: tls.crt and tls.key, else a generic
+    Secret's cert and key (security/pkg/credentialfetcher, extractCertAndKey)."""
+    held = set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+    return ("tls.crt", "tls.key") if "tls.crt" in held or "cert" not in held else ("cert", "key")
 
 
 def _addr(port: int) -> Dict[str, Any]:
@@ -412,10 +429,13 @@ def _hcm(route_config: Dict[str, Any], chain: str = "", access_log: str = "",
     return {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
 
 
-def _tls(cert: str, key: str) -> Dict[str, Any]:
+def _tls(*pairs: Tuple[str, str]) -> Dict[str, Any]:
+    """A server TLS context with each (certificate, key) file pair: Envoy picks the one the
+    client's signature algorithms allow, ECDSA first when both are there."""
     return {"name": "envoy.transport_sockets.tls", "typed_config": {"@type": TLS, "common_tls_context": {
         "alpn_protocols": ["h2", "http/1.1"],
-        "tls_certificates": [{"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}]}}}
+        "tls_certificates": [{"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}
+                             for cert, key in pairs]}}}
 
 
 class Translation:
@@ -486,7 +506,7 @@ class Translation:
         stem = os.path.join(self.workdir, f"{_ns(secret)}-{_meta(secret)['name']}")
         data = secret.get("data") or {}
         plain = secret.get("stringData") or {}
-        for suffix, key in ((".crt", "tls.crt"), (".key", "tls.key")):
+        for suffix, key in zip((".crt", ".key"), _secret_keys(secret)):
             value = plain[key].encode() if key in plain else base64.b64decode(data[key])
             with open(stem + suffix, "wb") as f:
                 f.write(value)
@@ -498,16 +518,28 @@ class Translation:
         known: Dict[int, set] = {}
         passthrough_sni: Dict[int, set] = {}
         chains: Dict[int, List[Dict[str, Any]]] = {}
+        selected: List[Tuple[Dict[str, Any], Optional[str], Dict[int, int]]] = []
         for gw in gateways:
             gw_services = (_meta(gw).get("annotations") or {}).get(GATEWAY_SERVICE)
+            targets: Dict[int, int] = {}
             if gw_services is not None:
-                targets = self._service_targets(proxy, services, gw, gw_services)
-                if targets is None:
+                found = self._service_targets(proxy, services, gw, gw_services)
+                if found is None:
                     continue
+                targets = found
             else:
                 sel = (gw.get("spec") or {}).get("selector") or {}
                 if any(labels.get(k) != str(v) for k, v in sel.items()):
                     continue
+            selected.append((gw, gw_services, targets))
+        # filterStrictGatewayMerging (PILOT_ENABLE_STRICT_GATEWAY_MERGING, on from Istio 1.31):
+        # with a managed Gateway API Gateway on these pods, only Istio Gateways of a namespace
+        # holding one stay (every Gateway API one stays)
+        managed_ns = {_ns(gw) for gw, svc, _ in selected
+                      if svc is not None and (_meta(gw).get("annotations") or {}).get(SERVICE_ACCOUNT)}
+        if managed_ns:
+            selected = [x for x in selected if x[1] is not None or _ns(x[0]) in managed_ns]
+        for gw, gw_services, targets in selected:
             gw_ref = f"{_ns(gw)}/{_meta(gw)['name']}"
             for i, raw_server in enumerate((gw.get("spec") or {}).get("servers") or []):
                 server = dict(raw_server, hosts=_sanitize(raw_server.get("hosts") or [], _ns(gw)))
@@ -533,13 +565,13 @@ class Translation:
                 chain: Dict[str, Any] = {"name": f"{gw_ref}[{i}]"}
                 if "*" not in sni:
                     chain["filter_chain_match"] = {"server_names": sni}
-                secret = secrets.get(_credential(proxy.namespace, tls))
-                if secret is None or not self._has_certificate(secret):
+                named = [secrets.get(ref) for ref in _credentials(proxy.namespace, tls)]
+                if not all(secret is not None and self._has_certificate(secret) for secret in named):
                     # istiod keeps the chain, but its certificate never arrives over SDS: Envoy
                     # ends every handshake on it (here: a TCP proxy to a port nobody listens on)
                     chain["filters"] = [self._dead_end()]
                 else:
-                    chain["transport_socket"] = _tls(*self._secret_files(secret))
+                    chain["transport_socket"] = _tls(*[self._secret_files(secret) for secret in named])
                     name = f"https.{server['port']['number']}.{server['port']['name']}.{_meta(gw)['name']}.{_ns(gw)}"
                     chain["filters"] = [_hcm(route_table(name, gw_ref, server, vss), f"{gw_ref}[{i}]",
                                              self.access_log, self.log_format)]
@@ -560,9 +592,10 @@ class Translation:
     @staticmethod
     def _has_certificate(secret: Dict[str, Any]) -> bool:
         data, plain = secret.get("data") or {}, secret.get("stringData") or {}
+        crt_key, key_key = _secret_keys(secret)
         try:
-            crt = plain["tls.crt"].encode() if "tls.crt" in plain else base64.b64decode(data.get("tls.crt", ""))
-            key = plain.get("tls.key") or data.get("tls.key")
+            crt = plain[crt_key].encode() if crt_key in plain else base64.b64decode(data.get(crt_key, ""))
+            key = plain.get(key_key) or data.get(key_key)
         except (ValueError, TypeError):
             return False
         return key is not None and ssl_pem_ok(crt)
@@ -618,7 +651,7 @@ class Translation:
         pem = self.passthrough_pem(list(sni)) if callable(self.passthrough_pem) else self.passthrough_pem
         # one upstream per proxy: a name of its own (Envoy keeps one listener of a name)
         self.listeners.append({"name": f"upstream-{name}-{up}", "address": _addr(up), "filter_chains": [{
-            "transport_socket": _tls(*pem),
+            "transport_socket": _tls(pem),
             "filters": [_hcm({"name": "up", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [
                 {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": body}}}]}]})]}]})
         return self._tcp_proxy("passthrough", up)

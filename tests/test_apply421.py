@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import envoyfilter_patch
-from conftest import ROOT, run_cli
+from conftest import ROOT, manifests_of, run_cli
 from istiod_translate import Connection, Envoy, Translation, new_workdir
 from kubectl_gwdup import netprobe
 from kubectl_gwdup.analysis import registry
@@ -28,16 +28,8 @@ SCENARIOS = ["seed_routed", "wildcard_host_misrouted", "catch_all_host", "multi_
 
 
 def scenario_docs_with_keys(name: str, scenario_files, certs) -> List[dict]:
-    """The scenario's manifests, each test Secret with the key of its certificate (the
-    analysis scenarios carry certificates only; Envoy needs both)."""
-    docs = [d for f in scenario_files(name) for d in yaml.safe_load_all(open(f)) if d]
-    by_pem = certs.by_pem()  # after the rendering, which makes them
-    for d in docs:
-        plain = d.get("stringData") or {}
-        if d.get("kind") == "Secret" and "tls.crt" in plain and "tls.key" not in plain and plain["tls.crt"] in by_pem:
-            plain["tls.key"] = by_pem[plain["tls.crt"]].key_pem.decode()
-            d["type"] = "kubernetes.io/tls"
-    return docs
+    """The scenario's manifests, each test Secret with the key of its certificate."""
+    return manifests_of(scenario_files(name), certs)
 
 
 def scenario_names(docs: List[dict]) -> List[str]:

@@ -23,19 +23,23 @@ spec:
 
 
 def two_groups(cluster, certs):
+    """The seed and a second group (x and y on one certificate) applied; returns the manifests."""
     import base64
     import yaml
 
     docs = scenario_docs(certs, "seed")
     second = [yaml.safe_load(SECOND.format(name=n, host=h)) for n, h in (("gw-x", "x.example.org"), ("gw-y", "y.example.org"))]
+    xy = certs.leaf("x.example.org", "y.example.org", tag="xy")
     second.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "xy", "namespace": "istio-system"},
-                   "data": {"tls.crt": base64.b64encode(certs.leaf("x.example.org", "y.example.org", tag="xy").cert_pem).decode()}})
+                   "data": {"tls.crt": base64.b64encode(xy.cert_pem).decode(),
+                            "tls.key": base64.b64encode(xy.key_pem).decode()}})
     for name, host in (("gw-x", "x.example.org"), ("gw-y", "y.example.org")):
         second.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
                        "metadata": {"name": f"{name}-routes", "namespace": "shop"},
                        "spec": {"hosts": [host], "gateways": [name],
                                 "http": [{"route": [{"destination": {"host": "backend"}}]}]}})
     cluster.apply(cluster.isolate(docs + second))
+    return docs + second
 
 
 def state(cluster):
@@ -140,17 +144,11 @@ def test_without_prompts(cluster, certs, tmp_path) -> None:
 
 def test_probe_before_and_after_a_fix(cluster, certs, tmp_path, emulator_only) -> None:
     """[p]robe confirms live first; after the fix the group is probed again (an address is known)."""
-    from envoy_harness import serve
-    from kubectl_gwdup.cli.flags import KubeFlags
-    from kubectl_gwdup.inventory import build_inventory
-    from kubectl_gwdup.sources.live import load_cluster
+    from test_differential import served
 
-    two_groups(cluster, certs)
-    inv = build_inventory(load_cluster(KubeFlags(environ=cluster.env).cluster))
-    mine = [p for p in inv.placements if p.server.ref.gateway.namespace.startswith(cluster.prefix)]
-    gw = serve(type(inv)(**{**inv.__dict__, "placements": tuple(mine)}), certs)
-    try:
-        port = next(iter(gw.ports.values()))
+    t, envoy = served(two_groups(cluster, certs), certs)
+    with envoy:
+        port = next(iter(t.ports.values()))
         child = spawn(cluster, tmp_path, "--address", f"127.0.0.1:{port}", "--cacert", certs.ca_cert)
         child.expect(r"group 1/2: ([^\r\n]*)")
         child.expect(r"\[q\]uit\? ")
@@ -159,5 +157,3 @@ def test_probe_before_and_after_a_fix(cluster, certs, tmp_path, emulator_only) -
         child.expect(r"\[q\]uit\? ")
         child.sendline("q")
         child.expect(pexpect.EOF)
-    finally:
-        gw.stop()

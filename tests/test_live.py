@@ -5,13 +5,14 @@ GWDUP_TEST_KUBECONFIG points at one; tests that need fault injection skip there.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 
 import pytest
 import yaml
 
-from conftest import SCENARIOS, render_scenario, run_cli
+from conftest import SCENARIOS, render_scenario, run_cli, with_keys
 from kube import write_kubeconfig
 
 LIVE_SCENARIOS = ["seed", "two_secrets_one_cert", "one_gateway_two_servers", "wildcard_cert_direction",
@@ -42,9 +43,9 @@ def scenario_docs(certs, name):
     for fname in ("_workload.yaml", f"{name}.yaml"):
         with open(os.path.join(SCENARIOS, fname)) as f:
             docs += [d for d in yaml.safe_load_all(render_scenario(certs, f.read())) if d]
+    with_keys(docs, certs)
     for d in docs:  # a cluster stores Secrets with base64 data
         if d["kind"] == "Secret" and "stringData" in d:
-            import base64
             d["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in d.pop("stringData").items()}
     return with_routes(docs)
 

@@ -1,5 +1,6 @@
-"""merge: the planner on the corpus, its invariants, the real Envoy after it, and --apply with
-failures injected at every step against the emulator."""
+"""merge: the planner on the corpus, its invariants, the real Envoy after it (random meshes
+closed-loop: tests/test_merge_loop.py), and --apply with failures injected at every step
+against the emulator."""
 from __future__ import annotations
 
 import copy
@@ -8,18 +9,15 @@ import os
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
 
-from conftest import run_cli
+from conftest import manifests_of, run_cli
+from istiod_translate import Connection
 from kubectl_gwdup.analysis import registry
 from kubectl_gwdup.inventory import build_inventory
 from kubectl_gwdup.plans.merge import plan_merge, rewrite_virtual_service
 from kubectl_gwdup.sources.files import load_files
-from envoy_harness import serve
-from kubectl_gwdup import netprobe
-from kubectl_gwdup.analysis.chains import ChainIndex, conflicts, live_chains
-from kubectl_gwdup.hosts import cert_covers
-from test_envoy import names_on
+from test_differential import served
 from test_live import scenario_docs, with_routes
 
 
@@ -220,30 +218,26 @@ def pool_pems(certs):
 
 
 def test_merged_gateway_on_the_real_envoy(tmp_path, scenario_files, certs) -> None:
+    """The seed's two Gateways merged: on the real Envoy (tests/istiod_translate.py), each
+    host's request on the other's connection, formerly a 404, reaches its own backend."""
     files = routed(tmp_path, scenario_files, "seed")
     raw, inv, plan = planned(files)
-    before = serve(inv, certs)
-    ctx = netprobe.client_context(certs.ca_cert)
-    port = next(iter(before.ports.values()))
     own = {}
-    try:
+    t, envoy = served(manifests_of(files, certs), certs)
+    with envoy:
+        port = next(iter(t.ports.values()))
         for h in ("a.example.com", "b.example.com"):
-            c = netprobe.Connection("127.0.0.1", port, h, ctx, 5).open()
-            own[h] = c.request(h)
+            c = Connection(port, h, certs.ca_cert)
+            own[h] = (c.request(h), c.backend)
             c.close()
-    finally:
-        before.stop()
-    merged = build_inventory(load_files(after_plan(tmp_path, files, plan.to_dict())))
-    gw = serve(merged, certs)
-    try:
-        port = next(iter(gw.ports.values()))
+    t, envoy = served(manifests_of(after_plan(tmp_path, files, plan.to_dict()), certs), certs)
+    with envoy:
+        port = next(iter(t.ports.values()))
         for c_host, r_host in (("a.example.com", "b.example.com"), ("b.example.com", "a.example.com")):
-            conn = netprobe.Connection("127.0.0.1", port, c_host, ctx, 5).open()
-            got = conn.request(r_host)  # formerly a 404: now the right backend
+            conn = Connection(port, c_host, certs.ca_cert)
+            (status, body, _), backend = conn.request(r_host), conn.backend
             conn.close()
-            assert got.status == 200 and got.digest == own[r_host].digest
-    finally:
-        gw.stop()
+            assert status == 200 and (status, body, backend) == (own[r_host][0][0], own[r_host][0][1], own[r_host][1])
 
 
 # --- --apply against the API server ------------------------------------------------------------
@@ -355,68 +349,6 @@ def test_plan_file_refuses_a_changed_cluster(cluster, certs, tmp_path) -> None:
     assert cluster.call("PUT", vs, obj)[0] == 200
     r = run_cli(["merge", "--apply", "--yes", "--plan-file", str(plan), "--backup-dir", str(tmp_path)], cluster.env)
     assert r.status == 1 and "the cluster changed since the plan was made" in r.stderr
-
-
-# mergeable meshes: one workload and port, SIMPLE servers, certificates from the pool, routes
-merge_st = st.fixed_dictionaries({
-    "servers": st.lists(st.fixed_dictionaries({
-        "gateway": st.integers(0, 3), "port": st.just(443), "kind": st.just("SIMPLE"),
-        "hosts": st.lists(st.sampled_from(["a.ex.com", "b.ex.com", "c.ex.com", "a.b.ex.com", "*.ex.com",
-                                           "team/b.ex.com", "x.c.ex.com"]), min_size=1, max_size=2, unique=True),
-        "credential": st.integers(0, 1)}), min_size=2, max_size=5),
-    "selectors": st.just([0, 0, 0, 0]),
-    "secrets": st.lists(st.sampled_from([0, 1, 5, 7]), min_size=5, max_size=5),
-    "vs": st.lists(st.tuples(st.lists(st.sampled_from(["a.ex.com", "b.ex.com", "*.ex.com", "c.ex.com"]),
-                                      min_size=1, max_size=2, unique=True),
-                             st.lists(st.integers(0, 3), min_size=1, max_size=2, unique=True)), min_size=1, max_size=4),
-    "ages": st.permutations(range(4)),
-})
-
-
-@settings(max_examples=int(os.environ.get("GWDUP_ENVOY_EXAMPLES", "25")), deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(merge_st)
-def test_every_host_keeps_its_answer_on_the_real_envoy(pool_pems, certs, spec) -> None:
-    """Invariant (2), checked independently of the planner: each host, on a connection of its own,
-    gets the same answer from the real Envoy before and after the merge."""
-    merged_ = merged_random(spec, pool_pems)
-    if merged_ is None:
-        return
-    inv, doc, after = merged_
-    inv_after = build_inventory(after)
-
-    def answers(inventory):
-        if any(next(conflicts(live_chains([p for p in inventory.placements if p.listener == l])), None)
-               for l in {p.listener for p in inventory.placements}):
-            return None  # Envoy would reject the listener: nothing to compare
-        gw = serve(inventory, certs)
-        ctx = netprobe.client_context(certs.ca_cert)
-        out = {}
-        try:
-            for listener, port in gw.ports.items():
-                live = live_chains([p for p in inventory.placements if p.listener == listener])
-                chains = ChainIndex(live)
-                for name in names_on(live):
-                    t = chains.lookup(name)
-                    if t is None or not t.server.http_routed or not any(cert_covers(s, name) for s in t.coverage):
-                        continue
-                    conn = netprobe.Connection("127.0.0.1", port, name, ctx, 5).open()
-                    try:
-                        a = conn.request(name)
-                        out[(listener.workload.key, listener.port, name)] = (a.status, a.digest)
-                    finally:
-                        conn.close()
-        finally:
-            gw.stop()
-        return out
-
-    before, now = answers(inv), answers(inv_after)
-    if before is None or now is None:
-        return
-    # bodies name the VirtualService that answered: the same answer is the same routes
-    for key, answer in before.items():
-        if key in now:
-            assert now[key] == answer, key
 
 
 def test_restore_asks_at_a_terminal_as_apply_does(cluster, certs, tmp_path) -> None:

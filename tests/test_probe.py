@@ -1,4 +1,6 @@
-"""`kubectl gwdup probe` against the real Envoy harness on loopback."""
+"""`kubectl gwdup probe` against the real Envoy on loopback, serving the scenarios as
+tests/istiod_translate.py translates them (and the EnvoyFilters apply-421 plans, as
+tests/envoyfilter_patch.py applies them)."""
 from __future__ import annotations
 
 import json
@@ -8,25 +10,49 @@ import threading
 
 import pytest
 
-from conftest import run_cli
-from envoy_harness import serve
+from conftest import manifests_of, run_cli
 from kubectl_gwdup.inventory import build_inventory
+from test_differential import served
+from test_live import with_routes
 from kubectl_gwdup.sources.files import load_files
+
+
+def assumed_secrets(docs, certs):
+    """For manifests without Secrets (check then assumes each credentialName is one
+    certificate valid for the hosts of every server naming it), the cluster check assumed."""
+    if any(d["kind"] == "Secret" for d in docs):
+        return []
+    hosts = {}
+    for d in docs:
+        if d["kind"] == "Gateway" and d["apiVersion"].startswith("networking.istio.io/"):
+            for server in d["spec"]["servers"]:
+                name = (server.get("tls") or {}).get("credentialName")
+                if name:
+                    hosts.setdefault(name, set()).update(h.split("/", 1)[-1] for h in server["hosts"])
+    out = []
+    for name, names in sorted(hosts.items()):
+        leaf = certs.leaf(*sorted(names), tag=f"assumed-{name}")
+        out.append({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                    "metadata": {"name": name, "namespace": "istio-system"},
+                    "stringData": {"tls.crt": leaf.cert_pem.decode(), "tls.key": leaf.key_pem.decode()}})
+    return out
 
 
 @pytest.fixture
 def gateway(scenario_files, certs):
     started = []
 
-    def start(name, patch=None):
+    def start(name, envoy_filters=()):
         files = scenario_files(name)
-        gw = serve(build_inventory(load_files(files)), certs, patch)
-        started.append(gw)
-        (port,) = set(gw.ports.values()) if len(set(gw.ports.values())) == 1 else (list(gw.ports.values())[0],)
-        return files, port
+        docs = with_routes(manifests_of(files, certs))
+        serving = served(docs + assumed_secrets(docs, certs), certs, envoy_filters)
+        assert serving is not None, f"Envoy refuses {name}"
+        t, envoy = serving
+        started.append(envoy)
+        return files, next(iter(t.ports.values()))
     yield start
-    for gw in started:
-        gw.stop()
+    for envoy in started:
+        envoy.stop()
 
 
 def probe(files, port, certs, *extra):
@@ -78,16 +104,12 @@ def test_probe_confirms_what_check_predicts(name, gateway, certs) -> None:
         assert x["result"] == x["expected"], x
 
 
-def test_mitigated_421(gateway, certs) -> None:
-    def answer_421(config, ports):
-        for listener in config["static_resources"]["listeners"]:
-            for chain in listener.get("filter_chains", []):
-                for flt in chain.get("filters", []):
-                    rc = flt["typed_config"].get("route_config")
-                    if rc and rc["name"].startswith("https."):
-                        rc["virtual_hosts"].append({"name": "misdirected", "domains": ["*"], "routes": [
-                            {"match": {"prefix": "/"}, "direct_response": {"status": 421}}]})
-    files, port = gateway("seed", answer_421)
+def test_mitigated_421(gateway, certs, scenario_files) -> None:
+    from kubectl_gwdup.analysis import registry
+    from kubectl_gwdup.plans.misdirect421 import Method421, plan_421
+
+    inv = build_inventory(load_files(scenario_files("seed")))
+    files, port = gateway("seed", plan_421(inv, registry.run(inv).findings, Method421.VHOST).objects)
     r, doc = probe(files, port, certs)
     assert r.status == 0, r.stderr
     assert {x["result"] for x in doc["results"]} == {"Mitigated-421"}

@@ -225,20 +225,34 @@ def judge_requests(mine: Optional[RouteSource], theirs: RouteSource, authority: 
     host, a 404 for all): per outcome, the classes of requests it holds for by a request of
     each (() when it holds for every request B's table answers). A request B's own table does
     not answer either is no loss; one the other table sends to the same backend is none."""
-    uses_authority = any(m.name == ":authority" for src in (mine, theirs) if src is not None
-                         for r in src.routes for m in r.matchers)
-    return _judge(mine, theirs, authority if uses_authority else "")
+    mine_routes = mine.routes if mine is not None else ()
+    uses_authority = any(m.name == ":authority" for r in mine_routes + theirs.routes for m in r.matchers)
+    backends: Dict[str, int] = {}
+    return _judge(_shape_of(mine_routes, "m", backends), _shape_of(theirs.routes, "t", backends),
+                  authority if uses_authority else "")
+
+
+def _shape_of(routes: Sequence[Route], side: str, backends: Dict[str, int]) -> Tuple[Route, ...]:
+    """The routes with what the judgement does not read renamed: ids by position, backends by
+    first appearance across both tables (only which are equal matters, and which answer 404),
+    so that the many pairs of tables written alike (one per Gateway of a team, say) are judged
+    once."""
+    out = []
+    for i, r in enumerate(routes):
+        n = backends.setdefault(r.backend, len(backends))
+        backend = f"direct 404 #{n}" if r.backend.startswith("direct 404 ") else f"#{n}"
+        out.append(Route(f"{side}{i}", r.path_kind, r.path, r.ignore_case, r.matchers, backend))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=4096)
-def _judge(mine: Optional[RouteSource], theirs: RouteSource, authority: str) -> Judgement:
-    mine_routes = mine.routes if mine is not None else ()
-    if not mine_routes and theirs.routes and theirs.routes[0].catch_all:
+def _judge(mine_routes: Tuple[Route, ...], theirs_routes: Tuple[Route, ...], authority: str) -> Judgement:
+    if not mine_routes and theirs_routes and theirs_routes[0].catch_all:
         return ((Outcome.NOT_FOUND, ()),)
     per: Dict[Outcome, Dict[Tuple[str, str], Request]] = {}
     answered: Dict[Tuple[str, str], None] = {}
-    for request in candidates(tuple(mine_routes) + tuple(theirs.routes)):
-        own = route_for(theirs.routes, request, authority)
+    for request in candidates(mine_routes + theirs_routes):
+        own = route_for(theirs_routes, request, authority)
         if own is None:
             continue
         got = route_for(mine_routes, request, authority)

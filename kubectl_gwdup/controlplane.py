@@ -11,6 +11,11 @@ The rules that differ by version (README, "Istio versions"):
 - strict gateway merging, 1.31 on (PILOT_ENABLE_STRICT_GATEWAY_MERGING, default true): an Istio
   Gateway of a namespace without a managed Gateway API Gateway is not merged onto that managed
   Gateway's pods (pilot/pkg/model/gateway.go, filterStrictGatewayMerging; the 1.31 release notes).
+- HTTPRoutes and GRPCRoutes of one listener and hostname merged into one VirtualService, in
+  1.24-1.25 and 1.30 on; merged apart in 1.26 (1.26.2) to 1.29, where one namespace's GRPCRoutes
+  lose to its HTTPRoutes (kubectl_gwdup/istiod/route_merging.py).
+- a TLSRoute gives a Gateway API listener of protocol TLS in Terminate mode its filter chain,
+  1.30 on; before, only a VirtualService's `tcp` route does (kubectl_gwdup/istiod/tcp_routes.py).
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ OLDEST_MODELLED: Version = (1, 24)
 NEWEST_MODELLED: Version = (1, 31)
 STRICT_GATEWAY_MERGING_SINCE: Version = (1, 31)
 STRICT_MERGING_ENV = "PILOT_ENABLE_STRICT_GATEWAY_MERGING"
+TLS_ROUTES_TERMINATED_SINCE: Version = (1, 30)  # a TLSRoute behind a TLS Terminate listener (istiod/tcp_routes.py)
+GRPC_ROUTES_SPLIT: Tuple[Version, Version] = ((1, 26), (1, 29))  # merged apart from HTTPRoutes, inclusive
 
 
 def parse_version(text: str) -> Optional[Version]:
@@ -47,6 +54,14 @@ class ControlPlane:
         if self.assumed < STRICT_GATEWAY_MERGING_SINCE:
             return False
         return self.strict_merging_env is not False
+
+    @property
+    def tls_routes_terminated(self) -> bool:
+        return self.assumed >= TLS_ROUTES_TERMINATED_SINCE
+
+    @property
+    def grpc_routes_joined(self) -> bool:
+        return not GRPC_ROUTES_SPLIT[0] <= self.assumed <= GRPC_ROUTES_SPLIT[1]
 
     def describe(self) -> str:
         if self.version is None:

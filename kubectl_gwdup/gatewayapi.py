@@ -44,6 +44,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 from .errors import InputError
 from .hosts import istio_intersection, istio_matches, istio_subset_of
 from .istiod.route import CLUSTER_DOMAIN
+from .istiod.route_conversion import grpc_match, http_match
+from .istiod.route_merging import sort_http_routes
 from .model import GATEWAY_API_GROUP, ListenerOrigin, Ref, Server, ServerRef, TlsMode, VirtualService
 from .objects import ShapeError, label_selector_matches, meta, object_ref
 
@@ -66,6 +68,7 @@ class GatewayApiObjects:
     gateways: List[Mapping[str, Any]] = field(default_factory=list)
     listener_sets: List[Mapping[str, Any]] = field(default_factory=list)
     http_routes: List[Mapping[str, Any]] = field(default_factory=list)
+    grpc_routes: List[Mapping[str, Any]] = field(default_factory=list)
     tls_routes: List[Mapping[str, Any]] = field(default_factory=list)
     reference_grants: List[Mapping[str, Any]] = field(default_factory=list)
     gateway_classes: List[Mapping[str, Any]] = field(default_factory=list)
@@ -74,13 +77,16 @@ class GatewayApiObjects:
     namespaces: Optional[Dict[str, Dict[str, str]]] = None
 
     def __bool__(self) -> bool:
-        return bool(self.gateways or self.listener_sets or self.http_routes)
+        return bool(self.gateways or self.listener_sets or self.http_routes or self.grpc_routes)
 
 
 @dataclass
 class Translated:
     servers: List[Server] = field(default_factory=list)
-    virtual_services: List[VirtualService] = field(default_factory=list)
+    virtual_services: List[VirtualService] = field(default_factory=list)  # TLSRoutes'
+    # one per route, listener and hostname, before istiod merges them (istiod/route_merging.py)
+    http_route_virtual_services: List[VirtualService] = field(default_factory=list)
+    grpc_route_virtual_services: List[VirtualService] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
 
 
@@ -457,11 +463,13 @@ def translate(objs: GatewayApiObjects, services: Sequence[Mapping[str, Any]] = (
         names = sorted(skipped_class)
         out.notes.append(f"{len(names)} Gateway API Gateway(s) of another class than istio's ignored: "
                          f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
-    for kind, routes, make in (("HTTPRoute", objs.http_routes, _route_virtual_services),
-                               ("TLSRoute", objs.tls_routes, _tls_route_virtual_services)):
+    for kind, routes, make, into in (
+            ("HTTPRoute", objs.http_routes, _route_virtual_services, out.http_route_virtual_services),
+            ("GRPCRoute", objs.grpc_routes, _route_virtual_services, out.grpc_route_virtual_services),
+            ("TLSRoute", objs.tls_routes, _tls_route_virtual_services, out.virtual_services)):
         for route in routes:
             try:
-                out.virtual_services.extend(make(route, parents, default_namespace))
+                into.extend(make(route, parents, default_namespace, kind))
             except ShapeError as exc:
                 _problem(out, strict, kind, route, exc)
     return out
@@ -533,21 +541,6 @@ def _isolated_out(parent: _Parent, siblings: Sequence[_Parent], host: str, paren
         labels = host.split(".")
         return any(".".join(labels[i:]) in wild for i in range(1, len(labels))) or "" in wild
     return any(istio_subset_of(host, "*" + (f".{w}" if w else "")) for w in wild)
-
-
-def _match(m: Mapping[str, Any]) -> Dict[str, Any]:
-    """An HTTPRoute match as the Istio match istiod builds from it (what decides catch-all)."""
-    out: Dict[str, Any] = {}
-    path = m.get("path") if isinstance(m.get("path"), dict) else {"type": "PathPrefix", "value": "/"}
-    kind = {"Exact": "exact", "PathPrefix": "prefix", "RegularExpression": "regex"}.get(
-        str(path.get("type") or "PathPrefix"), "prefix")
-    out["uri"] = {kind: str(path.get("value") or "/")}
-    for key, to in (("headers", "headers"), ("queryParams", "queryParams")):
-        if m.get(key):
-            out[to] = {str(h.get("name")): {"exact": str(h.get("value"))} for h in m[key] if isinstance(h, dict)}
-    if m.get("method"):
-        out["method"] = {"exact": str(m["method"])}
-    return out
 
 
 def _backends(rule: Mapping[str, Any], namespace: str, where: str) -> Dict[str, Any]:
@@ -629,7 +622,7 @@ def _parents_of(ref: Ref, spec: Mapping[str, Any], parents: _Parents
 
 
 def _tls_route_virtual_services(route: Mapping[str, Any], parents: _Parents,
-                                default_namespace: str) -> Iterator[VirtualService]:
+                                default_namespace: str, kind: str = "TLSRoute") -> Iterator[VirtualService]:
     """TLSRouteCollection: per admitted listener, one VirtualService per hostname, its TLS route
     matched on the hostnames, narrowed to the listener's (constrainTLSRoutesToListenerHost)."""
     ref = object_ref(route, default_namespace)
@@ -654,44 +647,52 @@ def _tls_route_virtual_services(route: Mapping[str, Any], parents: _Parents,
                                      origin=f"TLSRoute {ref.key}")
 
 
-def _route_virtual_services(route: Mapping[str, Any], parents: _Parents,
-                            default_namespace: str) -> Iterator[VirtualService]:
+def _route_virtual_services(route: Mapping[str, Any], parents: _Parents, default_namespace: str,
+                            kind: str = "HTTPRoute") -> Iterator[VirtualService]:
+    """HTTPRouteCollection / GRPCRouteCollection: per admitted listener and hostname, one
+    VirtualService of that host, one route per match (istiod/route_conversion.py), sorted by
+    precedence (istiod/route_merging.py merges those of one listener and hostname)."""
     ref = object_ref(route, default_namespace)
     spec = _spec(route)
     _check_refs(spec)
     hostnames = list(spec.get("hostnames") or [])
     http: List[Dict[str, Any]] = []
     ids: List[str] = []
+    grpc = kind == "GRPCRoute"
     for i, rule in enumerate(_list(spec.get("rules"), "spec.rules")):
         matches = _list(rule.get("matches"), f"spec.rules[{i}].matches")
-        for j, m in enumerate(matches):
-            where = f"spec.rules[{i}].matches[{j}]"
-            _optional(m, "path", dict, where)
-            _optional(m, "method", str, where)
-            _list(m.get("headers"), f"{where}.headers")
-            _list(m.get("queryParams"), f"{where}.queryParams")
         action = _backends(rule, ref.namespace, f"spec.rules[{i}]")
-        if not matches:
+        if not matches and grpc:  # no default: a route without a match
             http.append(dict(action))
-            ids.append(f"HTTPRoute {ref.key} rules[{i}]")
-        for j, m in enumerate(matches):
-            http.append(dict(action, match=[_match(m)]))
-            ids.append(f"HTTPRoute {ref.key} rules[{i}].matches[{j}]")
+            ids.append(f"{kind} {ref.key} rules[{i}]")
+        for j, m in enumerate(matches or [{}]):  # HTTPRoute: the API server's default, PathPrefix /
+            where = f"spec.rules[{i}].matches[{j}]"
+            if grpc:
+                match = grpc_match(m, where)
+            else:
+                _optional(m, "path", dict, where)
+                _optional(m, "method", str, where)
+                match = http_match(m, where)
+            http.append(dict(action, match=[match]))  # `{}` too: a match of everything
+            ids.append(f"{kind} {ref.key} rules[{i}]" + (f".matches[{j}]" if matches else ""))
+            if not matches:
+                break
     if not http:
         return
+    http, ids = sort_http_routes(http, ids)
     created = str(meta(route).get("creationTimestamp") or "")
     seen: Set[Tuple[str, str]] = set()
     for pref, siblings, named in _parents_of(ref, spec, parents):
         for parent in named:
-            if not _admits(parent, pref, hostnames, ref.namespace):
+            if not _admits(parent, pref, hostnames, ref.namespace, kind):
                 continue
             gw = f"{parent.origin.namespace}/{parent.origin.internal_name}"
             for h in hostnames or ["*"]:
                 if _isolated_out(parent, siblings, h, parents) or (gw, h) in seen:
                     continue
                 seen.add((gw, h))
-                name = f"{gw}/{h}".replace("/", "~")
+                name = f"{ref.name}~{gw}/{h}".replace("/", "~")
                 yield VirtualService(ref=Ref("VirtualService", ref.namespace, name), hosts=(h,), gateways=(gw,),
                                      route_gateways=(), created=created,
                                      raw={"spec": {"hosts": [h], "gateways": [gw], "http": http}},
-                                     origin=f"HTTPRoute {ref.key}", route_ids=tuple(ids))
+                                     origin=f"{kind} {ref.key}", route_ids=tuple(ids))

@@ -21,6 +21,8 @@ from .errors import InputError
 from .gatewayapi import SECRET_PREFIX, GatewayApiObjects, Translated, translate
 from .hosts import HostSet, bare_host, istio_intersection, names_for_namespace
 from .istiod.route import CLUSTER_DOMAIN, Route, build_http_routes
+from .istiod.route_merging import merge_route_virtual_services
+from .istiod.tcp_routes import has_tcp_chain
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
                     Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload, WorkloadVia)
 from .objects import (ShapeError, gateway_servers, labels_of, object_ref, resolve_gateway_name,
@@ -58,7 +60,7 @@ class RawObjects:
         """What the servers are made of: each input list, by identity and length (the sources
         only append, and only before the first build)."""
         lists = (self.gateways, self.services, self.gateway_api.gateways, self.gateway_api.listener_sets,
-                 self.gateway_api.http_routes, self.gateway_api.tls_routes, self.gateway_api.reference_grants,
+                 self.gateway_api.http_routes, self.gateway_api.grpc_routes, self.gateway_api.tls_routes, self.gateway_api.reference_grants,
                  self.gateway_api.gateway_classes)
         lists += (self.gateway_api.namespaces or {},)
         return tuple(x for lst in lists for x in (id(lst), len(lst)))
@@ -69,6 +71,11 @@ class Settings:
     scope_gateway_to_namespace: bool = False
     # istiod 1.31 on (PILOT_ENABLE_STRICT_GATEWAY_MERGING): see _strict_merging
     strict_gateway_merging: bool = True
+    # HTTPRoutes and GRPCRoutes of one listener and hostname merged together: all but 1.26-1.29
+    # (istiod/route_merging.py)
+    grpc_routes_joined: bool = True
+    # a TLSRoute gives a TLS Terminate listener its chain: 1.30 on (istiod/tcp_routes.py)
+    tls_routes_terminated: bool = True
 
 
 def secret_from_manifest(obj: Mapping[str, Any]) -> Optional[bytes]:
@@ -291,15 +298,21 @@ def parse_servers(raw: RawObjects) -> List[Server]:
     return _parse(raw)[0]
 
 
-def parse_virtual_services(raw: RawObjects) -> List[VirtualService]:
-    out = list(_parse(raw)[1].virtual_services)
+def parse_virtual_services(raw: RawObjects, settings: Settings = Settings()) -> Tuple[List[VirtualService], List[str]]:
+    """Every VirtualService istiod routes with, in creation order: the Istio ones read, the
+    TLSRoutes', and the HTTPRoutes' and GRPCRoutes' merged per listener and hostname; and notes
+    on what the merge dropped."""
+    translated = _parse(raw)[1]
+    merged, notes = merge_route_virtual_services(translated.http_route_virtual_services,
+                                                 translated.grpc_route_virtual_services, settings.grpc_routes_joined)
+    out = list(translated.virtual_services) + merged
     for obj in raw.virtual_services:
         try:
             out.append(virtual_service(obj, raw.default_namespace))
         except ShapeError as exc:
             _shape_problem(raw, obj, "VirtualService", exc)
     out.sort(key=lambda v: (v.created, v.ref.name, v.ref.namespace))
-    return out
+    return out, notes
 
 
 def _shape_problem(raw: RawObjects, obj: Mapping[str, Any], kind: str, exc: ShapeError) -> None:
@@ -613,7 +626,7 @@ def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
 
 def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Inventory:
     servers = parse_servers(raw)
-    vss = parse_virtual_services(raw)
+    vss, merge_notes = parse_virtual_services(raw, settings)
     workloads = WorkloadIndex(raw, settings)
     ports = PortIndex(raw.services, raw.default_namespace, workloads.named_ports)
     known_ports = service_ports(raw.services, raw.default_namespace)
@@ -623,7 +636,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
         for gw in vs.gateways:
             vs_by_gateway[gw].append(vs)
 
-    notes = list(raw.notes) + _parse(raw)[1].notes
+    notes = list(raw.notes) + _parse(raw)[1].notes + merge_notes
     by_listener: Dict[Listener, List[Server]] = defaultdict(list)
     unbound: List[str] = []
     portless: Set[str] = set()
@@ -660,6 +673,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
     unprogrammed: Set[str] = set()
     drafts: List[Dict[str, Any]] = []
     skipped_tls: List[str] = []
+    unchained: List[str] = []
     for listener, members in by_listener.items():
         known: Dict[str, Server] = {}
         tls_taken: Set[str] = set()  # SNI names TLS routes took on this listener
@@ -693,6 +707,12 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
             sni: Optional[Tuple[str, ...]] = ()
             if server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain and routed:
                 sni = _tls_route_sni(server, vs_by_gateway, tls_taken, skipped_tls)
+            elif server.sni_chain and not server.http_routed and server.tls_mode.terminates and routed \
+                    and not has_tcp_chain(server, vs_by_gateway.get(server.ref.gateway.key, ()),
+                                          settings.tls_routes_terminated):
+                sni = None  # "listener missed network filter": no chain
+                unchained.append(f"{server.ref}: TLS terminated with no TCP route, so istiod builds no filter "
+                                 "chain (its names reach other chains, or none)")
             drafts.append(dict(server=server, listener=listener, dropped_for=dropped, chained=sni is not None,
                                sni=sni or (),
                                credentials=creds, certificates=tuple(certs), cert_status=status,
@@ -724,6 +744,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
 
     notes += sorted(unprogrammed)
     notes += skipped_tls
+    notes += sorted(set(unchained))
     if any(p.coverage_inferred for p in placements):
         reasons = sorted({p.cert_status.value for p in placements if p.coverage_inferred})
         notes.append("certificate contents not inspected for some servers (" + ", ".join(reasons)

@@ -191,6 +191,13 @@ class Server:
                 and self.tls_mode.terminates)
 
     @property
+    def terminated_here(self) -> bool:
+        """The gateway terminates TLS on its chain and presents its certificate, HTTP-routed or
+        not: a TLS server terminated, then TCP, advertises h2 too (BuildListenerTLSContext gives
+        SIMPLE and MUTUAL the HTTP ALPN), so a browser pools on it like on an HTTPS one."""
+        return self.sni_chain and self.tls_mode is not None and self.tls_mode.terminates
+
+    @property
     def sni_chain(self) -> bool:
         """The server gets its own SNI-matched filter chain on the TLS listener."""
         return self.tls_mode is not None and self.protocol in ("HTTPS", "TLS")

@@ -20,10 +20,12 @@ What it follows (paths under istio/istio `pilot/pkg/config/kube/`):
   kube-gateway.yaml): a managed Gateway's Deployment and Service `<name>-istio`, pods labelled
   `gateway.networking.k8s.io/gateway-name`, one Service port per listener port, no targetPort;
 - gateway/conversion.go referenceAllowed, hostnameAllowedByIsolation, extractParentReferenceInfo
-  and gateway/route_collections.go HTTPRouteCollection / TLSRouteCollection: one
-  VirtualService per (admitted listener, route hostname), its routes named
-  `<ns>.<name>.<rule>` (convertHTTPRoute), a TLS route matched on the hostnames narrowed to
-  the listener's (constrainTLSRoutesToListenerHost).
+  and gateway/route_collections.go HTTPRouteCollection / GRPCRouteCollection / TLSRouteCollection:
+  one VirtualService per (admitted listener, route hostname), its routes named
+  `<ns>.<name>.<rule>` (convertHTTPRoute, convertGRPCRoute), those of all HTTPRoutes and
+  GRPCRoutes there merged oldest first and put in precedence order (mergeHTTPRoutes,
+  sortHTTPRoutes); a TLS route matched on the hostnames narrowed to the listener's
+  (constrainTLSRoutesToListenerHost).
 """
 from __future__ import annotations
 
@@ -155,8 +157,7 @@ def istio_objects(docs: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                         "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}}}})
             out.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{name}-istio", "namespace": ns},
                         "spec": {"selector": labels, "ports": [{"name": f"p{p}", "port": p} for p in sorted(set(ports))]}})
-    for route in by_kind.get("HTTPRoute", []):
-        out += _http_route(route, parents)
+    out += _http_routes(by_kind.get("HTTPRoute", []) + by_kind.get("GRPCRoute", []), parents)
     for route in by_kind.get("TLSRoute", []):
         out += _tls_route(route, parents)
     return out
@@ -249,7 +250,8 @@ def _candidates(route: Dict[str, Any], parents: Dict[Tuple[str, str, str], List[
                 continue
             ok = any(_matches(h.split("/", 1)[1], rh) and h.split("/", 1)[0] in ("*", _ns(route))
                      for rh in hostnames for h in lst.server["hosts"])
-            allowed = {"HTTP": ["HTTPRoute"], "HTTPS": ["HTTPRoute"], "TLS": ["TLSRoute"]}.get(lst.protocol, [])
+            allowed = {"HTTP": ["HTTPRoute", "GRPCRoute"], "HTTPS": ["HTTPRoute", "GRPCRoute"],
+                       "TLS": ["TLSRoute"]}.get(lst.protocol, [])
             wanted = [k.get("kind") for k in (lst.raw.get("allowedRoutes") or {}).get("kinds") or []]
             if ok and kind in allowed and (not wanted or kind in wanted):
                 yield lst, listeners
@@ -266,23 +268,55 @@ def _isolated(lst: _Listener, siblings: List[_Listener], host: str) -> bool:
     return any(len(ours) <= len(b) and _subset(host, b) for b in banned)
 
 
+def _typed_strings(items: Any) -> Dict[str, Dict[str, str]]:
+    # createHeadersMatch, createQueryParamsMatch, createGRPCHeadersMatch: Exact unless RegularExpression
+    return {i["name"]: ({"regex": i["value"]} if i.get("type") == "RegularExpression" else {"exact": i["value"]})
+            for i in items or []}
+
+
 def _http_match(m: Dict[str, Any]) -> Dict[str, Any]:
-    path = m.get("path") or {"type": "PathPrefix", "value": "/"}
-    key = {"Exact": "exact", "PathPrefix": "prefix", "RegularExpression": "regex"}[path.get("type", "PathPrefix")]
-    out: Dict[str, Any] = {"uri": {key: path.get("value", "/")}}
-    if m.get("headers"):
-        out["headers"] = {h["name"]: {"exact": h["value"]} for h in m["headers"]}
-    if m.get("queryParams"):
-        out["queryParams"] = {q["name"]: {"exact": q["value"]} for q in m["queryParams"]}
+    # createURIMatch: PathPrefix (the CRD's default) drops one trailing slash, `/` alone kept
+    path = m.get("path") or {}
+    value = path.get("value", "/")
+    kind = path.get("type", "PathPrefix")
+    if kind == "PathPrefix" and value != "/" and value[-1] == "/":
+        value = value[:-1]
+    out: Dict[str, Any] = {"uri": {{"Exact": "exact", "PathPrefix": "prefix", "RegularExpression": "regex"}[kind]: value}}
+    for field, key in (("headers", "headers"), ("queryParams", "queryParams")):
+        if m.get(field):
+            out[key] = _typed_strings(m[field])
     if m.get("method"):
         out["method"] = {"exact": m["method"]}
     return out
 
 
-def _http_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
-    spec = route.get("spec") or {}
-    http = []
-    for n, rule in enumerate(spec.get("rules") or []):
+def _grpc_match(m: Dict[str, Any]) -> Dict[str, Any]:
+    # createGRPCURIMatch: `/<service>/<method>` spelled as a path; createGRPCHeadersMatch
+    out: Dict[str, Any] = {}
+    method = m.get("method")
+    if method:
+        svc, name = method.get("service"), method.get("method")
+        if method.get("type") == "RegularExpression":
+            out["uri"] = {"regex": f"/{svc}/.+" if name is None else f"/[^/]+/{name}" if svc is None
+                          else f"/{svc}/{name}"}
+        elif name is None:
+            out["uri"] = {"prefix": f"/{svc}/"}
+        elif svc is None:
+            out["uri"] = {"regex": f"/[^/]+/{name}"}
+        else:
+            out["uri"] = {"exact": f"/{svc}/{name}"}
+    if m.get("headers"):
+        out["headers"] = _typed_strings(m["headers"])
+    return out
+
+
+def _route_entries(route: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """HTTPRouteCollection / GRPCRouteCollection: each rule split into one route per match (an
+    HTTPRoute rule without matches has the CRD's default one, PathPrefix `/`; a GRPCRoute's has
+    none), each named `<ns>.<name>.<rule>`."""
+    grpc = route["kind"] == "GRPCRoute"
+    entries = []
+    for n, rule in enumerate((route.get("spec") or {}).get("rules") or []):
         # conversion.go buildHTTPDestination: a Service backendRef is `name.ns.svc.<domain>` on its
         # port, of weight 1 unless given; with no weight above 0, the specification's 500
         dests = [{"destination": dict({"host": f"{b['name']}.{b.get('namespace', _ns(route))}.svc.cluster.local"},
@@ -290,23 +324,79 @@ def _http_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
                   "weight": b.get("weight", 1)} for b in rule.get("backendRefs") or []]
         action: Dict[str, Any] = ({"route": dests} if any(d["weight"] for d in dests)
                                   else {"directResponse": {"status": 500}})
-        for m in rule.get("matches") or [None]:
+        matches = rule.get("matches") or ([None] if grpc else [{"path": {"type": "PathPrefix", "value": "/"}}])
+        for m in matches:
             entry: Dict[str, Any] = dict({"name": f"{_ns(route)}.{_m(route)['name']}.{n}"}, **action)
             if m is not None:
-                entry["match"] = [_http_match(m)]
-            http.append(entry)
-    out, seen = [], set()
-    for lst, siblings in _candidates(route, parents, "HTTPRoute"):
-        for h in spec.get("hostnames") or ["*"]:
-            if _isolated(lst, siblings, h) or (lst.internal, h) in seen:
-                continue
-            seen.add((lst.internal, h))
-            out.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {
-                # mergeHTTPRoutes names it by its key, `/` spelled `~` (istiod's order reads it)
-                "name": f"{lst.internal}/{h}".replace("/", "~"), "namespace": _ns(route),
-                "annotations": {"internal.istio.io/route-semantics": "gateway"},
-                "creationTimestamp": _m(route).get("creationTimestamp")},
-                "spec": {"hosts": [h], "gateways": [lst.internal], "http": http}})
+                entry["match"] = [_grpc_match(m) if grpc else _http_match(m)]
+            entries.append(entry)
+    return entries
+
+
+def _before(r1: Dict[str, Any], r2: Dict[str, Any]) -> bool:
+    """sortHTTPRoutes' less(i, j), as written there (match[0] only: one match per route)."""
+    if not r1.get("match"):
+        return False
+    if not r2.get("match"):
+        return True
+    m1, m2 = r1["match"][0], r2["match"][0]
+
+    def rank(m):
+        uri = m.get("uri") or {}
+        return 3 if "exact" in uri else 2 if "prefix" in uri else 1 if "regex" in uri else -1
+
+    def length(m):
+        return len(next(iter((m.get("uri") or {"": ""}).values())))
+
+    if rank(m1) != rank(m2):
+        return rank(m1) > rank(m2)
+    if length(m1) != length(m2):
+        return length(m1) > length(m2)
+    if ("method" in m1) != ("method" in m2):
+        return "method" in m1
+    if len(m1.get("headers") or {}) != len(m2.get("headers") or {}):
+        return len(m1.get("headers") or {}) > len(m2.get("headers") or {})
+    return len(m1.get("queryParams") or {}) > len(m2.get("queryParams") or {})
+
+
+def _stable_sorted(routes: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """sort.SliceStable with `_before`: an insertion sort, which is stable."""
+    out: List[Dict[str, Any]] = []
+    for r in routes:
+        i = len(out)
+        while i > 0 and _before(r, out[i - 1]):
+            i -= 1
+        out.insert(i, r)
+    return out
+
+
+def _http_routes(routes: List[Dict[str, Any]], parents) -> List[Dict[str, Any]]:
+    """One VirtualService per (admitted listener, hostname) for all the HTTPRoutes and
+    GRPCRoutes there (controller.go joins both kinds before mergeHTTPRoutes, from 1.30): the
+    routes of the oldest (creation, namespace, name) first, then sortHTTPRoutes."""
+    keyed: Dict[Tuple[str, str], List[Tuple[Tuple[str, str, str], Dict[str, Any], List[Dict[str, Any]]]]] = {}
+    for route in routes:
+        spec = route.get("spec") or {}
+        entries = _stable_sorted(_route_entries(route))
+        done = set()
+        for lst, siblings in _candidates(route, parents, route["kind"]):
+            for h in spec.get("hostnames") or ["*"]:
+                if _isolated(lst, siblings, h) or (lst.internal, h) in done:
+                    continue
+                done.add((lst.internal, h))
+                age = (str(_m(route).get("creationTimestamp") or ""), _ns(route), _m(route)["name"])
+                keyed.setdefault((lst.internal, h), []).append((age, route, entries))
+    out = []
+    for (internal, h), found in keyed.items():
+        found.sort(key=lambda f: f[0])
+        base = found[0][1]
+        out.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {
+            # named by its key, `/` spelled `~` (istiod's order reads it)
+            "name": f"{internal}/{h}".replace("/", "~"), "namespace": _ns(base),
+            "annotations": {"internal.istio.io/route-semantics": "gateway"},
+            "creationTimestamp": _m(base).get("creationTimestamp")},
+            "spec": {"hosts": [h], "gateways": [internal],
+                     "http": _stable_sorted([e for _, _, entries in found for e in entries])}})
     return out
 
 
@@ -328,7 +418,8 @@ def _tls_route(route: Dict[str, Any], parents) -> List[Dict[str, Any]]:
         for h in hosts:
             out.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {
                 "name": f"{_m(route)['name']}-tls-{lst.internal}-{h}".replace("/", "-").replace("*", "wild"),
-                "namespace": _ns(route), "creationTimestamp": _m(route).get("creationTimestamp")},
+                "namespace": _ns(route), "creationTimestamp": _m(route).get("creationTimestamp"),
+                "annotations": {"internal.istio.io/parents": f"TLSRoute/{_m(route)['name']}.{_ns(route)}"}},
                 "spec": {"hosts": [h], "gateways": [lst.internal],
                          "tls": [{"match": [{"sniHosts": hosts}], "route": [{"destination": {"host": "backend"}}]}]}})
     return out

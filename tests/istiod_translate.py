@@ -438,6 +438,16 @@ def _tls(*pairs: Tuple[str, str]) -> Dict[str, Any]:
                              for cert, key in pairs]}}}
 
 
+def _bound(gw_ref: str, server: Dict[str, Any], vss: Sequence[Dict[str, Any]]):
+    """The VirtualServices bound to the Gateway whose hosts meet the server's
+    (pickMatchingGatewayHosts), oldest first, with their specs."""
+    for vs in sorted(vss, key=_order):
+        spec = vs.get("spec") or {}
+        if gw_ref in _gateway_refs(vs, spec.get("gateways") or ["mesh"]) and \
+                _intersection(_for_namespace(server["hosts"], _ns(vs)), spec.get("hosts") or []):
+            yield vs, spec
+
+
 class Translation:
     """The Envoy bootstrap for every proxy of the manifests; `ports[(proxy name, bound port)]`."""
 
@@ -561,6 +571,9 @@ class Translation:
                     taken = passthrough_sni.setdefault(port, set())
                     chains.setdefault(port, []).extend(self._passthrough_chains(gw_ref, i, server, vss, taken))
                     continue
+                tcp = protocol == "TLS"  # terminated here, then TCP: createGatewayTCPFilterChainOpts
+                if tcp and not self._tcp_routed(gw_ref, server, vss):
+                    continue  # "listener missed network filter": no chain
                 sni = sorted({h.split("/", 1)[-1] for h in server["hosts"]})
                 chain: Dict[str, Any] = {"name": f"{gw_ref}[{i}]"}
                 if "*" not in sni:
@@ -570,6 +583,9 @@ class Translation:
                     # istiod keeps the chain, but its certificate never arrives over SDS: Envoy
                     # ends every handshake on it (here: a TCP proxy to a port nobody listens on)
                     chain["filters"] = [self._dead_end()]
+                elif tcp:
+                    chain["transport_socket"] = _tls(*[self._secret_files(secret) for secret in named])
+                    chain["filters"] = [self._plain_upstream(f"{gw_ref}[{i}]")]
                 else:
                     chain["transport_socket"] = _tls(*[self._secret_files(secret) for secret in named])
                     name = f"https.{server['port']['number']}.{server['port']['name']}.{_meta(gw)['name']}.{_ns(gw)}"
@@ -620,12 +636,7 @@ class Translation:
         the match's sniHosts; a match repeating an SNI already taken on the port is skipped
         (CheckDuplicates); no route, no chain."""
         out = []
-        for vs in sorted(vss, key=_order):
-            spec = vs.get("spec") or {}
-            if gw_ref not in _gateway_refs(vs, spec.get("gateways") or ["mesh"]):
-                continue
-            if not _intersection(_for_namespace(server["hosts"], _ns(vs)), spec.get("hosts") or []):
-                continue
+        for vs, spec in _bound(gw_ref, server, vss):
             for j, tls_route in enumerate(spec.get("tls") or []):
                 if not tls_route.get("route"):
                     continue
@@ -644,6 +655,37 @@ class Translation:
                         chain["filter_chain_match"] = {"server_names": sorted(sni)}
                     out.append(chain)
         return out
+
+    @staticmethod
+    def _tcp_routed(gw_ref: str, server: Dict[str, Any], vss: Sequence[Dict[str, Any]]) -> bool:
+        """buildGatewayNetworkFiltersFromTCPRoutes finds a route: a bound VirtualService whose hosts
+        meet the server's with a `tcp` route matching (no match, or one of the server's port and
+        Gateway), or (1.30 on) one made of a TLSRoute with such a `tls` match."""
+        def l4(match: Dict[str, Any], vs: Dict[str, Any]) -> bool:
+            return match.get("port") in (None, 0, server["port"]["number"]) and (
+                not match.get("gateways") or gw_ref in _gateway_refs(vs, match["gateways"]))
+
+        for vs, spec in _bound(gw_ref, server, vss):
+            for tcp in spec.get("tcp") or []:
+                if tcp.get("route") and (not tcp.get("match") or any(l4(m, vs) for m in tcp["match"])):
+                    return True
+            parents = (_meta(vs).get("annotations") or {}).get("internal.istio.io/parents", "")
+            if parents.startswith("TLSRoute/") and any(l4(m, vs) for t in spec.get("tls") or []
+                                                       for m in t.get("match") or []):
+                return True
+        return False
+
+    def _plain_upstream(self, chain: str) -> Dict[str, Any]:
+        """A TCP proxy to a plain-text HTTP upstream answering every request 200, naming the
+        chain and itself as the backend (the gateway terminated TLS; what follows is bytes)."""
+        up = free_port()
+        header = [{"header": {"key": CHAIN_HEADER, "value": chain}},
+                  {"header": {"key": BACKEND_HEADER, "value": f"upstream of {chain}"}}]
+        self.listeners.append({"name": f"upstream-tcp-{up}", "address": _addr(up), "filter_chains": [{
+            "filters": [_hcm({"name": "up", "response_headers_to_add": header, "virtual_hosts": [
+                {"name": "all", "domains": ["*"], "routes": [
+                    {"match": {"prefix": "/"}, "direct_response": {"status": 200}}]}]})]}]})
+        return self._tcp_proxy("tcp", up)
 
     def _passthrough(self, name: str, sni: Sequence[str] = ()) -> Dict[str, Any]:
         up = free_port()

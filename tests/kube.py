@@ -18,7 +18,7 @@ from emulator.server import Emulator
 
 PLURALS = {"Namespace": "namespaces", "Pod": "pods", "Service": "services", "Secret": "secrets",
            "Deployment": "deployments", "Gateway": "gateways", "VirtualService": "virtualservices",
-           "EnvoyFilter": "envoyfilters", "HTTPRoute": "httproutes", "TLSRoute": "tlsroutes",
+           "EnvoyFilter": "envoyfilters", "HTTPRoute": "httproutes", "GRPCRoute": "grpcroutes", "TLSRoute": "tlsroutes",
            "ReferenceGrant": "referencegrants", "ListenerSet": "listenersets", "GatewayClass": "gatewayclasses"}
 GATEWAY_API = "gateway.networking.k8s.io/"
 REAL = os.environ.get("GWDUP_TEST_KUBECONFIG", "")

@@ -24,7 +24,7 @@ from test_mitigations import judge_methods
 
 SCENARIOS = ["seed_routed", "wildcard_host_misrouted", "catch_all_host", "multi_label_wildcard", "one_gateway_two_servers",
              "passthrough_swallowed", "mutual", "same_vs_both_gateways", "case_insensitive_sni", "own_route_404",
-             "wildcard_cert_direction", "own_unrouted_under_san_wildcard"]
+             "wildcard_cert_direction", "own_unrouted_under_san_wildcard", "tls_terminated_tcp"]
 
 
 def scenario_docs_with_keys(name: str, scenario_files, certs) -> List[dict]:
@@ -55,7 +55,7 @@ def test_each_method_on_the_scenarios_through_istiods_rules(name, scenario_files
     direct traffic and reuse inside a chain untouched."""
     docs = scenario_docs_with_keys(name, scenario_files, certs)
     answered = judge_methods(docs, scenario_names(docs), certs)
-    if name in ("seed_routed", "wildcard_host_misrouted", "own_unrouted_under_san_wildcard"):
+    if name in ("seed_routed", "wildcard_host_misrouted", "own_unrouted_under_san_wildcard", "tls_terminated_tcp"):
         assert answered[Method421.VHOST] and answered[Method421.LUA] and answered[Method421.HTTP1]
 
 

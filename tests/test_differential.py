@@ -34,7 +34,9 @@ from kubectl_gwdup.inventory import build_inventory
 from kubectl_gwdup.model import Input
 from kubectl_gwdup.sources.files import load_files
 
-HOSTS = ["a.ex.com", "b.ex.com", "c.ex.com", "a.ex.com", "b.ex.com", "c.ex.com", "*.ex.com", "x.b.ex.com", "*"]
+# the last two bind only VirtualServices of one namespace: ns1's, or the Gateway's own (`./`)
+HOSTS = ["a.ex.com", "b.ex.com", "c.ex.com", "a.ex.com", "b.ex.com", "c.ex.com", "*.ex.com", "x.b.ex.com", "*",
+         "ns1/c.ex.com", "./b.ex.com"]
 VS_HOSTS = ["a.ex.com", "b.ex.com", "c.ex.com", "*.ex.com", "x.b.ex.com"]
 SANS = [("a.ex.com", "b.ex.com", "c.ex.com"), ("*.ex.com",), ("a.ex.com", "b.ex.com"), ("a.ex.com",),
         ("b.ex.com", "c.ex.com"), ("*.ex.com", "x.b.ex.com"), ("c.ex.com", "*.b.ex.com")]
@@ -66,14 +68,15 @@ PROBES = {"api_only": ["/api", "/api/x", "/apix", "/Api/x"], "api_then_all": ["/
           "exact_and_prefix": ["/login", "/login/x", "/static/a", "/static"], "all_then_api": ["/api/x"],
           "api_any_case": ["/api", "/Api/x", "/apix", "/API"], "api": ["/api", "/api/", "/api/x", "/apix"],
           "api_slash": ["/api", "/api/x", "/apix"], "exact_login": ["/login", "/login/"],
-          "api_docs": ["/api", "/api/x", "/api-docs", "/api-docs/x"]}
+          "api_docs": ["/api", "/api/x", "/api-docs", "/api-docs/x"],
+          "api_v2": ["/api/v2", "/api/v2/x", "/api/x", "/api/v2x"], "regex_api": ["/api/x", "/api", "/apix/y"], "grpc_svc": ["/pkg.Svc/Get", "/pkg.Svcx/Get"]}
 Probe = Tuple[str, Tuple[Tuple[str, str], ...]]  # path, headers
 
 
 def probes(docs: List[dict]) -> List[Probe]:
     """The requests to send for every pair of names: `/` and a path nobody routes, and those
     that tell apart the route matches drawn (a draw without matches sends `/` alone)."""
-    kinds = {d["metadata"].get("annotations", {}).get("gwdup-test/routing") for d in docs}
+    kinds = {(d["metadata"].get("annotations") or {}).get("gwdup-test/routing") for d in docs}
     paths = ["/"] + sorted({p for k in kinds if k in PROBES for p in PROBES[k]})
     if len(paths) > 1:
         paths.append("/zz-unrouted")
@@ -98,6 +101,7 @@ _sparse = st.fixed_dictionaries({
     "gateways": st.lists(st.fixed_dictionaries({
         "ns": st.sampled_from(["ns0", "ns1"]), "proxy": st.sampled_from([0, 0, 0, 1]),
         "mode": st.sampled_from(["SIMPLE"] * 5 + ["PASSTHROUGH"]),
+        "alt_port": st.sampled_from([False] * 4 + [True]),  # a second server, on port 9443
         "hosts": st.lists(st.sampled_from(HOSTS), min_size=1, max_size=2, unique=True),
         "credential": st.sampled_from([0, 0, 0, 1, 2]),  # one certificate on several servers, mostly
         # its own VirtualService: routes for its hosts, TLS routes only (a 404 on HTTPS servers,
@@ -127,8 +131,8 @@ def _dense(drawn: tuple) -> dict:
     gateways = []
     for i, g in enumerate(spec["gateways"]):
         own = OWN[order[i]]
-        gateways.append(dict(g, hosts=[own] + [h for h in g["hosts"] if h != own][:extra[i]],
-                             credential=credentials[i]))
+        more = ["*"] if order[i] == 0 else [h for h in g["hosts"] if h != own]  # `*`: a chain for every name
+        gateways.append(dict(g, hosts=[own] + more[:extra[i]], credential=credentials[i]))
     return dict(spec, gateways=gateways, secrets=[first_sans] + spec["secrets"][1:], missing=missing)
 
 
@@ -151,7 +155,8 @@ def manifests(spec: dict, certs) -> List[dict]:
         if i == 0:
             target = "https" if spec["named_port"] else 8443
             docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
-                         "spec": {"selector": labels, "ports": [{"name": "https", "port": 443, "targetPort": target}]}})
+                         "spec": {"selector": labels, "ports": [{"name": "https", "port": 443, "targetPort": target},
+                                                                {"name": "https-alt", "port": 9443, "targetPort": 9444}]}})
             if spec["pod_listed"]:
                 pod = {"name": f"{name}-5d8f-x1", "namespace": ns, "labels": dict(labels, **{"pod-template-hash": "5d8f"})}
                 if spec["pod_owned"]:
@@ -173,15 +178,16 @@ def manifests(spec: dict, certs) -> List[dict]:
     for i, g in enumerate(spec["gateways"]):
         passthrough = g["mode"] == "PASSTHROUGH"
         tls = {"mode": g["mode"]} if passthrough else {"mode": "SIMPLE", "credentialName": f"c{g['credential']}"}
+        servers = [{"port": {"number": port, "name": ("tls" if passthrough else "https") + suffix,
+                             "protocol": "TLS" if passthrough else "HTTPS"}, "hosts": g["hosts"], "tls": tls}
+                   for port, suffix in [(443, "")] + ([(9443, "-alt")] if g.get("alt_port") else [])]
         docs.append({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
                      "metadata": {"name": f"g{i}", "namespace": g["ns"],
                                   "creationTimestamp": f"2024-01-0{spec['ages'][i] + 1}T00:00:00Z"},
-                     "spec": {"selector": {"istio": PROXIES[g["proxy"]][1]}, "servers": [{
-                         "port": {"number": 443, "name": "tls" if passthrough else "https",
-                                  "protocol": "TLS" if passthrough else "HTTPS"},
-                         "hosts": g["hosts"], "tls": tls}]}})
+                     "spec": {"selector": {"istio": PROXIES[g["proxy"]][1]}, "servers": servers}})
     gws = spec["gateways"]
-    own = [{"ns": g["ns"], "hosts": [h for h in g["hosts"] if h != "*"] or ["zz.ex.com"], "gateways": [i],
+    own = [{"ns": g["ns"], "hosts": list(dict.fromkeys(h.split("/")[-1] for h in g["hosts"] if h != "*")) or ["zz.ex.com"],
+            "gateways": [i],
             "kind": g["routes"], "routing": g["routing"], "backend": g["backend"]}
            for i, g in enumerate(gws) if g["routes"] != "none"]
     for j, v in enumerate(own + spec["vss"]):
@@ -193,7 +199,7 @@ def manifests(spec: dict, certs) -> List[dict]:
             annotations["gwdup-test/routing"] = v["routing"]
         else:  # TLS routes only: passthrough chains come from these; on HTTPS servers, no route
             sni = [h for h in v["hosts"] if h != "*"]
-            body["tls"] = [{"match": [{"sniHosts": sni, "port": 443}],
+            body["tls"] = [{"match": [{"sniHosts": sni}],
                             "route": [{"destination": {"host": f"vs{j}.{v['ns']}.svc.cluster.local"}}]}]
         docs.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
                      "metadata": {"name": f"vs{j}", "namespace": v["ns"], "annotations": annotations,
@@ -205,7 +211,7 @@ def names_of(docs: List[dict]) -> List[str]:
     names = set(EXTRA)
     for d in docs:
         if d["kind"] == "Gateway":
-            names.update(h for s in d["spec"]["servers"] for h in s["hosts"] if not h.startswith("*"))
+            names.update(h.split("/")[-1] for s in d["spec"]["servers"] for h in s["hosts"] if not h.startswith("*"))
     names.update(s for sans in SANS for s in sans if not s.startswith("*"))
     return sorted(names)
 
@@ -399,7 +405,10 @@ _gateway_api_sparse = st.fixed_dictionaries({
             "credential": st.sampled_from([0, 0, 1, 2]),
             "cross": st.sampled_from([False, False, True]),  # the Secret in namespace certs
             "passthrough": st.sampled_from([False] * 5 + [True]),
-            "namespaces": st.sampled_from(NAMESPACE_MODES)}), min_size=1, max_size=3)}), min_size=1, max_size=3),
+            # protocol TLS, mode Terminate: TLSRoutes behind a terminating chain (tls-terminate.yaml)
+            "tcp": st.sampled_from([False] * 11 + [True]),
+            "namespaces": st.sampled_from(NAMESPACE_MODES)}), min_size=1, max_size=3),
+        "class": st.sampled_from(["istio"] * 19 + ["other"])}), min_size=1, max_size=3),
     "secrets": st.lists(st.integers(0, len(SANS) - 1), min_size=3, max_size=3),
     "missing": st.lists(st.sampled_from([False, False, False, True]), min_size=3, max_size=3),
     "grant": st.booleans(),
@@ -410,7 +419,7 @@ _gateway_api_sparse = st.fixed_dictionaries({
         "hostnames": st.lists(st.sampled_from(ROUTE_HOSTNAMES), max_size=2, unique=True),
         # a PathPrefix (with a trailing slash or not: whole segments either way), an Exact path, or
         # none; the backend its own Service, or one Service of its namespace many routes share
-        "match": st.sampled_from([None, None, None, "api", "api_slash", "exact_login"]),
+        "match": st.sampled_from([None, None, None, "api", "api_slash", "exact_login", "regex_api"]),
         "shared": st.sampled_from([False, False, True])}), max_size=5),
 })
 
@@ -423,7 +432,7 @@ GW_OWN = ["a.ex.com", "b.ex.com", "*.ex.com", "c.ex.com", "x.b.ex.com", "*.b.ex.
 
 
 def _dense_gateway_api(drawn: tuple) -> dict:
-    spec, order, first_sans, second, manual, missing, legacy = drawn
+    spec, order, first_sans, second, manual, missing, legacy, ls_on, on_managed = drawn
     gateways, k = [], 0
     for i, g in enumerate(spec["gateways"]):
         listeners = list(g["listeners"])
@@ -433,28 +442,48 @@ def _dense_gateway_api(drawn: tuple) -> dict:
         for j, lst in enumerate(listeners):
             if lst["hostname"] or k < 2:
                 lst = dict(lst, hostname=GW_OWN[order[k % len(GW_OWN)]])
-            named.append(dict(lst, credential=0, cross=False) if j < 2 else lst)  # mostly one certificate
+            # mostly one certificate, the second listener's now and then from namespace certs
+            own_cert = j == 1 and order[i] % 3 == 0  # now and then, one of its own (which may be missing)
+            named.append(dict(lst, credential=lst["credential"] if own_cert else 0, cross=lst["cross"] and j == 1)
+                         if j < 2 else lst)
             k += 1
         gateways.append(dict(g, listeners=named, manual=g["manual"] or manual[i]))
-    # each Gateway's own route: a path match one time in two (what decides an outcome per request)
-    routes = list(spec["routes"]) + [{"gateway": i, "section": None, "other_namespace": False, "hostnames": [],
-                                      "match": [None, "api", None, "api_slash", None, "exact_login"][order[i] % 6],
-                                      "shared": order[i] % 3 == 0}
-                                     for i in range(len(gateways))]
+    # each Gateway's own route: a path match one time in two (what decides an outcome per request),
+    # a GRPCRoute one time in three; and for some, a later route of a longer prefix or a header
+    # on the same listeners (istiod puts routes in precedence order, not in the order written)
+    routes = list(spec["routes"])
+    for i in range(len(gateways)):
+        grpc = order[i] % 3 == 2
+        match = [None, "api", None, "api_slash", None, "exact_login"][order[i] % 6]
+        routes.append({"gateway": i, "section": None, "other_namespace": False, "hostnames": [],
+                       "kind": "GRPCRoute" if grpc else "HTTPRoute", "match": ("grpc_svc" if match else None) if grpc
+                       else match, "shared": order[i] % 3 == 0})
+        if order[i] % 2 == 1:
+            routes.append({"gateway": i, "section": None, "other_namespace": False, "hostnames": [],
+                           "match": "api_v2" if order[i] % 4 == 1 else "canary", "shared": False})
+    listener_set = None
+    if ls_on is not None and ls_on < len(gateways):
+        # its own hostname, or one time in three its Gateway's first listener's (a conflict: dropped)
+        own = gateways[ls_on]["listeners"][0]["hostname"] if order[0] % 3 == 0 else None
+        listener_set = {"gateway": ls_on, "hostname": own or GW_OWN[order[5]], "credential": 0}
     return dict(spec, gateways=gateways, secrets=[first_sans] + spec["secrets"][1:], routes=routes, missing=missing,
-                istio_gateway=spec["istio_gateway"] if legacy else None)
+                istio_gateway=spec["istio_gateway"] if legacy or on_managed else None, listener_set=listener_set,
+                legacy_on_managed=on_managed and not gateways[0]["manual"])
 
 
 _listener = st.fixed_dictionaries({
     "hostname": st.sampled_from(GW_HOSTNAMES), "credential": st.sampled_from([0, 0, 0, 1]),
     "cross": st.sampled_from([False, False, False, True]), "passthrough": st.sampled_from([False] * 7 + [True]),
+    "tcp": st.sampled_from([False] * 11 + [True]),
     "namespaces": st.sampled_from(NAMESPACE_MODES)})
 gateway_api_inventories = st.tuples(
     _gateway_api_sparse, st.permutations(range(len(GW_OWN))), st.sampled_from([1, 1, 5, 0]),
     st.lists(st.one_of(_listener, _listener, st.none()), min_size=3, max_size=3),
     st.lists(st.sampled_from([False, True]), min_size=3, max_size=3),
     st.lists(st.sampled_from([False] * 4 + [True]), min_size=2, max_size=2).map(lambda m: [False] + m),
-    st.sampled_from([False, False, True])).map(_dense_gateway_api)
+    st.sampled_from([False, False, True]),
+    st.sampled_from([None, None, 0, 1]),  # a ListenerSet joins that Gateway
+    st.sampled_from([False, True])).map(_dense_gateway_api)  # the Istio Gateway on g0's own pods
 
 
 def gateway_api_manifests(spec: dict, certs) -> List[dict]:
@@ -488,7 +517,9 @@ def gateway_api_manifests(spec: dict, certs) -> List[dict]:
         ns = "istio-system" if g["manual"] else "apps"
         listeners = []
         for j, lst in enumerate(g["listeners"]):
-            entry: dict = {"name": f"l{j}", "port": 443, "protocol": "TLS" if lst["passthrough"] else "HTTPS"}
+            tcp = lst.get("tcp") and not lst["passthrough"]
+            entry: dict = {"name": f"l{j}", "port": 443,
+                           "protocol": "TLS" if lst["passthrough"] or tcp else "HTTPS"}
             if lst["hostname"]:
                 entry["hostname"] = lst["hostname"]
             if lst["passthrough"]:
@@ -501,16 +532,35 @@ def gateway_api_manifests(spec: dict, certs) -> List[dict]:
             if lst["namespaces"] != "Same":
                 entry["allowedRoutes"] = {"namespaces": ALLOWED[lst["namespaces"]]}
             listeners.append(entry)
-        body: dict = {"gatewayClassName": "istio", "listeners": listeners}
+        body: dict = {"gatewayClassName": g.get("class", "istio"), "listeners": listeners}
+        ls = spec.get("listener_set")
+        if ls and ls["gateway"] == i:
+            body["allowedListeners"] = {"namespaces": {"from": "Same"}}
+            docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "ListenerSet",
+                         "metadata": {"name": "ls0", "namespace": ns, "creationTimestamp": "2024-01-20T00:00:00Z"},
+                         "spec": {"parentRef": {"name": f"g{i}"}, "listeners": [
+                             {"name": "s0", "hostname": ls["hostname"], "port": 443, "protocol": "HTTPS",
+                              "tls": {"mode": "Terminate", "certificateRefs": [{"name": f"c{ls['credential']}"}]}}]}})
+            docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                         "metadata": {"name": "ls0", "namespace": ns, "creationTimestamp": "2024-01-21T00:00:00Z",
+                                      "annotations": {"gwdup-test/routing": "all"}},
+                         "spec": {"parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "ListenerSet",
+                                                  "name": "ls0"}],
+                                  "rules": [{"backendRefs": [{"name": "ls0", "port": 80}]}]}})
         if g["manual"]:
             body["addresses"] = [{"type": "Hostname", "value": "ingress"}]
         docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
                      "metadata": {"name": f"g{i}", "namespace": ns, "creationTimestamp": f"2024-01-0{i + 1}T00:00:00Z"},
                      "spec": body})
     if spec["istio_gateway"]:
+        selector = labels
+        if spec.get("legacy_on_managed"):  # g0's own pods, listed as a cluster lists them
+            selector = {"gateway.networking.k8s.io/gateway-name": "g0"}
+            docs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "g0-istio", "namespace": "apps"},
+                         "spec": {"selector": {"matchLabels": selector}, "template": {"metadata": {"labels": selector}}}})
         docs.append({"apiVersion": "networking.istio.io/v1", "kind": "Gateway",
                      "metadata": {"name": "legacy", "namespace": "istio-system", "creationTimestamp": "2023-12-01T00:00:00Z"},
-                     "spec": {"selector": labels, "servers": [{"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                     "spec": {"selector": selector, "servers": [{"port": {"number": 443, "name": "https", "protocol": "HTTPS"},
                                                                "hosts": spec["istio_gateway"],
                                                                "tls": {"mode": "SIMPLE", "credentialName": "c0"}}]}})
         docs.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
@@ -527,19 +577,27 @@ def gateway_api_manifests(spec: dict, certs) -> List[dict]:
         ref: dict = {"name": f"g{r['gateway']}", "namespace": gw_ns}
         if r["section"] is not None and r["section"] < len(g["listeners"]):
             ref["sectionName"] = f"l{r['section']}"
+        elif k % 3 == 1:
+            ref["port"] = 443
         rule: dict = {"backendRefs": [{"name": "shared" if r.get("shared") else f"r{k}", "port": 80}]}
-        match = {"api": {"type": "PathPrefix", "value": "/api"}, "api_slash": {"type": "PathPrefix", "value": "/api/"},
-                 "exact_login": {"type": "Exact", "value": "/login"}}.get(r.get("match") or "")
+        match = {"api": {"path": {"type": "PathPrefix", "value": "/api"}},
+                 "api_slash": {"path": {"type": "PathPrefix", "value": "/api/"}},
+                 "exact_login": {"path": {"type": "Exact", "value": "/login"}},
+                 "api_v2": {"path": {"type": "PathPrefix", "value": "/api/v2"}},
+                 "canary": {"headers": [{"name": "x-canary", "value": "1"}]},
+                 "grpc_svc": {"method": {"service": "pkg.Svc"}},
+                 "regex_api": {"path": {"type": "RegularExpression", "value": "/api/.*"}}}.get(r.get("match") or "")
         if match:
-            rule["matches"] = [{"path": match}]
+            rule["matches"] = [match]
         body = {"parentRefs": [ref], "rules": [rule]}
         if r["hostnames"]:
             body["hostnames"] = r["hostnames"]
-        docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                     "metadata": {"name": f"r{k}", "namespace": ns, "creationTimestamp": f"2024-02-0{k + 1}T00:00:00Z",
+        kind = r.get("kind", "HTTPRoute")
+        docs.append({"apiVersion": "gateway.networking.k8s.io/v1", "kind": kind,
+                     "metadata": {"name": f"r{k}", "namespace": ns, "creationTimestamp": f"2024-02-{k + 1:02d}T00:00:00Z",
                                   "annotations": {"gwdup-test/routing": r.get("match") or "all"}},
                      "spec": body})
-        if any(lst["passthrough"] for lst in g["listeners"]):
+        if any(lst["passthrough"] or lst.get("tcp") for lst in g["listeners"]):
             docs.append({"apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
                          "metadata": {"name": f"t{k}", "namespace": ns},
                          "spec": {"parentRefs": [ref], "hostnames": r["hostnames"] or ["c.ex.com"],

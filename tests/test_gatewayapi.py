@@ -201,7 +201,7 @@ def test_request_budget_gateway_api(cluster, certs, emulator_only) -> None:
     assert [q["labelSelector"] for q in pods if "gateway.networking.k8s.io" in q["labelSelector"][0]] == \
         [["gateway.networking.k8s.io/gateway-name"]]
     lists = [p for m, p, q in emulator_only.log if "/apis/gateway.networking.k8s.io/" in p and p.count("/") == 4]
-    assert len(lists) == len(set(lists)) == 6, lists
+    assert len(lists) == len(set(lists)) == 7, lists
 
 
 # --- GEP-3567 ------------------------------------------------------------------------------------

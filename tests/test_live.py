@@ -106,7 +106,8 @@ def test_request_budget_one_list_per_kind(cluster, certs, emulator_only) -> None
     gateway_api = sorted(p for p in lists if "gateway.networking.k8s.io" in p)
     assert gateway_api == ["/apis/gateway.networking.k8s.io", "/apis/gateway.networking.k8s.io/v1",
                            "/apis/gateway.networking.k8s.io/v1/gatewayclasses",
-                           "/apis/gateway.networking.k8s.io/v1/gateways", "/apis/gateway.networking.k8s.io/v1/httproutes",
+                           "/apis/gateway.networking.k8s.io/v1/gateways", "/apis/gateway.networking.k8s.io/v1/grpcroutes",
+                           "/apis/gateway.networking.k8s.io/v1/httproutes",
                            "/apis/gateway.networking.k8s.io/v1/listenersets",
                            "/apis/gateway.networking.k8s.io/v1alpha2", "/apis/gateway.networking.k8s.io/v1alpha2/tlsroutes",
                            "/apis/gateway.networking.k8s.io/v1beta1",

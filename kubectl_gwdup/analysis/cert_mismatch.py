@@ -23,7 +23,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
         chains = ChainIndex(live)
         for p in live:
             p = view.certificates_of(p)
-            if not p.server.http_routed or p.cert_status is not CertStatus.LOADED:
+            if not p.server.terminated_here or p.cert_status is not CertStatus.LOADED:
                 continue
             missed: List[str] = []
             for h in dict.fromkeys(bare_host(x) for x in p.server.hosts):

@@ -39,7 +39,7 @@ def analyze(view: InventoryView, settings: Settings) -> Iterator[Finding]:
         chains = ChainIndex(live)
         groups: Dict[Tuple[Tuple[str, ...], bool], List[Placement]] = {}
         for p in live:
-            if p.server.http_routed and view.certificates_of(p).coverage and opens_connections(p, chains):
+            if p.server.terminated_here and view.certificates_of(p).coverage and opens_connections(p, chains):
                 mode = p.server.tls_mode
                 # Chrome does not pool a connection on which it sent a client certificate
                 key = (p.coverage, bool(mode and mode.client_cert))
@@ -191,7 +191,7 @@ def broken(t: Placement) -> bool:
     """A terminating chain whose certificate never arrives (its Secret is missing or holds no
     certificate): istiod keeps it, Envoy resets every handshake on it. Its hosts fail on their
     own connections, which is MissingSecret's outage, not a coalescing one."""
-    return t.server.http_routed and t.cert_status in (CertStatus.MISSING, CertStatus.INVALID, CertStatus.NO_CA)
+    return t.server.terminated_here and t.cert_status in (CertStatus.MISSING, CertStatus.INVALID, CertStatus.NO_CA)
 
 
 def covered_chains(chains: ChainIndex, coverage: Sequence[str]) -> Hosts:
@@ -246,7 +246,7 @@ def _invalid_for(t: Placement, host: str) -> bool:
     if t.server.tls_mode is TlsMode.PASSTHROUGH and t.sni:
         names = [bare_host(n) for n in t.sni]
         return "*" not in names and not any(cert_covers(n, representative(host)) for n in names)
-    if not t.server.http_routed or t.cert_status is not CertStatus.LOADED:
+    if not t.server.terminated_here or t.cert_status is not CertStatus.LOADED:
         return False
     return not t.covers(representative(host))
 

@@ -166,7 +166,8 @@ def control_plane(opts: Options, raw: RawObjects) -> controlplane.ControlPlane:
 
 def settings_for(opts: Options, cp: controlplane.ControlPlane) -> Settings:
     """The model's settings: the flags', and the rules of the istiod release that applies."""
-    return replace(opts.settings, strict_gateway_merging=cp.strict_gateway_merging)
+    return replace(opts.settings, strict_gateway_merging=cp.strict_gateway_merging,
+                   grpc_routes_joined=cp.grpc_routes_joined, tls_routes_terminated=cp.tls_routes_terminated)
 
 
 def analyze(opts: Options, raw: RawObjects,

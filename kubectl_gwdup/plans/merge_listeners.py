@@ -50,7 +50,7 @@ class ListenerMerges:
         ns0 = raw.default_namespace
         self.gateways = {_key(g, ns0): g for g in raw.gateway_api.gateways}
         self.routes: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
-        for r in raw.gateway_api.http_routes:
+        for r in list(raw.gateway_api.http_routes) + list(raw.gateway_api.grpc_routes):  # rebound alike
             route_ns = _key(r, ns0)[0]
             parents = {(str(p.get("namespace") or route_ns), str(p.get("name")))
                        for p in (r.get("spec") or {}).get("parentRefs") or [] if _is_parent(p, "", "", route_ns, True)}
@@ -245,13 +245,15 @@ def _simulate(raw: RawObjects, placements: Sequence[Placement], gw: Dict[str, An
     shared = bool((gw.get("spec") or {}).get("addresses"))
     api = raw.gateway_api
     gateways = api.gateways if shared else [gw]
-    others = [r for r in api.http_routes if id(r) not in objects] if shared else []
+    others = [r for r in list(api.http_routes) + list(api.grpc_routes) if id(r) not in objects] if shared else []
 
     def state() -> Inventory:
+        current = [objects[id(r)] for r in routes] + others
         scoped = copy.copy(raw)
         scoped.gateway_api = GatewayApiObjects(
             gateways=[objects.get(id(g), g) for g in gateways], listener_sets=list(api.listener_sets) if shared else [],
-            http_routes=[objects[id(r)] for r in routes] + others, tls_routes=list(api.tls_routes),
+            http_routes=[r for r in current if r.get("kind") != "GRPCRoute"],
+            grpc_routes=[r for r in current if r.get("kind") == "GRPCRoute"], tls_routes=list(api.tls_routes),
             reference_grants=list(api.reference_grants), gateway_classes=list(api.gateway_classes), routes_read=True)
         if not shared:
             scoped.gateways, scoped.virtual_services = [], []

@@ -12,7 +12,8 @@ right SNI, so it reaches the right filter chain and route table. Three methods:
 - lua: one filter per listener comparing the chain of the SNI with the chain of the Host
   (`lua421`).
 - http1: the affected chains offer only HTTP/1.1, so browsers never pool them (`http1`), for
-  clients that do not retry on 421.
+  clients that do not retry on 421. A source chain that terminates TLS and proxies TCP (no
+  route table, no HTTP filters) gets this patch whatever the method.
 
 Output is linear in servers and hosts whatever the certificate sharing, and the patches are
 split so that each EnvoyFilter stays under `MAX_OBJECT_BYTES` (the API server stores up to
@@ -123,12 +124,21 @@ def plan_421(inventory: Inventory, findings: Sequence[Finding], method: Method42
         plan.listeners.append(listener)
         live = live_chains(by_listener[listener])
         from_ = [p for p in live if p.server.ref in wanted[(listener.workload.key, listener.port)]]
+        # a chain terminated here but proxied as TCP has no route table and no HTTP filters for
+        # a 421 to live in: only HTTP/1.1 (ALPN) keeps browsers from pooling on it
+        tcp = [p for p in from_ if not p.server.http_routed]
+        from_ = [p for p in from_ if p.server.http_routed]
         if method is Method421.VHOST:
-            patches = _vhost_patches(plan, listener, live, from_)
+            patches = _vhost_patches(plan, listener, live, from_) if from_ else []
         elif method is Method421.LUA:
-            patches = _lua_patches(plan, listener, live, istio_version)
+            patches = _lua_patches(plan, listener, live, istio_version) if from_ else []
         else:
             patches = _http1_patches(plan, listener, from_)
+        if tcp:
+            if method is not Method421.HTTP1:
+                plan.notes.append(f"{', '.join(sorted(str(p.server.ref) for p in tcp))}: TLS terminated, then TCP: "
+                                  "no HTTP layer to answer 421, so the chain offers HTTP/1.1 only")
+            patches += _http1_patches(plan, listener, tcp)
         patches = landed.leave_out(plan, listener, patches)
         landed.add(listener, patches)
         if patches:

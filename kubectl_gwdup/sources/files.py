@@ -34,7 +34,7 @@ _KINDS = {
 }
 
 _GATEWAY_API = {"Gateway": "gateways", "ListenerSet": "listener_sets", "HTTPRoute": "http_routes",
-                "TLSRoute": "tls_routes", "ReferenceGrant": "reference_grants", "GatewayClass": "gateway_classes"}
+                "GRPCRoute": "grpc_routes", "TLSRoute": "tls_routes", "ReferenceGrant": "reference_grants", "GatewayClass": "gateway_classes"}
 _JSON_START = re.compile(r"\s*[\[{]")  # scans the leading blanks only, not the whole text
 _INPUT_OF = {"gateways": Input.GATEWAYS, "virtual_services": Input.VIRTUAL_SERVICES,
              "envoy_filters": Input.ENVOY_FILTERS, "services": Input.SERVICES}
@@ -172,7 +172,7 @@ def _add(raw: RawObjects, obj: Mapping[str, Any], path: str) -> None:
     if group == GATEWAY_API_GROUP and kind in _GATEWAY_API:
         getattr(raw.gateway_api, _GATEWAY_API[kind]).append(obj)
         raw.origin[id(obj)] = path
-        if kind in ("HTTPRoute", "TLSRoute"):
+        if kind in ("HTTPRoute", "GRPCRoute", "TLSRoute"):
             raw.gateway_api.routes_read = True
         return
     if (group, kind) == ("", "Namespace"):  # their labels decide Gateway API namespace selectors

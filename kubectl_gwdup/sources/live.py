@@ -24,7 +24,7 @@ ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 GATEWAY_API_VERSIONS = ("v1", "v1beta1", "v1alpha2")  # most stable first
 # resource -> RawObjects.gateway_api bucket; Gateways first: without them the rest is moot
 GATEWAY_API_KINDS = (("gateways", "gateways"), ("listenersets", "listener_sets"), ("httproutes", "http_routes"),
-                     ("tlsroutes", "tls_routes"), ("referencegrants", "reference_grants"),
+                     ("grpcroutes", "grpc_routes"), ("tlsroutes", "tls_routes"), ("referencegrants", "reference_grants"),
                      ("gatewayclasses", "gateway_classes"))
 SECRET_LIST_THRESHOLD = 20  # referenced Secrets in one namespace above which one LIST is cheaper
 PARALLEL = 4  # requests in flight at once, as a small client-side budget on the API server

@@ -104,10 +104,11 @@ GATEWAY_API = "gateway.networking.k8s.io"
 
 
 def gateway_api_kinds(listener_sets: bool = True) -> List[Kind]:
-    """The Gateway API kinds at the versions of a v1.4 install (ReferenceGrant and TLSRoute are
+    """The Gateway API kinds at the versions of a v1.4 install (GRPCRoute is v1; ReferenceGrant and TLSRoute are
     still beta and alpha there); `listener_sets=False` is an older install without them."""
     out = [Kind(GATEWAY_API, ("v1", "v1beta1"), "gateways", "Gateway"),
            Kind(GATEWAY_API, ("v1", "v1beta1"), "httproutes", "HTTPRoute"),
+           Kind(GATEWAY_API, ("v1",), "grpcroutes", "GRPCRoute"),
            Kind(GATEWAY_API, ("v1beta1",), "referencegrants", "ReferenceGrant"),
            Kind(GATEWAY_API, ("v1alpha2",), "tlsroutes", "TLSRoute"),
            Kind(GATEWAY_API, ("v1", "v1beta1"), "gatewayclasses", "GatewayClass", False)]

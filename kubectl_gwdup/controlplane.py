@@ -10,7 +10,7 @@ modelled is assumed and said so.
 The rules that differ by version (README, "Istio versions"):
 - strict gateway merging, 1.31 on (PILOT_ENABLE_STRICT_GATEWAY_MERGING, default true): an Istio
   Gateway of a namespace without a managed Gateway API Gateway is not merged onto that managed
-  Gateway's pods (pilot/pkg/model/gateway.go, filterStrictGatewayMerging; the 1.31 release notes).
+  Gateway's pods (pilot/pkg/model/push_context.go, filterStrictGatewayMerging; the 1.31 release notes).
 - HTTPRoutes and GRPCRoutes of one listener and hostname merged into one VirtualService, in
   1.24-1.25 and 1.30 on; merged apart in 1.26 (1.26.2) to 1.29, where one namespace's GRPCRoutes
   lose to its HTTPRoutes (kubectl_gwdup/istiod/route_merging.py).

@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 from .errors import InputError
 from .hosts import istio_intersection, istio_matches, istio_subset_of
+from .istiod.credentials import SECRET_PREFIX
 from .istiod.route import CLUSTER_DOMAIN
 from .istiod.route_conversion import grpc_match, http_match
 from .istiod.route_merging import sort_http_routes
@@ -55,7 +56,6 @@ GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 # stands for the pods of a Service named by spec.addresses when Services were not read
 NAMED_SERVICE = "gwdup/service"
 TERMINATE_MODE_OPTION = "gateway.istio.io/tls-terminate-mode"
-SECRET_PREFIX = "kubernetes-gateway://"
 HTTP_LIKE = ("HTTP", "HTTPS", "TLS")
 ROUTE_KINDS = {"HTTP": ("HTTPRoute", "GRPCRoute"), "HTTPS": ("HTTPRoute", "GRPCRoute"),
                "TLS": ("TLSRoute",), "TCP": ("TCPRoute",)}

@@ -1,35 +1,39 @@
 """Inventory: raw objects -> normalized servers, listeners, certificates, routes. No I/O.
 
-This stage re-does, for our purpose, what istiod does when it merges Gateways for a proxy:
-- servers are placed on the workloads their Gateway's selector picks, and on the port Envoy
-  binds (the Service targetPort), because servers share a listener per workload and port;
-- Gateways are taken in istiod's order (creationTimestamp, name, namespace) and a TLS server
-  repeating a host already on that listener is dropped whole, as istiod drops it;
-- certificates come from the Secret named by credentialName in the *workload's* namespace;
-- each HTTPS server's route table holds the VirtualService hosts bound to its Gateway.
+This stage assembles what istiod builds for each gateway proxy, with the rules of
+kubectl_gwdup/istiod (one module per istiod function, each citing its source and releases):
+- servers are placed on the workloads their Gateway's selector picks (Pods and Deployments
+  read together, below), minus the Istio Gateways strict merging holds off, and on the port
+  Envoy binds (istiod/ports.py), because servers share a listener per workload and port;
+- Gateways are taken in istiod's order and a TLS server repeating a host already on that
+  listener is dropped whole (istiod/merge_gateways.py);
+- certificates come from the Secrets istiod reads (istiod/credentials.py), looked up in what
+  the source read;
+- each terminating server's route table is built as istiod builds it (istiod/route_config.py),
+  a PASSTHROUGH server's chains from its TLS routes (istiod/tls_routes.py), and a TLS server
+  terminated then TCP has a chain only with a route (istiod/tcp_routes.py).
 """
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import certs as certs_mod
 from .errors import InputError
-from .gatewayapi import SECRET_PREFIX, GatewayApiObjects, Translated, translate
-from .hosts import HostSet, bare_host, istio_intersection, names_for_namespace
-from .istiod.route import CLUSTER_DOMAIN, Route, build_http_routes
+from .gatewayapi import GatewayApiObjects, Translated, translate
+from .hosts import bare_host
+from .istiod.credentials import CA_SUFFIX, MUTUAL_MODES, client_ca_missing, credentials_for
+from .istiod.merge_gateways import ListenerHosts, gateway_order
+from .istiod.ports import PortIndex, container_ports
+from .istiod.route_config import opaque, service_ports, virtual_hosts
 from .istiod.route_merging import merge_route_virtual_services
+from .istiod.strict_merging import held_off
 from .istiod.tcp_routes import has_tcp_chain
+from .istiod.tls_routes import passthrough_sni
 from .model import (MANAGED_BY, CertStatus, Certificate, Credential, Input, Inventory, Listener, Mitigation, Placement,
-                    Ref, RouteSource, Server, TlsMode, VirtualHost, VirtualService, Workload, WorkloadVia)
-from .objects import (ShapeError, gateway_servers, labels_of, object_ref, resolve_gateway_name,
-                      sanitized_hosts, selector_matches, virtual_service)
-
-CERT_KEYS = ("tls.crt", "cert")  # istio reads kubernetes.io/tls Secrets and generic ones
-CA_KEYS = ("ca.crt", "cacert")  # a MUTUAL server's client CA: in its Secret, or in <name>-cacert
+                    Ref, Server, TlsMode, VirtualService, Workload, WorkloadVia)
+from .objects import ShapeError, gateway_servers, labels_of, object_ref, selector_matches, virtual_service
 
 
 @dataclass
@@ -69,30 +73,13 @@ class RawObjects:
 @dataclass(frozen=True)
 class Settings:
     scope_gateway_to_namespace: bool = False
-    # istiod 1.31 on (PILOT_ENABLE_STRICT_GATEWAY_MERGING): see _strict_merging
+    # istiod 1.31 on (PILOT_ENABLE_STRICT_GATEWAY_MERGING): see istiod/strict_merging.py
     strict_gateway_merging: bool = True
     # HTTPRoutes and GRPCRoutes of one listener and hostname merged together: all but 1.26-1.29
     # (istiod/route_merging.py)
     grpc_routes_joined: bool = True
     # a TLSRoute gives a TLS Terminate listener its chain: 1.30 on (istiod/tcp_routes.py)
     tls_routes_terminated: bool = True
-
-
-def secret_from_manifest(obj: Mapping[str, Any]) -> Optional[bytes]:
-    """The certificate bytes of a Secret manifest (data is base64, stringData plain)."""
-    data = obj.get("data") or {}
-    string_data = obj.get("stringData") or {}
-    if not isinstance(data, dict) or not isinstance(string_data, dict):
-        raise ShapeError("data: must be a mapping")
-    for key in CERT_KEYS:
-        if isinstance(string_data.get(key), str):
-            return string_data[key].encode()
-        if isinstance(data.get(key), str):
-            try:
-                return base64.b64decode(data[key], validate=True)
-            except (binascii.Error, ValueError):
-                raise ShapeError(f"data.{key}: not valid base64") from None
-    return None
 
 
 # --- workloads -------------------------------------------------------------------------------
@@ -109,19 +96,6 @@ def _pod_workload_name(pod: Mapping[str, Any]) -> str:
             return name[: -len(h) - 1]  # the Deployment
         return name
     return str(m.get("name", ""))
-
-
-def _container_ports(pod_spec: Any) -> Dict[str, int]:
-    """name -> containerPort of a pod spec's containers (what a named targetPort names; the
-    endpoints controller resolves it the same way, container by container)."""
-    out: Dict[str, int] = {}
-    containers = (pod_spec or {}).get("containers") if isinstance(pod_spec, dict) else None
-    for c in containers if isinstance(containers, list) else ():
-        for p in (c.get("ports") if isinstance(c, dict) else None) or ():
-            if isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("containerPort"), int) \
-                    and not isinstance(p.get("containerPort"), bool):
-                out.setdefault(p["name"], p["containerPort"])
-    return out
 
 
 def pod_workloads(raw: "RawObjects") -> Dict[Tuple[str, str], Tuple[str, str]]:
@@ -186,12 +160,12 @@ class WorkloadIndex:
         for d in raw.deployments:
             ref = object_ref(d, raw.default_namespace)
             tmpl_spec = ((d.get("spec") or {}).get("template") or {}).get("spec")
-            self.named_ports.setdefault((ref.namespace, ref.name), {}).update(_container_ports(tmpl_spec))
+            self.named_ports.setdefault((ref.namespace, ref.name), {}).update(container_ports(tmpl_spec))
         for pod in raw.pods:
             m = pod.get("metadata") or {}
             ns = str(m.get("namespace") or raw.default_namespace)
             owner = owners[(ns, str(m.get("name", "")))]
-            self.named_ports.setdefault(owner, {}).update(_container_ports(pod.get("spec")))
+            self.named_ports.setdefault(owner, {}).update(container_ports(pod.get("spec")))
         self.via = (WorkloadVia.PODS if raw.pods else WorkloadVia.DEPLOYMENTS if raw.deployments
                     else WorkloadVia.SELECTOR)
         self._cache: Dict[Tuple[Any, ...], Tuple[Workload, ...]] = {}
@@ -223,54 +197,7 @@ class WorkloadIndex:
         return found
 
 
-class PortIndex:
-    """Gateway server port -> the port Envoy binds, through the workload's Service."""
-
-    def __init__(self, services: Sequence[Mapping[str, Any]], default_namespace: str,
-                 named_ports: Optional[Mapping[Tuple[str, str], Mapping[str, int]]] = None) -> None:
-        self.named_ports = named_ports or {}
-        self.by_ns: Dict[str, List[Tuple[Dict[str, str], List[Mapping[str, Any]]]]] = defaultdict(list)
-        for svc in services:
-            m = svc.get("metadata") or {}
-            spec = svc.get("spec") or {}
-            sel = spec.get("selector") or {}
-            if not sel:
-                continue
-            self.by_ns[str(m.get("namespace") or default_namespace)].append(
-                ({str(k): str(v) for k, v in sel.items()}, list(spec.get("ports") or [])))
-        self.unresolved: Set[str] = set()
-
-    def resolve(self, workload: Workload, port: int, strict: bool = False) -> Optional[int]:
-        """The targetPort of the workload's Service port `port`; without one, the port itself, or
-        None when `strict` (a Gateway istiod binds through a Service: resolvePorts has no
-        fallback there)."""
-        labels = dict(workload.labels)
-        spaces = [workload.namespace] if workload.namespace else list(self.by_ns)
-        for ns in spaces:
-            for sel, ports in self.by_ns.get(ns, ()):
-                if not all(labels.get(k) == v for k, v in sel.items()):
-                    continue
-                for p in ports:
-                    if p.get("port") == port:
-                        target = p.get("targetPort", port)
-                        if isinstance(target, int) and not isinstance(target, bool):
-                            return target
-                        # a name: the workload's container port of that name (istiod binds the
-                        # endpoints' port, which the endpoints controller resolves so)
-                        named = self.named_ports.get((workload.namespace, workload.name), {}).get(str(target))
-                        if named is not None:
-                            return named
-                        self.unresolved.add(f"{workload.key}:{port}->{target}")
-                        return port
-        return None if strict else port
-
-
 # --- the build -------------------------------------------------------------------------------
-
-def _gateway_order(server: Server) -> Tuple[str, str, str]:
-    gw = server.ref.gateway
-    return (server.created, gw.name, gw.namespace)
-
 
 def _parse(raw: RawObjects) -> Tuple[List[Server], Translated]:
     """Every server in istiod's order, the Gateway API listeners' among them, and what istiod
@@ -289,7 +216,7 @@ def _parse(raw: RawObjects) -> Tuple[List[Server], Translated]:
                            raw.default_namespace, raw.strict) if raw.gateway_api else Translated()
     servers.extend(translated.servers)
     # istiod merges Gateways oldest first; within one Gateway it keeps spec order
-    servers.sort(key=lambda s: (_gateway_order(s), s.ref.index))
+    servers.sort(key=gateway_order)
     raw._servers = (key, servers, translated)
     return servers, translated
 
@@ -325,24 +252,6 @@ def _shape_problem(raw: RawObjects, obj: Mapping[str, Any], kind: str, exc: Shap
     raw.notes.append(f"skipped {kind} {name}: {exc}")
 
 
-def credentials_for(server: Server, workload: Workload) -> Tuple[Credential, ...]:
-    if server.tls_mode is None or not server.tls_mode.terminates:
-        return ()
-    if server.credential_names:
-        out = []
-        for name in server.credential_names:
-            ns = workload.namespace
-            if name.startswith(SECRET_PREFIX):
-                ref = name[len(SECRET_PREFIX):]
-                ns, _, name = ref.rpartition("/")
-                ns = ns or workload.namespace
-            out.append(Credential("secret", ns, name))
-        return tuple(out)
-    if server.server_certificate:
-        return (Credential("file", workload.key, server.server_certificate),)
-    return ()
-
-
 def referenced_secrets(raw: RawObjects, settings: Settings = Settings()) -> Set[Tuple[str, str]]:
     """(namespace, name) of every Secret a terminating server reads, for fetching."""
     workloads = WorkloadIndex(raw, settings)
@@ -353,23 +262,8 @@ def referenced_secrets(raw: RawObjects, settings: Settings = Settings()) -> Set[
                 if c.kind == "secret" and c.namespace:
                     out.add((c.namespace, c.name))
                     if server.tls_mode in MUTUAL_MODES:
-                        out.add((c.namespace, c.name + "-cacert"))
+                        out.add((c.namespace, c.name + CA_SUFFIX))
     return out
-
-
-MUTUAL_MODES = (TlsMode.MUTUAL, TlsMode.OPTIONAL_MUTUAL)
-
-
-def _client_ca_missing(raw: RawObjects, server: Server, creds: Tuple[Credential, ...]) -> bool:
-    """A MUTUAL server reads its client CA from `ca.crt` in its Secret or from the Secret
-    `<name>-cacert` (istio's credential fetcher); with neither, the CA never arrives and Envoy
-    ends every handshake on the chain. Only said when every Secret was read."""
-    if server.tls_mode not in MUTUAL_MODES or server.tls.get("caCertificates") or not raw.secrets_complete \
-            or Input.CERTIFICATES not in raw.available:
-        return False
-    secrets = [c for c in creds if c.kind == "secret" and c.namespace]
-    return bool(secrets) and not any((c.namespace, c.name) in raw.secret_cas
-                                     or (c.namespace, c.name + "-cacert") in raw.secret_cas for c in secrets)
 
 
 class _CertLookup:
@@ -415,75 +309,6 @@ def _wildcard_san(host: str) -> Optional[str]:
     if h == "*":
         return None
     return h
-
-
-def service_ports(services: Sequence[Mapping[str, Any]], default_namespace: str) -> Dict[str, Tuple[int, ...]]:
-    """Each Service's ports by its name in the mesh (`name.ns.svc.cluster.local`): a route's
-    destination without a port goes to a Service's only port (GetDestinationCluster)."""
-    out: Dict[str, Tuple[int, ...]] = {}
-    for svc in services:
-        m = svc.get("metadata") if isinstance(svc.get("metadata"), dict) else {}
-        spec = svc.get("spec") if isinstance(svc.get("spec"), dict) else {}
-        ports = tuple(p.get("port") for p in (spec.get("ports") or []) if isinstance(p, dict)
-                      and isinstance(p.get("port"), int))
-        if m.get("name"):
-            out[f"{m['name']}.{m.get('namespace') or default_namespace}.svc.{CLUSTER_DOMAIN}"] = ports
-    return out
-
-
-def _vhosts(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]],
-            have_vs: bool, known_ports: Mapping[str, Tuple[int, ...]]) -> Tuple[VirtualHost, ...]:
-    """The virtual hosts istiod puts in this server's route table (buildGatewayHTTPRouteConfig):
-    for each VirtualService bound to the Gateway, in creation order, the server hosts its
-    namespace may bind (NamesForNamespace) intersected with its hosts (Names.Intersection) give
-    the domains, and its routes (kubectl_gwdup/istiod/route.py) are appended to each; then
-    catch-all routes move last (SortVHostRoutes)."""
-    gw_key = server.ref.gateway.key
-    if not have_vs:
-        origin = f"server {server.ref}"
-        src = RouteSource(origin, routes=(Route(origin, backend=origin),))
-        return tuple(VirtualHost(h, src) for h in dict.fromkeys(bare_host(x) for x in server.hosts))
-    hosts = sanitized_hosts(server)
-    routes: Dict[str, List[Route]] = {}
-    bound: Dict[str, List[VirtualService]] = {}
-    # NamesForNamespace, indexed once: bare hosts bind every namespace, `ns/h` only ns
-    scoped: Dict[str, List[str]] = defaultdict(list)
-    for h in hosts:
-        ns, slash, name = h.partition("/")
-        scoped[ns if slash else ""].append(name if slash else h)
-    index = {ns: HostSet(hs) for ns, hs in scoped.items()}
-    everyone = index.get("")
-    for vs in vs_by_gateway.get(gw_key, ()):  # already in creation order
-        mine = index.get(vs.ref.namespace)
-        domains = list(dict.fromkeys((everyone.intersect(vs.hosts) if everyone else [])
-                                     + (mine.intersect(vs.hosts) if mine and vs.ref.namespace else [])))
-        if not domains:
-            continue
-        built = build_http_routes(vs, gw_key, server.ref.port_number, known_ports)
-        if not built:  # BuildHTTPRoutesForVirtualService fails ("no routes matched"): no virtual host from it
-            continue
-        for d in domains:
-            d = d.lower()  # istiod matches case-sensitively, then lower-cases the domain
-            routes.setdefault(d, []).extend(built)
-            bound.setdefault(d, []).append(vs)
-    out = []
-    for d, composed in routes.items():
-        # catch-all routes last, and nothing after the first of them: it takes every request
-        ordered = tuple([r for r in composed if not r.catch_all] + [r for r in composed if r.catch_all][:1])
-        vss = bound[d]
-        first = (dict.fromkeys(_route_owner(r.id) for r in ordered)
-                 or dict.fromkeys(v.origin or str(v.ref) for v in vss))
-        scope = gw_key if any(gw_key in v.route_gateways for v in vss) else ""
-        out.append(VirtualHost(d, RouteSource(" + ".join(first), scope, ordered)))
-    return tuple(out)
-
-
-def _route_owner(route_id: str) -> str:
-    """`VirtualService ns/name http[0].match[1]` -> `VirtualService ns/name` (HTTPRoute: `rules[`)."""
-    for mark in (" http[", " rules["):
-        if mark in route_id:
-            return route_id.split(mark, 1)[0]
-    return route_id
 
 
 def parse_mitigations(raw: RawObjects) -> List[Mitigation]:
@@ -550,80 +375,6 @@ def _vhost_status(value: Mapping[str, Any]) -> int:
     return 421 if statuses == {421} else 0
 
 
-def _tls_route_sni(server: Server, vs_by_gateway: Mapping[str, List[VirtualService]], taken: Set[str],
-                   skipped: List[str]) -> Optional[Tuple[str, ...]]:
-    """A PASSTHROUGH server's filter chains come from the TLS routes of the VirtualServices bound
-    to its Gateway whose hosts match the server's (buildGatewayNetworkFiltersFromTLSRoutes,
-    pickMatchingGatewayHosts, l4SingleMatch), matched on each route's sniHosts: the names those
-    chains are matched on, or None when there is no such route (istiod builds no chain, and the
-    server's hosts reach whatever other chain matches them).
-
-    A match repeating an SNI name that an earlier match on the same listener took (`taken`, in
-    istiod's order: servers, then VirtualServices by creation, then routes and matches) is
-    skipped whole (model.CheckDuplicates; istiod warns "skipping VirtualService ... duplicate SNI
-    host names"), so Envoy never sees two chains for one name from TLS routes: the listener
-    stands, and the first route keeps the name. Each skip is said in `skipped`."""
-    gw_key = server.ref.gateway.key
-    hosts = sanitized_hosts(server)
-    names: List[str] = []
-    found = False
-    for vs in vs_by_gateway.get(gw_key, ()):
-        if not istio_intersection(names_for_namespace(hosts, vs.ref.namespace), vs.hosts):
-            continue
-        spec = vs.raw.get("spec") if isinstance(vs.raw.get("spec"), dict) else {}
-        for i, route in enumerate(spec.get("tls") or []):
-            if not isinstance(route, dict) or not route.get("route"):
-                continue
-            for j, match in enumerate(route.get("match") or []):
-                if not isinstance(match, dict):
-                    continue
-                gws = match.get("gateways") or []
-                if gws and gw_key not in {resolve_gateway_name(str(g), vs.ref.namespace) for g in gws}:
-                    continue
-                if match.get("port") not in (None, 0, server.ref.port_number):
-                    continue
-                sni = [str(h) for h in match.get("sniHosts") or ["*"]]
-                repeated = [h for h in sni if h in taken]
-                if repeated:
-                    skipped.append(f"TLS route {vs.ref.namespace}/{vs.ref.name} tls[{i}].match[{j}] skipped on "
-                                   f"{server.ref}: SNI {', '.join(repeated)} already routed on that listener "
-                                   "(istiod keeps the first)")
-                    continue
-                taken.update(sni)
-                found = True
-                names += sni
-    return tuple(dict.fromkeys(names)) if found else None
-
-
-def _strict_merging(servers: Sequence[Server], selected_by: Mapping[int, Sequence[Workload]]) -> Dict[str, Set[str]]:
-    """istiod 1.31 on (pilot/pkg/model/gateway.go filterStrictGatewayMerging, behind
-    PILOT_ENABLE_STRICT_GATEWAY_MERGING, on by default): on the pods of a managed Gateway API
-    Gateway (istiod's own deployment), an Istio Gateway is merged only when a managed Gateway
-    API Gateway of its own namespace is there too; every Gateway API Gateway is kept. Pods with
-    no managed Gateway API Gateway are not filtered. Returns workload -> the Istio Gateways
-    (labels) held off it."""
-    managed_ns: Dict[str, Set[str]] = defaultdict(set)
-    for server in servers:
-        if server.managed:
-            for w in selected_by[id(server)]:
-                managed_ns[w.key].add(server.ref.gateway.namespace)
-    out: Dict[str, Set[str]] = defaultdict(set)
-    for server in servers:
-        if server.ref.origin is not None:
-            continue
-        for w in selected_by[id(server)]:
-            if w.key in managed_ns and server.ref.gateway.namespace not in managed_ns[w.key]:
-                out[w.key].add(server.ref.label)
-    return out
-
-
-def _opaque(server: Server) -> Tuple[VirtualHost, ...]:
-    """A chain that is not HTTP-routed here (PASSTHROUGH, TLS to TCP) sends every request
-    that reaches it to its upstream, whatever the host: one catch-all source stands for that."""
-    origin = f"upstream of {server.ref}"
-    return (VirtualHost("*", RouteSource(origin, routes=(Route(origin, backend=origin),))),) if server.sni_chain else ()
-
-
 def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Inventory:
     servers = parse_servers(raw)
     vss, merge_notes = parse_virtual_services(raw, settings)
@@ -641,12 +392,12 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
     unbound: List[str] = []
     portless: Set[str] = set()
     selected_by = {id(server): workloads.of(server) for server in servers}
-    held_off = _strict_merging(servers, selected_by) if settings.strict_gateway_merging else {}
-    for key, names in sorted(held_off.items()):
+    kept_off = held_off(servers, selected_by) if settings.strict_gateway_merging else {}
+    for key, names in sorted(kept_off.items()):
         notes.append(f"Istio Gateway(s) {', '.join(sorted(names))} not merged onto {key}, the pods of a managed "
                      "Gateway API Gateway of another namespace (strict gateway merging, Istio 1.31 on)")
     for server in servers:
-        selected = [w for w in selected_by[id(server)] if server.ref.label not in held_off.get(w.key, ())]
+        selected = [w for w in selected_by[id(server)] if server.ref.label not in kept_off.get(w.key, ())]
         if not selected_by[id(server)]:
             unbound.append(server.ref.label)
         # a Gateway API Gateway on named Services binds only their ports (istiod's own
@@ -675,7 +426,7 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
     skipped_tls: List[str] = []
     unchained: List[str] = []
     for listener, members in by_listener.items():
-        known: Dict[str, Server] = {}
+        claims = ListenerHosts()
         tls_taken: Set[str] = set()  # SNI names TLS routes took on this listener
         for server in members:  # already in istiod's order
             creds = credentials_for(server, listener.workload)
@@ -686,7 +437,8 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
                 status = st if status in (None, CertStatus.LOADED) else status
                 if cert is not None:
                     certs.append(cert)
-            if status is CertStatus.LOADED and _client_ca_missing(raw, server, creds):
+            if status is CertStatus.LOADED and client_ca_missing(
+                    server, creds, raw.secret_cas, raw.secrets_complete and Input.CERTIFICATES in raw.available):
                 status = CertStatus.NO_CA
             if server.ref.origin is not None and status in (CertStatus.MISSING, CertStatus.INVALID):
                 # istiod programs a Gateway API listener only once its Secret resolves
@@ -694,19 +446,11 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
                 unprogrammed.add(f"listener {server.ref} not programmed: certificateRef "
                                  f"{', '.join(str(c) for c in creds)} {status.value}")
                 continue
-            dropped = None
-            if server.has_tls:
-                hosts = sanitized_hosts(server)
-                dup = next((h for h in hosts if h in known), None)
-                if dup is not None:
-                    dropped = (known[dup].ref, dup)
-                else:
-                    for h in hosts:
-                        known[h] = server
+            dropped = claims.claim(server)
             routed = have_vs if server.ref.origin is None else raw.gateway_api.routes_read
             sni: Optional[Tuple[str, ...]] = ()
             if server.tls_mode is TlsMode.PASSTHROUGH and server.sni_chain and routed:
-                sni = _tls_route_sni(server, vs_by_gateway, tls_taken, skipped_tls)
+                sni = passthrough_sni(server, vs_by_gateway.get(server.ref.gateway.key, ()), tls_taken, skipped_tls)
             elif server.sni_chain and not server.http_routed and server.tls_mode.terminates and routed \
                     and not has_tcp_chain(server, vs_by_gateway.get(server.ref.gateway.key, ()),
                                           settings.tls_routes_terminated):
@@ -716,8 +460,8 @@ def build_inventory(raw: RawObjects, settings: Settings = Settings()) -> Invento
             drafts.append(dict(server=server, listener=listener, dropped_for=dropped, chained=sni is not None,
                                sni=sni or (),
                                credentials=creds, certificates=tuple(certs), cert_status=status,
-                               vhosts=_vhosts(server, vs_by_gateway, routed, known_ports) if server.http_routed
-                               else _opaque(server)))
+                               vhosts=virtual_hosts(server, vs_by_gateway.get(server.ref.gateway.key, ()), routed,
+                                                    known_ports) if server.http_routed else opaque(server)))
 
     # Without the certificate, its coverage is inferred: whatever it is, it must be valid for the
     # hosts of every server presenting it on that workload, or those servers would fail anyway.

@@ -478,6 +478,8 @@ class Translation:
             sel = (svc.get("spec") or {}).get("selector") or {}
             if _ns(svc) != proxy.namespace or not sel or any(labels.get(k) != str(v) for k, v in sel.items()):
                 continue
+            if "experimental.istio.io/disable-gateway-port-translation" in (_meta(svc).get("labels") or {}):
+                continue  # gateway.go resolvePorts: a Service opting out of translation is passed over
             for p in (svc.get("spec") or {}).get("ports") or []:
                 if p.get("port") == port:
                     return self._resolve(proxy, p.get("targetPort", port), port)

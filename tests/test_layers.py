@@ -69,3 +69,18 @@ def test_start_up_does_not_load_the_client(args) -> None:
     assert not any(m.startswith(("kubernetes", "urllib3")) for m in loaded), loaded
     if "--help" in args:
         assert "tabulate" not in loaded
+
+
+def test_each_istiod_module_cites_its_source_and_releases() -> None:
+    """kubectl_gwdup/istiod is the model of istiod, one module per function it mirrors: each
+    names the istio/istio file it follows and the releases it holds for, so that a new release
+    is a reviewable diff of this package."""
+    for rel, tree in modules():
+        if not rel.startswith("istiod" + os.sep) or rel.endswith("__init__.py"):
+            continue
+        doc = ast.get_docstring(tree) or ""
+        assert "pilot/pkg/" in doc, f"{rel} names no istiod source"
+        assert "1.24" in doc or "Istio 1." in doc, f"{rel} names no release"
+        name = os.path.basename(rel)[:-3]
+        assert f"`{name}`" in ast.get_docstring(ast.parse(open(os.path.join(PKG, "istiod", "__init__.py")).read())), \
+            f"kubectl_gwdup/istiod/__init__.py does not list {name}"

@@ -2,7 +2,8 @@
 SIMPLE or MUTUAL) gets a filter chain at all.
 
 Mirrors pilot/pkg/networking/core/gateway.go createGatewayTCPFilterChainOpts and
-buildGatewayNetworkFiltersFromTCPRoutes: such a server's chain is a TCP proxy to the first
+buildGatewayNetworkFiltersFromTCPRoutes, the same from Istio 1.24 to controlplane.NEWEST_MODELLED
+but for TLSRoutes (below): such a server's chain is a TCP proxy to the first
 VirtualService bound to its Gateway whose hosts meet the server's (pickMatchingGatewayHosts)
 and that has a `tcp` route with a destination matching the server's port and Gateway
 (l4MultiMatch: no match at all matches). Without one istiod warns "listener missed network

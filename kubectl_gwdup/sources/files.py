@@ -14,7 +14,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Sequence, TextIO, Tuple
 import yaml
 
 from ..errors import InputError
-from ..inventory import CA_KEYS, RawObjects, secret_from_manifest
+from ..inventory import RawObjects
+from ..istiod.credentials import CA_KEYS, secret_from_manifest
 from ..model import GATEWAY_API_GROUP, Input
 from ..objects import ShapeError, check_workload_object, labels_of, object_ref
 

@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Proto
 
 from ..errors import ApiError, GwdupError
 from ..gatewayapi import GATEWAY_NAME_LABEL, NAMED_SERVICE
-from ..inventory import CA_KEYS, CERT_KEYS, RawObjects, Settings, parse_servers, referenced_secrets
+from ..inventory import RawObjects, Settings, parse_servers, referenced_secrets
+from ..istiod.credentials import CA_KEYS, CERT_KEYS
 from ..model import GATEWAY_API_GROUP, MANAGED_BY, CertStatus, Input
 from ..objects import ISTIO_GROUP, labels_of
 

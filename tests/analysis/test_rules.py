@@ -77,6 +77,7 @@ CASES = [
     Case("seed", "tls.MissingSecret", []),
     Case("route_match_per_path", "tls.Coalescing", [("GWD0102", "Gateway web/gw-w")],
          {"Gateway web/gw-w": ["b.example.com"]}),
+    Case("port_translation_opt_out", "tls.Coalescing", [("GWD0101", "Gateway web/ingress-a")]),
     Case("tls_terminated_tcp", "tls.Coalescing", [("GWD0101", "Gateway web/edge"), ("GWD0102", "Gateway web/edge")]),
     Case("gwapi_route_precedence", "tls.Coalescing",
          [("GWD0101", "Gateway.gateway.networking.k8s.io apps/web")] * 2

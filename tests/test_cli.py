@@ -16,10 +16,23 @@ def test_examples_exit_3_with_a_table() -> None:
     r = run_cli(["check", "-f", EXAMPLES])
     assert r.status == 3
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["GATEWAY", "PORT", "HOSTS", "TO", "OUTCOME", "CERTIFICATE"]
+    assert lines[0].split() == ["GATEWAYS", "PORT", "HOSTS", "OUTCOME", "CERTIFICATE"]
     assert "Misrouted" in r.stdout and "NotFound" in r.stdout
     assert r.stderr.strip().endswith("in 6 Gateway(s), 8 server(s)")
     assert any(line.startswith("portal/portal/api,portal/portal/docs ") for line in lines)
+    # each Gateway once, and a 120-column terminal holds the table and what goes with it
+    assert any(line.startswith("drawdb/drawdb-gateway + 1 more... ") for line in lines)
+    assert max(len(line) for line in (r.stdout + r.stderr).splitlines()) <= 120
+    wide = run_cli(["check", "-f", EXAMPLES, "-o", "wide"]).stdout.splitlines()
+    assert wide[0].split()[:6] == ["GATEWAY", "PORT", "HOSTS", "TO", "OUTCOME", "CERTIFICATE"]
+
+
+def test_the_readme_shows_what_check_prints_on_the_examples() -> None:
+    """The README's first `check` block is the command's real output on examples/."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    block = text.split("$ kubectl gwdup check -f examples/\n", 1)[1].split("$ echo $?", 1)[0]
+    r = run_cli(["check", "-f", EXAMPLES])
+    assert block.splitlines() == r.stdout.splitlines() + r.stderr.splitlines()
 
 
 def test_table_layout_is_kubectls() -> None:
@@ -292,11 +305,12 @@ def test_table_rows_for_every_finding_kind(scenario_files) -> None:
 
     dropped = reg.run(build_inventory(load_files(scenario_files("dropped_server")))).findings
     (d,) = [f for f in dropped if f.code == "GWD0103"]
-    assert row(d, False) == ["web/gw-new", "443", "a.example.com,only.example.com", "web/gw-old", "Dropped", "-"]
+    assert row(d, False) == ["web/gw-new,web/gw-old", "443", "a.example.com,only.example.com", "Dropped", "-"]
+    assert row(d, True)[:6] == ["web/gw-new", "443", "a.example.com,only.example.com", "web/gw-old", "Dropped", "-"]
     assert row(d, True)[6:8] == ["Error", "GWD0103"] and "duplicate host a.example.com" in row(d, True)[-1]
     rejected = reg.run(build_inventory(load_files(scenario_files("listener_conflict")))).findings
     (r,) = rejected
-    assert row(r, False)[:5] == ["web/gw-lower", "443", "shop.example.com", "web/gw-upper", "Rejected"]
+    assert row(r, False)[:4] == ["web/gw-lower,web/gw-upper", "443", "shop.example.com", "Rejected"]
     r = run_cli(["check", *sum((["-f", f] for f in scenario_files("listener_conflict")), [])])
     assert r.status == 3 and "Rejected" in r.stdout and "1 ListenerRejected" in r.stderr
 

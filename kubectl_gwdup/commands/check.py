@@ -74,7 +74,7 @@ def secrets_assumption(raw: RawObjects, mode: str) -> None:
     raw.secrets_complete = mode == "complete" or (mode == "auto" and carried)
     if raw.secrets_complete:
         raw.notes.append("a Secret the manifests do not carry is taken as absent"
-                         + (" (they carry Secrets: --secrets=absent-are-unknown assumes it exists)" if mode == "auto"
+                         + (" (--secrets=absent-are-unknown: assume it exists)" if mode == "auto"
                             else " (--secrets=complete)"))
     elif carried or mode != "auto":
         raw.notes.append("a Secret the manifests do not carry is assumed to exist, valid for its servers' hosts "

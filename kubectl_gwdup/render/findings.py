@@ -1,13 +1,47 @@
-"""Rows for check findings, in table and wide form, from each finding's to_dict()."""
+"""Rows for check findings, in table and wide form, from each finding's to_dict().
+
+The table is one line per finding, each Gateway once (those a connection is opened for and
+those whose hosts arrive on it, together), its lists cut as kubectl cuts an Ingress's hosts
+(`a,b + 3 more...`), so that it reads in a 120-column terminal; `-o wide` gives the direction
+(GATEWAY, TO) and the details."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence
 
 from ..model import Finding
 
-HEADERS = ["gateway", "port", "hosts", "to", "outcome", "certificate"]
-WIDE_HEADERS = HEADERS + ["level", "code", "workload", "listener", "port names", "evidence"]
+HEADERS = ["gateways", "port", "hosts", "outcome", "certificate"]
+WIDE_HEADERS = ["gateway", "port", "hosts", "to", "outcome", "certificate", "level", "code", "workload", "listener",
+                "port names", "evidence"]
+OUTCOME_COLUMN = {False: HEADERS.index("outcome"), True: WIDE_HEADERS.index("outcome")}
 MAX_CELL_ITEMS = 3
+
+
+CELL_BUDGET = 40  # characters of a table cell's list before `+ N more...`
+
+
+def _more(items: Sequence[str]) -> str:
+    """kubectl's cut of a list (an Ingress's HOSTS): as many as fit the cell's budget (one at
+    least), then `+ N more...`."""
+    items = list(dict.fromkeys(items))
+    if not items:
+        return "<none>"
+    shown = 1
+    while shown < len(items) and len(",".join(items[:shown + 1])) <= CELL_BUDGET:
+        shown += 1
+    head = ",".join(items[:shown])
+    return head + (f" + {len(items) - shown} more..." if len(items) > shown else "")
+
+
+def _narrow(d: Dict[str, Any], cells: List[str], gateways: Sequence[str]) -> List[str]:
+    """The table's row from the wide row's first six cells (gateway, port, hosts, to, outcome,
+    certificate): every Gateway once, lists cut."""
+    # a Secret by its name (its namespace, the workload's or a certificateRef's, is in -o wide)
+    creds = [c.rsplit("/", 1)[-1] if c.startswith("secret ") else c for c in d.get("certificate", {}).get(
+        "credentials", [])] if isinstance(d.get("certificate"), dict) else [cells[5]]
+    hosts = [d["sni"]] if d.get("sni") else d.get("hosts") or []
+    return [_more(gateways), cells[1], _more(hosts) if hosts else cells[2], cells[4],
+            _more(creds) if creds else cells[5]]
 
 
 def _short(items: Sequence[str]) -> str:
@@ -28,6 +62,21 @@ def _gateways(refs: Sequence[Dict[str, Any]]) -> List[str]:
 
 def row(f: Finding, wide: bool) -> List[str]:
     d = f.to_dict()
+    cells = _wide_row(f, d, wide)
+    if wide:
+        return cells
+    if "from" in d:
+        gateways = _gateways(d["from"] + d["to"])
+    elif "keptServer" in d:
+        gateways = [label(d["server"]), label(d["keptServer"])]
+    elif "conflictsWith" in d:
+        gateways = [label(d["server"]), label(d["conflictsWith"])]
+    else:
+        gateways = [cells[0]]
+    return _narrow(d, cells, gateways)
+
+
+def _wide_row(f: Finding, d: Dict[str, Any], wide: bool) -> List[str]:
     if "from" in d:
         cert = d["certificate"]
         cells = [_short(_gateways(d["from"])), str(d["from"][0]["portNumber"]), _short(d["hosts"]),

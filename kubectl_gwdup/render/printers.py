@@ -48,7 +48,8 @@ class ReportPrinter:
 
     def print(self, report: Report, out: TextIO) -> None:
         self.emit(report.to_dict(), findings.WIDE_HEADERS if self.wide else findings.HEADERS,
-                  lambda wide: [findings.row(f, wide) for f in report.findings], out, color_column=4)
+                  lambda wide: [findings.row(f, wide) for f in report.findings], out,
+                  color_column=findings.OUTCOME_COLUMN[self.wide])
         # a second table goes with headers only: without them a script reading one table would
         # take its rows for findings (the conditions stay in -o json and -o yaml)
         if self.wide and report.conditions and not self.no_headers:

@@ -454,12 +454,15 @@ class Report:
     skipped: Tuple[SkippedRule, ...] = ()
     notes: Tuple[str, ...] = ()
     conditions: Tuple[Mapping[str, Any], ...] = ()
+    suppressed: Tuple[Tuple[Finding, str], ...] = ()  # accepted findings, and by what (kubectl_gwdup/suppressions.py)
 
     def to_dict(self) -> Dict[str, Any]:
         return {
             "apiVersion": "gwdup.kubectl.io/v1alpha1",
             "kind": "CheckReport",
             "findings": [f.to_dict() for f in self.findings],
+            "suppressed": [{"code": f.code, "resource": str(f.resource), "message": f.message, "by": by}
+                           for f, by in self.suppressed],
             "skippedRules": [{"name": s.name, "missingInputs": list(s.missing)} for s in self.skipped],
             "notes": list(self.notes),
             "listenerConditions": [dict(c) for c in self.conditions],

@@ -106,6 +106,9 @@ LIVE_SOURCE = FlagGroup("Source flags", tuple(f for f in SOURCE.flags if f.names
 CHECK = FlagGroup("Check flags", (
     Flag(("--fail-level",), "lowest finding level that makes the exit status 3: info, warning, "
          "error or never", {"metavar": "LEVEL", "default": "warning"}),
+    Flag(("--suppress",), "accept findings of CODE on the resource KIND/NAMESPACE/NAME (shell wildcards; "
+         "repeatable), as istioctl analyze's --suppress; counted, never hidden",
+         {"action": "append", "metavar": "CODE=KIND/NS/NAME"}),
 ))
 
 PROBE = FlagGroup("Probe flags", (

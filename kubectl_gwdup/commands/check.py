@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, List, Optional, Sequence, Set, Tuple
 
-from .. import controlplane
+from .. import controlplane, suppressions
 from ..analysis import registry
 from ..analysis.overlap import listener_conditions
 from ..cli.flags import KubeFlags, OutputFlags
@@ -14,7 +14,7 @@ from ..env import Env
 from ..errors import ExitStatus, GwdupError, UsageError
 from ..inventory import RawObjects, Settings, build_inventory
 from ..model import Finding, Input, Inventory, Level, Report
-from ..objects import labels_of, object_ref
+from ..objects import ShapeError, labels_of, object_ref, virtual_service
 from ..selectors import Selector, parse_selector
 
 FAIL_LEVELS = {"info": Level.INFO, "warning": Level.WARNING, "error": Level.ERROR, "never": None}
@@ -31,6 +31,7 @@ class Options:
     scope_gateway_to_namespace: bool = False
     secrets: str = "auto"  # with manifests: auto | complete | absent-are-unknown
     istio_version: str = ""  # --istio-version X.Y
+    suppress: List[str] = field(default_factory=list)  # --suppress CODE=KIND/NS/NAME
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
@@ -39,7 +40,8 @@ class Options:
                    recursive=args.recursive, selector=args.selector, fail_level=args.fail_level,
                    scope_gateway_to_namespace=args.scope_gateway_to_namespace,
                    secrets=getattr(args, "secrets", None) or "auto",
-                   istio_version=getattr(args, "istio_version", None) or "")
+                   istio_version=getattr(args, "istio_version", None) or "",
+                   suppress=list(getattr(args, "suppress", None) or []))
 
     def validate(self) -> None:
         self.kube.validate()
@@ -55,6 +57,8 @@ class Options:
         if self.secrets != "auto" and not self.filenames:
             raise UsageError("--secrets goes with manifests (-f): the cluster says which Secrets exist")
         parse_selector(self.selector)
+        for text in self.suppress:
+            suppressions.parse_rule(text)
 
     @property
     def settings(self) -> Settings:
@@ -187,6 +191,10 @@ def summary(report: Report, inventory: Inventory) -> str:
     others = Counter(f.type.name for f in report.findings if "outcome" not in f.detail)
     gateways = len({s.ref.resource for s in inventory.servers})
     scope_text = f"{gateways} Gateway(s), {len(inventory.servers)} server(s)"
+    if report.suppressed:
+        by = Counter("--suppress" if b.startswith("--suppress") else "annotation" for _, b in report.suppressed)
+        scope_text += f"; {len(report.suppressed)} suppressed (" + ", ".join(
+            f"{n} by {k}" for k, n in sorted(by.items())) + ")"
     if not report.findings:
         return f"no hazards found in {scope_text}"
     parts = []
@@ -202,10 +210,31 @@ def summary(report: Report, inventory: Inventory) -> str:
     return "found " + ", ".join(parts) + f" in {scope_text}"
 
 
+def suppress(report: Report, raw: RawObjects, texts: Sequence[str], env: Env) -> Report:
+    """The findings the flags and annotations accept, moved aside (counted in the summary and
+    listed in JSON and YAML); a flag that matches nothing is a warning."""
+    vss = []
+    for obj in raw.virtual_services:
+        try:
+            vs = virtual_service(obj, raw.default_namespace)
+        except ShapeError:
+            continue
+        vss.append((vs.ref.key, vs.gateways, vs.hosts, obj))
+    marks = suppressions.annotated(list(raw.gateways) + list(raw.gateway_api.gateways), vss, raw.default_namespace)
+    rules = [suppressions.parse_rule(t) for t in texts]
+    if not rules and not marks.gateways and not marks.virtual_services:
+        return report
+    kept, accepted, unused = suppressions.apply(report.findings, rules, marks)
+    for rule in unused:
+        env.stderr.write(f"warning: --suppress {rule.text} matches no finding\n")
+    return replace(report, findings=tuple(kept), suppressed=tuple(accepted))
+
+
 def run(opts: Options, env: Env) -> ExitStatus:
     printer = opts.output.printer(env.color)
     raw = load(opts, env)
     inventory, report = analyze(opts, raw)
+    report = suppress(report, raw, opts.suppress, env)
     printer.print(report, env.stdout)
     for note in report.notes:
         env.stderr.write(f"note: {note}\n")

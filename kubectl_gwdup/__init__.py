@@ -2,3 +2,4 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
+HOMEPAGE = "https://example.invalid/kubectl-gwdup"  # the krew manifest's homepage too (tests/test_packaging.py)

@@ -145,6 +145,9 @@ def validate_manifest(path: str) -> dict:
     assert spec["shortDescription"] and not re.search(r"[\r\n]", spec["shortDescription"])
     assert SEMVER.match(spec["version"])
     assert re.match(r"^https://[^\s/]+(/\S*)?$", spec.get("homepage", "")), "krew wants a homepage URL"
+    from kubectl_gwdup import HOMEPAGE
+
+    assert spec["homepage"] == HOMEPAGE  # what SARIF's rules link to
     assert "python3" in spec["caveats"]
     assert spec["platforms"]
     for p in spec["platforms"]:

@@ -76,7 +76,7 @@ KUBE = FlagGroup("Cluster flags (as kubectl)", (
 ))
 
 OUTPUT = FlagGroup("Output flags", (
-    Flag(("-o", "--output"), "output format: wide, json or yaml (default: a table)",
+    Flag(("-o", "--output"), "output format: wide, json, yaml, or sarif for check (default: a table)",
          {"metavar": "FORMAT", "default": ""}),
     Flag(("--no-headers",), "print tables without the header row", {"action": "store_true"}),
 ))

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .. import controlplane, suppressions
 from ..analysis import registry
@@ -59,6 +60,8 @@ class Options:
         parse_selector(self.selector)
         for text in self.suppress:
             suppressions.parse_rule(text)
+        if self.output.output == "sarif" and type(self) is not Options:
+            raise UsageError("-o sarif is check's output format")
 
     @property
     def settings(self) -> Settings:
@@ -230,12 +233,46 @@ def suppress(report: Report, raw: RawObjects, texts: Sequence[str], env: Env) ->
     return replace(report, findings=tuple(kept), suppressed=tuple(accepted))
 
 
+def positions(raw: RawObjects) -> "Callable[[str, str, str, Optional[int], Optional[str]], Optional[Tuple[str, int]]]":
+    """Where a Gateway's server (or a listener) was read from with -f: file and line, for SARIF;
+    each file composed again only when a result points into it."""
+    from ..sources.locations import locate
+
+    files: Dict[Tuple[str, str, str], str] = {}
+    for obj in list(raw.gateways) + list(raw.gateway_api.gateways) + list(raw.gateway_api.listener_sets):
+        path = raw.origin.get(id(obj))
+        if path and path != "<stdin>":
+            try:
+                ref = object_ref(obj, raw.default_namespace)
+            except ShapeError:
+                continue
+            files[(str(obj.get("kind")), ref.namespace, ref.name)] = path
+    located: Dict[str, Any] = {}
+
+    def position(kind: str, ns: str, name: str, server: Optional[int], listener: Optional[str]
+                 ) -> Optional[Tuple[str, int]]:
+        path = files.get((kind, ns, name))
+        if path is None:
+            return None
+        if path not in located:
+            located[path] = locate(path, raw.default_namespace)
+        place = located[path].get((kind, ns, name))
+        if place is None:
+            return None
+        line = place.servers.get(server, place.line) if server is not None else \
+            place.listeners.get(listener or "", place.line)
+        uri = path.replace(os.sep, "/")
+        return ("file://" + uri if os.path.isabs(path) else uri), line
+
+    return position
+
+
 def run(opts: Options, env: Env) -> ExitStatus:
     printer = opts.output.printer(env.color)
     raw = load(opts, env)
     inventory, report = analyze(opts, raw)
     report = suppress(report, raw, opts.suppress, env)
-    printer.print(report, env.stdout)
+    printer.print(report, env.stdout, positions(raw) if printer.fmt.value == "sarif" else None)
     for note in report.notes:
         env.stderr.write(f"note: {note}\n")
     for skipped in report.skipped:

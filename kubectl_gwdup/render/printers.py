@@ -7,7 +7,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from ..errors import UsageError
 from ..model import Report
-from . import findings, structured, table
+from . import findings, sarif, structured, table
 
 
 class OutputFormat(enum.Enum):
@@ -15,6 +15,7 @@ class OutputFormat(enum.Enum):
     WIDE = "wide"
     JSON = "json"
     YAML = "yaml"
+    SARIF = "sarif"  # check only
 
 
 def parse_format(value: str) -> OutputFormat:
@@ -39,6 +40,8 @@ class ReportPrinter:
     def emit(self, doc: Dict[str, Any], headers: Sequence[str], rows: Callable[[bool], List[List[str]]],
              out: TextIO, color_column: Optional[int] = None) -> None:
         """One document: structured as it is, or a table from `rows(wide)`."""
+        if self.fmt is OutputFormat.SARIF:
+            raise UsageError("-o sarif is check's output format")
         if self.fmt is OutputFormat.JSON:
             structured.print_json(doc, out)
         elif self.fmt is OutputFormat.YAML:
@@ -46,7 +49,12 @@ class ReportPrinter:
         else:
             table.print_table(headers, rows(self.wide), out, self.no_headers, self.color, color_column)
 
-    def print(self, report: Report, out: TextIO) -> None:
+    def print(self, report: Report, out: TextIO, position: Optional[sarif.Position] = None) -> None:
+        if self.fmt is OutputFormat.SARIF:
+            from .. import HOMEPAGE, __version__
+
+            structured.print_json(sarif.document(report, position or (lambda *_: None), __version__, HOMEPAGE), out)
+            return
         self.emit(report.to_dict(), findings.WIDE_HEADERS if self.wide else findings.HEADERS,
                   lambda wide: [findings.row(f, wide) for f in report.findings], out,
                   color_column=findings.OUTCOME_COLUMN[self.wide])

@@ -7,7 +7,7 @@ With several revisions the oldest decides (what it would do to a Gateway is the 
 answer to give). `--istio-version` wins over what is read; without either, the newest release
 modelled is assumed and said so.
 
-The rules that differ by version (README, "Istio versions"):
+The rules that differ by version (docs/check.md, "Istio versions"):
 - strict gateway merging, 1.31 on (PILOT_ENABLE_STRICT_GATEWAY_MERGING, default true): an Istio
   Gateway of a namespace without a managed Gateway API Gateway is not merged onto that managed
   Gateway's pods (pilot/pkg/model/push_context.go, filterStrictGatewayMerging; the 1.31 release notes).

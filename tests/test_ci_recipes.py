@@ -16,7 +16,7 @@ import yaml
 from conftest import ROOT
 
 EXAMPLES = os.path.join(ROOT, "examples")
-SECTION = "### In CI and before a commit"
+SECTION = "## In CI and before a commit"
 
 
 def _blocks() -> List[str]:

@@ -27,6 +27,7 @@ import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..istiod.route import Matcher, Route
+from . import regex_samples
 from ..model import Outcome, RouteSource
 
 OTHER_PATH = "/.gwdup-unnamed-path"  # a path no matcher names (one of Envoy's own would be a guess)
@@ -175,7 +176,8 @@ def _satisfying(route: Route) -> Optional[Shape]:
 def _paths(routes: Sequence[Route]) -> List[str]:
     out: Dict[str, None] = {"/": None}
     for r in routes:
-        if r.path_kind == "regex":
+        if r.path_kind == "regex":  # paths the pattern takes, so that its route is judged too
+            out.update((p, None) for p in regex_samples.samples(r.path) if p.startswith("/"))
             continue
         v = r.path
         for p in (v, v.rstrip("/") + "/", v.rstrip("/") + "/x", v + "x"):

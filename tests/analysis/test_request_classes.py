@@ -7,6 +7,8 @@ under test: every request of a wide set is routed by both tables, and the outcom
 must be the outcomes check reports, each shown by a request that really gets it."""
 from __future__ import annotations
 
+import re
+
 from typing import Dict, Optional, Sequence, Tuple
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -69,10 +71,12 @@ def test_a_match_for_another_gateway_or_port_builds_no_route() -> None:
 # --- the requests check reports, against a brute force --------------------------------------------
 
 def _path_holds(kind: str, value: str, ignore_case: bool, path: str) -> bool:
-    if ignore_case:
+    if ignore_case and kind != "regex":
         value, path = value.lower(), path.lower()
     if kind == "exact":
         return path == value
+    if kind == "regex":  # safe_regex: the whole path (ignoreUriCase does not reach a regex)
+        return re.fullmatch(value, path) is not None
     if kind == "prefix":
         return path[:len(value)] == value
     # path_separated_prefix: the value, then the end of the path or a `/`
@@ -108,16 +112,20 @@ def _outcome(mine: Sequence[Route], theirs: Sequence[Route], path: str, headers:
 # every path drawn, at, just past, below and beside it, in other cases, and paths nobody names
 DRAWN = ["/", "/api", "/api/", "/login", "/a", "/API"]
 PATHS = sorted({v for p in DRAWN for q in (p, p.upper(), p.capitalize()) for v in (q, q + "x", q + "/", q.rstrip("/") + "/x")}
-               | {OTHER_PATH, "/zz", "/apix/y", "//"})
+               | {OTHER_PATH, "/zz", "/apix/y", "//", "/a12", "/a1/x", "/login/x", "/api/x/y", "/zx", "/api/v2x"})
+# regex routes as users write them (path classes only these tell apart, and ones they share)
+REGEXES = ["/api/.*", "/a[0-9]+", "/(login|api)/x", "/.*x", "/api/v[0-9]+x?"]
 VALUES = [None, "", "1", "10", "b", "bo", "bob", "2"]  # each drawn value, values beyond and before it, another
 HEADER_SETS = [{k: v for k, v in (("x-canary", c), ("x-user", u)) if v is not None} for c in VALUES for u in VALUES]
 
 matchers = st.builds(Matcher, st.just("header"), st.sampled_from(["x-canary", "x-user"]),
                      st.sampled_from(["exact", "prefix", "present"]), st.sampled_from(["1", "b", "bob", ""]), st.booleans())
-routes = st.builds(Route, st.text("abc", min_size=1, max_size=3),
-                   st.sampled_from(["prefix", "separated", "exact"]),
-                   st.sampled_from(DRAWN), st.booleans(),
-                   st.lists(matchers, max_size=2).map(tuple), st.sampled_from(["web", "api", "shop"]))
+routes = st.one_of(
+    st.builds(Route, st.text("abc", min_size=1, max_size=3), st.sampled_from(["prefix", "separated", "exact"]),
+              st.sampled_from(DRAWN), st.booleans(), st.lists(matchers, max_size=2).map(tuple),
+              st.sampled_from(["web", "api", "shop"])),
+    st.builds(Route, st.text("abc", min_size=1, max_size=3), st.just("regex"), st.sampled_from(REGEXES),
+              st.just(False), st.lists(matchers, max_size=1).map(tuple), st.sampled_from(["web", "api", "shop"])))
 
 
 def _as_istiod_writes(i: int, r: Route) -> Route:
@@ -168,3 +176,16 @@ def test_a_request_label_is_what_a_client_sends() -> None:
     assert Request("GET", "/api", (("x-canary", "1"),)).label() == "/api with x-canary: 1"
     assert Request("POST", OTHER_PATH).label() == "POST other paths"
     assert Request("GET", "/", (), (("v", "2"),)).to_dict()["label"] == "/?v=2"
+
+
+def test_a_regex_route_gets_paths_it_takes() -> None:
+    """Each branch of an alternative, each repeat at its minimum and once more; nothing for what
+    Python's parser reads but a plain string cannot stand for (a back-reference)."""
+    from kubectl_gwdup.analysis.regex_samples import samples
+
+    assert samples("/api/.*") == ["/api/", "/api/x"]
+    assert samples("/(login|api)/x") == ["/login/x", "/api/x"]
+    assert samples("/api/v[0-9]+/\\w+") == ["/api/v0/x", "/api/v00/xx"]
+    assert samples("/(a)\\1") == [] and samples("(") == []
+    for pattern in REGEXES:
+        assert samples(pattern) and all(re.fullmatch(pattern, p) for p in samples(pattern))

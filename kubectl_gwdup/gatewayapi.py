@@ -675,8 +675,6 @@ def _route_virtual_services(route: Mapping[str, Any], parents: _Parents, default
                 match = http_match(m, where)
             http.append(dict(action, match=[match]))  # `{}` too: a match of everything
             ids.append(f"{kind} {ref.key} rules[{i}]" + (f".matches[{j}]" if matches else ""))
-            if not matches:
-                break
     if not http:
         return
     http, ids = sort_http_routes(http, ids)

@@ -64,8 +64,8 @@ class RawObjects:
         """What the servers are made of: each input list, by identity and length (the sources
         only append, and only before the first build)."""
         lists = (self.gateways, self.services, self.gateway_api.gateways, self.gateway_api.listener_sets,
-                 self.gateway_api.http_routes, self.gateway_api.grpc_routes, self.gateway_api.tls_routes, self.gateway_api.reference_grants,
-                 self.gateway_api.gateway_classes)
+                 self.gateway_api.http_routes, self.gateway_api.grpc_routes, self.gateway_api.tls_routes,
+                 self.gateway_api.reference_grants, self.gateway_api.gateway_classes)
         lists += (self.gateway_api.namespaces or {},)
         return tuple(x for lst in lists for x in (id(lst), len(lst)))
 

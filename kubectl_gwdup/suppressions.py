@@ -74,18 +74,18 @@ def codes_of(obj: Mapping[str, Any]) -> Tuple[str, ...]:
     return tuple(c.strip().upper() for c in value.split(",") if c.strip())
 
 
-def annotated(gateways: Iterable[Mapping[str, Any]], virtual_services: Iterable[Tuple[str, Sequence[str], Sequence[str],
-                                                                                 Mapping[str, Any]]],
+def annotated(gateways: Iterable[Mapping[str, Any]],
+              virtual_services: Iterable[Tuple[str, Sequence[str], Sequence[str], Tuple[str, ...]]],
               default_namespace: str) -> Annotated:
-    """`virtual_services`: (key, resolved gateways, hosts, object)."""
+    """`virtual_services`: the annotated ones, as (key, resolved gateways, hosts, codes)."""
     gws: Dict[str, Tuple[str, ...]] = {}
     for g in gateways:
         codes = codes_of(g)
         if codes:
             meta = g.get("metadata") or {}
             gws[f"{meta.get('namespace') or default_namespace}/{meta.get('name')}"] = codes
-    vss = tuple((key, tuple(bound), tuple(h.lower() for h in hosts), codes_of(obj))
-                for key, bound, hosts, obj in virtual_services if codes_of(obj))
+    vss = tuple((key, tuple(bound), tuple(h.lower() for h in hosts), tuple(codes))
+                for key, bound, hosts, codes in virtual_services if codes)
     return Annotated(gws, vss)
 
 

@@ -3,9 +3,10 @@
 A route matched by `safe_regex` takes the paths its pattern matches whole; the classes of
 requests (request_classes.py) need one such path, or the route is never exercised and a hazard
 through it goes unseen. The pattern is read by Python's own regex parser (`re._parser`, before
-3.11 `sre_parse`) and written out the plainest way: literals as they are, `.` and classes as one
-character they admit, each branch of an alternative (up to MAX_VARIANTS strings), each repeat at its minimum, and again
-with one more turn of each (`/api/.*` gives `/api/` and `/api/x`). A string is kept only when
+3.11 `sre_parse`) and written out the plainest way: literals as they are, `.` as one character
+and a class as a few it admits, each branch of an alternative (up to MAX_VARIANTS strings),
+each repeat at its minimum, and again with one more turn of each (`/api/.*` gives `/api/` and
+`/api/x`). A string is kept only when
 the pattern then matches it whole; a pattern outside that reading (back-references,
 look-arounds) gives none, as before.
 """
@@ -20,10 +21,10 @@ except ImportError:  # pragma: no cover - Python 3.9 and 3.10
     import sre_parse as _sre  # type: ignore[no-redef]
 
 
-
 def _name(constant: Any) -> str:
     """An opcode's name (sre_constants' named integers; str() of one is its number before 3.11)."""
     return str(getattr(constant, "name", constant))
+
 
 _ONE_OF = {"CATEGORY_DIGIT": "0", "CATEGORY_NOT_DIGIT": "x", "CATEGORY_WORD": "x", "CATEGORY_NOT_WORD": "-",
            "CATEGORY_SPACE": " ", "CATEGORY_NOT_SPACE": "x"}

@@ -27,8 +27,8 @@ import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..istiod.route import Matcher, Route
-from . import regex_samples
 from ..model import Outcome, RouteSource
+from . import regex_samples
 
 OTHER_PATH = "/.gwdup-unnamed-path"  # a path no matcher names (one of Envoy's own would be a guess)
 

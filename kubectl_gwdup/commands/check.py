@@ -5,7 +5,7 @@ import argparse
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from .. import controlplane, suppressions
 from ..analysis import registry
@@ -16,6 +16,8 @@ from ..errors import ExitStatus, GwdupError, UsageError
 from ..inventory import RawObjects, Settings, build_inventory
 from ..model import Finding, Input, Inventory, Level, Report
 from ..objects import ShapeError, labels_of, object_ref, virtual_service
+from ..render.printers import OutputFormat
+from ..render.sarif import Position
 from ..selectors import Selector, parse_selector
 
 FAIL_LEVELS = {"info": Level.INFO, "warning": Level.WARNING, "error": Level.ERROR, "never": None}
@@ -218,11 +220,14 @@ def suppress(report: Report, raw: RawObjects, texts: Sequence[str], env: Env) ->
     listed in JSON and YAML); a flag that matches nothing is a warning."""
     vss = []
     for obj in raw.virtual_services:
+        codes = suppressions.codes_of(obj)
+        if not codes:
+            continue  # only the annotated ones are read again (a mesh has thousands)
         try:
             vs = virtual_service(obj, raw.default_namespace)
         except ShapeError:
             continue
-        vss.append((vs.ref.key, vs.gateways, vs.hosts, obj))
+        vss.append((vs.ref.key, vs.gateways, vs.hosts, codes))
     marks = suppressions.annotated(list(raw.gateways) + list(raw.gateway_api.gateways), vss, raw.default_namespace)
     rules = [suppressions.parse_rule(t) for t in texts]
     if not rules and not marks.gateways and not marks.virtual_services:
@@ -233,7 +238,7 @@ def suppress(report: Report, raw: RawObjects, texts: Sequence[str], env: Env) ->
     return replace(report, findings=tuple(kept), suppressed=tuple(accepted))
 
 
-def positions(raw: RawObjects) -> "Callable[[str, str, str, Optional[int], Optional[str]], Optional[Tuple[str, int]]]":
+def positions(raw: RawObjects) -> Position:
     """Where a Gateway's server (or a listener) was read from with -f: file and line, for SARIF;
     each file composed again only when a result points into it."""
     from ..sources.locations import locate
@@ -272,7 +277,7 @@ def run(opts: Options, env: Env) -> ExitStatus:
     raw = load(opts, env)
     inventory, report = analyze(opts, raw)
     report = suppress(report, raw, opts.suppress, env)
-    printer.print(report, env.stdout, positions(raw) if printer.fmt.value == "sarif" else None)
+    printer.print(report, env.stdout, positions(raw) if printer.fmt is OutputFormat.SARIF else None)
     for note in report.notes:
         env.stderr.write(f"note: {note}\n")
     for skipped in report.skipped:

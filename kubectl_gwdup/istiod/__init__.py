@@ -16,6 +16,8 @@ release take it from there):
 - `route`: pilot/pkg/networking/core/route/route.go (the Envoy routes of a VirtualService's
   `http` for one gateway server, their matches and the cluster each one sends to).
 - `tls_routes`: gateway.go buildGatewayNetworkFiltersFromTLSRoutes (PASSTHROUGH chains).
+- `l4_match`: gateway.go pickMatchingGatewayHosts and l4SingleMatch (which VirtualServices and
+  matches the chains from `tls` and `tcp` routes read).
 - `tcp_routes`: gateway.go buildGatewayNetworkFiltersFromTCPRoutes (whether a TLS server
   terminated then TCP gets a chain; TLSRoutes count from 1.30).
 - `route_conversion`: pilot/pkg/config/kube/gateway/conversion.go convertHTTPRoute,

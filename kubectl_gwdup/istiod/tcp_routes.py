@@ -16,38 +16,23 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Sequence
 
-from ..hosts import istio_intersection, names_for_namespace
 from ..model import Server, VirtualService
-from ..objects import resolve_gateway_name, sanitized_hosts
-
-
-def _l4_match(match: Any, server: Server, gateway: str, namespace: str) -> bool:
-    """l4SingleMatch: the port, if given, is the server's; the gateways, if given, name it."""
-    if not isinstance(match, Mapping):
-        return False
-    if match.get("port") not in (None, 0, server.ref.port_number):
-        return False
-    gws = match.get("gateways") or []
-    return not gws or gateway in {resolve_gateway_name(str(g), namespace) for g in gws}
+from .l4_match import l4_match, matching_virtual_services
 
 
 def has_tcp_chain(server: Server, virtual_services: Sequence[VirtualService], tls_routes_count: bool) -> bool:
-    """buildGatewayNetworkFiltersFromTCPRoutes found a route: the chain exists."""
-    gateway = server.ref.gateway.key
-    hosts = sanitized_hosts(server)
-    for vs in virtual_services:  # those bound to the Gateway, in creation order
-        if not istio_intersection(names_for_namespace(hosts, vs.ref.namespace), vs.hosts):
-            continue
-        spec = vs.raw.get("spec") if isinstance(vs.raw.get("spec"), Mapping) else {}
+    """buildGatewayNetworkFiltersFromTCPRoutes found a route: the chain exists. `virtual_services`
+    are those bound to the server's Gateway, in creation order."""
+    for vs, spec in matching_virtual_services(server, virtual_services):
         for tcp in spec.get("tcp") or []:
             if not isinstance(tcp, Mapping) or not tcp.get("route"):
                 continue
             matches: List[Any] = list(tcp.get("match") or [])
-            if not matches or any(_l4_match(m, server, gateway, vs.ref.namespace) for m in matches):
+            if not matches or any(l4_match(m, server, vs.ref.namespace) for m in matches):
                 return True
         if tls_routes_count and vs.origin.startswith("TLSRoute "):
             for tls in spec.get("tls") or []:
-                if isinstance(tls, Mapping) and any(_l4_match(m, server, gateway, vs.ref.namespace)
+                if isinstance(tls, Mapping) and any(l4_match(m, server, vs.ref.namespace)
                                                     for m in tls.get("match") or []):
                     return True
     return False

@@ -1,7 +1,7 @@
 """The filter chains of a PASSTHROUGH server: one per TLS route match, named by its SNI hosts.
 
 Mirrors pilot/pkg/networking/core/gateway.go buildGatewayNetworkFiltersFromTLSRoutes (with
-pickMatchingGatewayHosts and l4SingleMatch) and pilot/pkg/model/gateway.go CheckDuplicates, the
+pickMatchingGatewayHosts and l4SingleMatch, istiod/l4_match.py) and pilot/pkg/model/gateway.go CheckDuplicates, the
 same from Istio 1.24 to controlplane.NEWEST_MODELLED: the TLS routes of the VirtualServices
 bound to the server's Gateway whose hosts meet the server's, matched on each route's sniHosts
 (`*` when none); without such a route istiod builds no chain, and the server's hosts reach
@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from typing import List, Mapping, Optional, Sequence, Set, Tuple
 
-from ..hosts import istio_intersection, names_for_namespace
 from ..model import Server, VirtualService
-from ..objects import resolve_gateway_name, sanitized_hosts
+from .l4_match import l4_match, matching_virtual_services
 
 
 def passthrough_sni(server: Server, virtual_services: Sequence[VirtualService], taken: Set[str],
@@ -26,24 +25,14 @@ def passthrough_sni(server: Server, virtual_services: Sequence[VirtualService], 
     """The names the server's chains are matched on, or None when there is no TLS route (no
     chain). `virtual_services` are those bound to its Gateway, in creation order; `taken` the
     SNI names TLS routes already took on the listener (updated); each skip is said in `skipped`."""
-    gw_key = server.ref.gateway.key
-    hosts = sanitized_hosts(server)
     names: List[str] = []
     found = False
-    for vs in virtual_services:
-        if not istio_intersection(names_for_namespace(hosts, vs.ref.namespace), vs.hosts):
-            continue
-        spec = vs.raw.get("spec") if isinstance(vs.raw.get("spec"), Mapping) else {}
+    for vs, spec in matching_virtual_services(server, virtual_services):
         for i, route in enumerate(spec.get("tls") or []):
             if not isinstance(route, Mapping) or not route.get("route"):
                 continue
             for j, match in enumerate(route.get("match") or []):
-                if not isinstance(match, Mapping):
-                    continue
-                gws = match.get("gateways") or []
-                if gws and gw_key not in {resolve_gateway_name(str(g), vs.ref.namespace) for g in gws}:
-                    continue
-                if match.get("port") not in (None, 0, server.ref.port_number):
+                if not l4_match(match, server, vs.ref.namespace):
                     continue
                 sni = [str(h) for h in match.get("sniHosts") or ["*"]]
                 repeated = [h for h in sni if h in taken]

@@ -15,8 +15,6 @@ WIDE_HEADERS = ["gateway", "port", "hosts", "to", "outcome", "certificate", "lev
                 "port names", "evidence"]
 OUTCOME_COLUMN = {False: HEADERS.index("outcome"), True: WIDE_HEADERS.index("outcome")}
 MAX_CELL_ITEMS = 3
-
-
 CELL_BUDGET = 40  # characters of a table cell's list before `+ N more...`
 
 

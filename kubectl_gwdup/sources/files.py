@@ -35,7 +35,8 @@ _KINDS = {
 }
 
 _GATEWAY_API = {"Gateway": "gateways", "ListenerSet": "listener_sets", "HTTPRoute": "http_routes",
-                "GRPCRoute": "grpc_routes", "TLSRoute": "tls_routes", "ReferenceGrant": "reference_grants", "GatewayClass": "gateway_classes"}
+                "GRPCRoute": "grpc_routes", "TLSRoute": "tls_routes", "ReferenceGrant": "reference_grants",
+                "GatewayClass": "gateway_classes"}
 _JSON_START = re.compile(r"\s*[\[{]")  # scans the leading blanks only, not the whole text
 _INPUT_OF = {"gateways": Input.GATEWAYS, "virtual_services": Input.VIRTUAL_SERVICES,
              "envoy_filters": Input.ENVOY_FILTERS, "services": Input.SERVICES}

@@ -8,7 +8,7 @@ and a class as a few it admits, each branch of an alternative (up to MAX_VARIANT
 each repeat at its minimum, and again with one more turn of each (`/api/.*` gives `/api/` and
 `/api/x`). A string is kept only when
 the pattern then matches it whole; a pattern outside that reading (back-references,
-look-arounds) gives none, as before.
+look-arounds), or one whose plainest match is longer than MAX_LENGTH, gives none, as before.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _ones(items: Any) -> List[str]:
 
 
 MAX_VARIANTS = 16  # strings written per pattern, at most
-
+MAX_LENGTH = 64  # characters of a string written: a manifest's `x{1000000000}` allocates nothing
 
 def _join(parts: List[List[str]]) -> List[str]:
     out = [""]
@@ -78,7 +78,10 @@ def _write(tokens: Any, more: int) -> Optional[List[str]]:
             inner = _write(sub, more)
             if inner is None:
                 return None
-            parts.append([v * min(low + more, high) for v in inner])
+            times = min(low + more, high)
+            if any(len(v) * times > MAX_LENGTH for v in inner):
+                return None
+            parts.append([v * times for v in inner])
         elif name in ("SUBPATTERN", "ATOMIC_GROUP"):
             inner = _write(arg[-1] if name == "SUBPATTERN" else arg, more)
             if inner is None:
@@ -96,7 +99,8 @@ def _write(tokens: Any, more: int) -> Optional[List[str]]:
             continue
         else:
             return None
-    return _join(parts)
+    written = _join(parts)
+    return written if all(len(w) <= MAX_LENGTH for w in written) else None
 
 
 def samples(pattern: str) -> List[str]:
@@ -113,5 +117,5 @@ def samples(pattern: str) -> List[str]:
             written = _write(tokens, more) or []
         except (OverflowError, RecursionError, MemoryError):
             written = []
-        out += [w for w in written if len(w) <= 1024 and compiled.fullmatch(w) and w not in out]
+        out += [w for w in written if compiled.fullmatch(w) and w not in out]
     return out

@@ -5,7 +5,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test bench clean browser
+.PHONY: example test bench clean browser dns
 
 $(VENV)/.ready: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,10 +22,16 @@ browser:
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium libnss3-tools; }
 
-test: $(VENV)/.ready browser
+# the DNS tests run Debian's dnsmasq (the binary alone: dnsmasq-base) on loopback
+dns:
+	@command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq dnsmasq-base; }
+
+test: $(VENV)/.ready browser dns
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.ready
+bench: $(VENV)/.ready dns
 	$(BIN)/python -m pip install -q cryptography
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/merge_scale.py
@@ -36,6 +42,9 @@ bench: $(VENV)/.ready
 	$(BIN)/python benchmarks/cluster_requests.py
 	$(BIN)/python benchmarks/envoy_421.py
 	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/serve_watch.py
+	$(BIN)/python benchmarks/dns_resolve.py
+	$(BIN)/python benchmarks/fleet.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

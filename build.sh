@@ -109,6 +109,18 @@ text = re.sub(r"uri: \S*/kubectl-gwdup-([a-z0-9-]+)\.tar\.gz\n    sha256: \S+", 
 text = re.sub(r"(?m)^(  version: )\S+$", r"\g<1>" + version, text)
 text = re.sub(r"(?m)^(  homepage: )\S+$", lambda m: m.group(1) + homepage, text)
 open("dist/gwdup.yaml", "w").write(text)
+
+# deploy/ with the release's archive URL and sha256 (the platform-free archive: one for every
+# node architecture the python image runs on)
+import os, shutil
+shutil.rmtree("dist/deploy", ignore_errors=True)
+shutil.copytree("deploy", "dist/deploy")
+sha = hashlib.sha256(open("dist/kubectl-gwdup-any.tar.gz", "rb").read()).hexdigest()
+path = "dist/deploy/50-deployment.yaml"
+text = open(path).read()
+text = re.sub(r'(GWDUP_ARCHIVE_URL, value: )"[^"]*"', lambda m: f'{m.group(1)}"{base}/kubectl-gwdup-any.tar.gz"', text)
+text = re.sub(r'(GWDUP_ARCHIVE_SHA256, value: )"[^"]*"', lambda m: f'{m.group(1)}"{sha}"', text)
+open(path, "w").write(text)
 PY
 for p in $PLATFORMS; do
   name=${p%%:*}

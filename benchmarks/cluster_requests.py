@@ -26,17 +26,22 @@ from kube import write_kubeconfig  # noqa: E402
 GATEWAYS, NAMESPACES, SECRETS = 5000, 500, 1000
 
 
-def populate(emu: Emulator) -> None:
-    import base64
-
+def namespaces_and_workload(emu: Emulator, namespaces: int) -> None:
+    """istio-system with the ingress gateway's Pod and Service (443 -> 8443), and ns-0.. ns-N."""
     emu.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}})
-    for n in range(NAMESPACES):
+    for n in range(namespaces):
         emu.put_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"ns-{n}"}})
     emu.put_object({"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": "istio-ingressgateway-0", "namespace": "istio-system", "labels": {"istio": "ingressgateway"}}})
     emu.put_object({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "istio-ingressgateway",
                     "namespace": "istio-system"}, "spec": {"selector": {"istio": "ingressgateway"},
                                                            "ports": [{"port": 443, "targetPort": 8443}]}})
+
+
+def populate(emu: Emulator) -> None:
+    import base64
+
+    namespaces_and_workload(emu, NAMESPACES)
     for s in range(SECRETS):
         sans = [f"h{i}.team{i % NAMESPACES}.example.com" for i in range(s * 5, s * 5 + 5)]
         emu.put_object({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",

@@ -52,8 +52,18 @@ CERT_NOT_VALID_FOR_HOST = FindingType(
             "for: every browser shows a certificate error there (and never reuses that connection).",
     template="{server} presents a certificate for {sans}, not valid for its host {hosts}: browsers show an error")
 
+COALESCED_ACROSS_CLUSTERS = FindingType(
+    "GWD0107", "CoalescedAcrossClusters", Level.WARNING,
+    summary="Gateways of two clusters behind one address (an anycast IP, a global load balancer): a "
+            "certificate one cluster presents is valid for a host only the other serves, so a browser "
+            "sends that host to the wrong cluster, which answers 404 (Error when a wildcard route there "
+            "answers it: the wrong backend). Needs DNS answers (check --context A --context B).",
+    template="{hosts} ({to}, cluster {to_cluster}) can arrive at {address} on connections of {from_} "
+             "(cluster {from_cluster}): {outcome} there")
+
 ALL: Tuple[FindingType, ...] = (COALESCED_NOT_FOUND, COALESCED_MISROUTED, SERVER_DROPPED,
-                                SECRET_NOT_FOUND, LISTENER_REJECTED, CERT_NOT_VALID_FOR_HOST)
+                                SECRET_NOT_FOUND, LISTENER_REJECTED, CERT_NOT_VALID_FOR_HOST,
+                                COALESCED_ACROSS_CLUSTERS)
 
 CODE_FORMAT = re.compile(r"^GWD0[1-49]\d\d$")
 BEGIN, END = "<!-- catalogue:begin -->", "<!-- catalogue:end -->"

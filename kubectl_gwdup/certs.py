@@ -1,6 +1,7 @@
 """Certificates: PEM bytes -> Certificate (DNS SANs, fingerprint). No I/O.
 
-Each distinct PEM is parsed once per process: clusters often store one certificate in many
+Each distinct PEM is parsed once per process (a long-running one drops those no longer in use,
+`keep_only`): clusters often store one certificate in many
 Secrets, and parsing is the dominant cost of reading them. Only the leaf (first block) counts,
 because it is what a browser checks before it reuses a connection. The private key is never
 read here; callers drop it before anything reaches this module.
@@ -11,7 +12,7 @@ import base64
 import binascii
 import hashlib
 import re
-from typing import Dict, Optional
+from typing import Dict, Iterable, Optional
 
 from .model import Certificate
 
@@ -62,3 +63,11 @@ def _parse(pem: bytes) -> Certificate:
 
 def cache_size() -> int:
     return len(_cache)
+
+
+def keep_only(pems: Iterable[bytes]) -> None:
+    """Forget every parsed PEM but these: a process that runs for days (serve, check --watch)
+    sees certificates renewed and Secrets deleted, and must hold only what the mesh uses now."""
+    wanted = set(pems)
+    for pem in [p for p in _cache if p not in wanted]:
+        del _cache[pem]

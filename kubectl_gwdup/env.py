@@ -6,7 +6,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping, Optional, TextIO
+    from typing import Callable, Mapping, Optional, TextIO
 
 
 class Env:
@@ -33,6 +33,42 @@ class Env:
     def color(self) -> bool:
         """Colour only on a terminal, never with NO_COLOR set (no-color.org)."""
         return self.stdout_tty and "NO_COLOR" not in self.environ and self.environ.get("TERM") != "dumb"
+
+
+class Filtered:
+    """A stream that passes each write through `rewrite` (None drops it): a command's warnings
+    said once though the analysis runs again and again (check --watch), each prefixed with
+    the cluster it is about (check across contexts), or none at all (serve)."""
+
+    def __init__(self, stream: TextIO, rewrite: "Callable[[str], Optional[str]]") -> None:
+        self.stream = stream
+        self.rewrite = rewrite
+
+    def write(self, text: str) -> int:
+        out = self.rewrite(text)
+        if out:
+            self.stream.write(out)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def with_stderr(env: Env, rewrite: "Callable[[str], Optional[str]]") -> Env:
+    """The same Env, its stderr filtered."""
+    return Env(stdout=env.stdout, stderr=Filtered(env.stderr, rewrite), stdin=env.stdin,  # type: ignore[arg-type]
+               environ=env.environ, prog=env.prog)
+
+
+def once() -> "Callable[[str], Optional[str]]":
+    seen: set = set()
+
+    def rewrite(text: str) -> Optional[str]:
+        if text in seen:
+            return None
+        seen.add(text)
+        return text
+    return rewrite
 
 
 class PipeSafe:

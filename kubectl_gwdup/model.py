@@ -455,6 +455,7 @@ class Report:
     notes: Tuple[str, ...] = ()
     conditions: Tuple[Mapping[str, Any], ...] = ()
     suppressed: Tuple[Tuple[Finding, str], ...] = ()  # accepted findings, and by what (kubectl_gwdup/suppressions.py)
+    clusters: Tuple[Mapping[str, Any], ...] = ()  # check across contexts: each cluster read, or why not
 
     def to_dict(self) -> Dict[str, Any]:
         return {
@@ -466,4 +467,5 @@ class Report:
             "skippedRules": [{"name": s.name, "missingInputs": list(s.missing)} for s in self.skipped],
             "notes": list(self.notes),
             "listenerConditions": [dict(c) for c in self.conditions],
+            **({"clusters": [dict(c) for c in self.clusters]} if self.clusters else {}),
         }

@@ -13,6 +13,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
+os.environ.setdefault("GWDUP_RESOLVE", "false")  # subprocesses that inherit it never ask public DNS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -136,7 +138,7 @@ def run_cli(args: List[str], environ: Optional[Dict[str, str]] = None, stdin: st
 
     out, err = io.StringIO(), io.StringIO()
     env = Env(stdout=out, stderr=err, stdin=io.StringIO(stdin),
-              environ=dict(environ if environ is not None else {"HOME": "/nonexistent"}))
+              environ=dict(environ if environ is not None else {"HOME": "/nonexistent", "GWDUP_RESOLVE": "false"}))
     status = main(args, env)
     return Result(status, out.getvalue(), err.getvalue())
 
@@ -178,3 +180,17 @@ def emulator_only(api_server):
     if api_server[1] is None:
         pytest.skip("needs the API emulator (fault injection / RBAC setup)")
     return api_server[1]
+
+
+@pytest.fixture(autouse=True)
+def no_system_resolver(monkeypatch):
+    """No test asks the machine's resolver (and through it public DNS): DNS tests give their
+    loopback server with --nameserver."""
+    from kubectl_gwdup.sources import dns
+
+    original = dns.Resolver._client
+
+    def guarded(self):
+        assert self.nameservers, "a test asked the system's resolver: give --nameserver or GWDUP_RESOLVE=false"
+        return original(self)
+    monkeypatch.setattr(dns.Resolver, "_client", guarded)

@@ -65,7 +65,8 @@ class TestCluster:
 
     @property
     def env(self) -> Dict[str, str]:
-        return {"KUBECONFIG": self.kubeconfig, "HOME": "/nonexistent"}
+        # DNS labels only where a test asks for them, with its own nameserver: never public DNS
+        return {"KUBECONFIG": self.kubeconfig, "HOME": "/nonexistent", "GWDUP_RESOLVE": "false"}
 
     def call(self, method: str, path: str, body: Any = None) -> Tuple[int, Dict[str, Any]]:
         from kubernetes.client.rest import ApiException

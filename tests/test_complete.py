@@ -12,7 +12,8 @@ from conftest import run_cli
             "apply-421\tanswer 421 Misdirected Request to coalesced requests (EnvoyFilters)",
             "merge\tmerge the servers that share a certificate into one Gateway (the lasting fix)",
             "impact\tcount the requests the hazards broke, from the gateways' access logs",
-            "fix\tan interactive session from finding to verified fix", ":4"]),
+            "fix\tan interactive session from finding to verified fix",
+            "serve\tcheck, always on: Prometheus metrics, listener conditions and Events (for deploy/)", ":4"]),
     (["pr"], ["probe\tconfirm hazards on a live gateway, as a browser meets them", ":4"]),
     (["check", "--fail"], ["--fail-level\tlowest finding level that makes the exit status 3: info, warning, "
                            "error or never", ":4"]),

@@ -63,7 +63,7 @@ def ours(paths, **flags) -> kubeconfig.Selection:
 @pytest.mark.parametrize("context", [None, "ctx-a", "ctx-b", "ctx-shared"])
 def test_context_server_namespace_match_kubectl(configs, order, context) -> None:
     paths = list(configs) if order == "ab" else list(reversed(configs))
-    env = {"KUBECONFIG": os.pathsep.join(paths)}
+    env = {"KUBECONFIG": os.pathsep.join(paths), "GWDUP_RESOLVE": "false"}
     extra = ["--context", context] if context else []
     want_ctx = context or kubectl("config", "current-context", env=env).stdout.strip()
     view = kubectl("config", "view", "--minify", *extra, "-o",
@@ -83,7 +83,7 @@ def _forbidden_user(text: str) -> str:
 @pytest.mark.parametrize("flags", [[], ["--user", "u2"], ["--context", "ctx-b", "--user", "u1"],
                                    ["--cluster", "shared"], ["--context", "ctx-shared", "--cluster", "c1"]])
 def test_cluster_and_user_overrides_reach_the_same_server_as_kubectl(configs, emulator_only, flags) -> None:
-    env = {"KUBECONFIG": os.pathsep.join(configs)}
+    env = {"KUBECONFIG": os.pathsep.join(configs), "GWDUP_RESOLVE": "false"}
     emulator_only.deny.append(("*", "list", "networking.istio.io", "gateways"))
     try:
         theirs = kubectl("get", "gateways.networking.istio.io", "-A", "--request-timeout", "5s", *flags, env=env)
@@ -149,7 +149,8 @@ def test_in_cluster_config(tmp_path, certs, emulator_only, monkeypatch) -> None:
     shutil.copy(certs.ca_cert, sa / "ca.crt")
     monkeypatch.setattr(kubeconfig, "SERVICE_ACCOUNT_DIR", str(sa))
     port = emulator_only.url.rsplit(":", 1)[1]
-    env = {"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port}
+    env = {"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": port,
+           "GWDUP_RESOLVE": "false"}
     result = run_cli(["check", "-v", "6"], env)
     assert result.status == 0, result.stderr
     assert f"GET https://127.0.0.1:{port}/apis/networking.istio.io" in result.stderr

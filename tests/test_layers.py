@@ -13,7 +13,7 @@ from conftest import ROOT
 PKG = os.path.join(ROOT, "kubectl_gwdup")
 PURE = ("analysis", "plans", "istiod", "model.py", "hosts.py", "catalogue.py", "objects.py")
 IO_MODULES = {"kubernetes", "urllib3", "socket", "subprocess", "ssl", "http", "requests", "h2"}
-IO_PACKAGES = ("sources", "execute", "cli", "commands", "netprobe")
+IO_PACKAGES = ("sources", "execute", "cli", "commands", "netprobe", "watch", "serve")
 
 
 def modules():

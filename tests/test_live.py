@@ -171,7 +171,7 @@ def _emulator(certs, tmp_path, **kw):
 def test_istio_crds_absent(certs, tmp_path, emulator_only) -> None:
     emu, path = _emulator(certs, tmp_path, istio_versions=None)
     try:
-        result = run_cli(["check"], {"KUBECONFIG": path})
+        result = run_cli(["check"], {"KUBECONFIG": path, "GWDUP_RESOLVE": "false"})
     finally:
         emu.stop()
     assert result.status == 1
@@ -199,7 +199,7 @@ def test_v1beta1_only_cluster(certs, tmp_path, emulator_only) -> None:
 
 def test_unauthorized_token(cluster, tmp_path, certs, api_server, emulator_only) -> None:
     path = write_kubeconfig(str(tmp_path / "bad"), emulator_only.url, certs.ca_cert, "expired-token")
-    result = run_cli(["check"], {"KUBECONFIG": path})
+    result = run_cli(["check"], {"KUBECONFIG": path, "GWDUP_RESOLVE": "false"})
     assert result.status == 1
     assert result.stderr == "error: You must be logged in to the server (Unauthorized)\n"
 
@@ -212,7 +212,7 @@ def test_unreachable_server(tmp_path, certs) -> None:
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     path = write_kubeconfig(str(tmp_path / "config"), f"https://127.0.0.1:{port}", certs.ca_cert, "t")
-    result = run_cli(["check", "--request-timeout", "5s"], {"KUBECONFIG": path})
+    result = run_cli(["check", "--request-timeout", "5s"], {"KUBECONFIG": path, "GWDUP_RESOLVE": "false"})
     assert result.status == 1
     assert result.stderr.startswith("error: Unable to connect to the server:")
     assert "Traceback" not in result.stderr

@@ -317,19 +317,64 @@ def test_a_denied_write_at_every_step_leaves_everything_as_it_was(cluster, certs
     assert r.status == 0, r.stderr
 
 
-@pytest.mark.parametrize("method,path,status", [
-    ("PUT", r"/gateways/gw-a$", 500),                     # the merge into gw-a fails
-    ("PUT", r"/virtualservices/gw-b-routes$", 409),       # the VirtualService changed meanwhile
-    ("DELETE", r"/gateways/gw-b$", 500),                  # the delete fails
+def _touch(emu, kind_key, ns, name, status_only: bool):
+    """What another writer does between the merge's read and its write: a user's edit of the
+    object, or (status_only) istiod writing its status."""
+    def act() -> None:
+        kind = emu.kinds[kind_key]
+        obj = copy.deepcopy(emu.store[kind_key][(ns, name)])
+        if status_only:
+            obj["status"] = {"validationMessages": [{"type": {"code": "IST0000"}, "level": "INFO"}]}
+            emu._update(kind, ns, name, obj, dry_run=False, manager="pilot-discovery", sub="status")
+        else:
+            obj["metadata"].setdefault("labels", {})["edited"] = "meanwhile"
+            emu._update(kind, ns, name, obj, dry_run=False, manager="kubectl-edit")
+    return act
+
+
+@pytest.mark.parametrize("method,path,status,touch", [
+    ("PUT", r"/gateways/gw-a$", 500, None),                     # the merge into gw-a fails
+    ("PUT", r"/virtualservices/gw-b-routes$", 0, "vs"),         # the VirtualService changed meanwhile: 409
+    ("DELETE", r"/gateways/gw-b$", 500, None),                  # the delete fails
 ])
-def test_failures_roll_back_to_the_start(cluster, certs, tmp_path, emulator_only, method, path, status) -> None:
+def test_failures_roll_back_to_the_start(cluster, certs, tmp_path, emulator_only, method, path, status, touch) -> None:
     start = setup_seed(cluster, certs)
-    emulator_only.inject(method, path, status, times=1, writes_only=True)  # the dry run passes
+    action = _touch(emulator_only, ("networking.istio.io", "virtualservices"), cluster.ns("team-b"), "gw-b-routes",
+                    status_only=False) if touch else None
+    emulator_only.inject(method, path, status, times=1, writes_only=True, action=action)  # the dry run passes
+    if touch:  # the edit made meanwhile stays, and only it
+        r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), "-n", cluster.ns("team-a")],
+                    cluster.env)
+        assert r.status == 4 and "Conflict" in r.stderr and "the cluster is as before" in r.stderr, r.stderr
+        key = ("VirtualService", cluster.ns("team-b"), "gw-b-routes")
+        now = snapshot(cluster)
+        assert now[key][0] == start[key][0] and (now[key][1] or {}).get("edited") == "meanwhile"
+        assert {k: v for k, v in now.items() if k != key} == {k: v for k, v in start.items() if k != key}
+        return
     r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), "-n", cluster.ns("team-a")],
                 cluster.env)
     assert r.status == 4, r.stderr
     assert "the cluster is as before" in r.stderr and "Traceback" not in r.stderr
     assert snapshot(cluster) == start
+
+
+@pytest.mark.parametrize("method,path,kind_key,name_ns", [
+    ("PUT", r"/gateways/gw-a$", ("networking.istio.io", "gateways"), ("gw-a", "team-a")),
+    ("DELETE", r"/gateways/gw-b$", ("networking.istio.io", "gateways"), ("gw-b", "team-b")),
+])
+def test_a_status_write_between_reads_and_writes_is_not_a_conflict(cluster, certs, tmp_path, emulator_only, method,
+                                                                   path, kind_key, name_ns) -> None:
+    """istiod (or serve --write-conditions) writes a Gateway's status after each change of its
+    spec: the merge's precondition fails on the new resourceVersion, the object is read again,
+    only its status moved, and the write goes through."""
+    setup_seed(cluster, certs)
+    name, ns = name_ns
+    emulator_only.inject(method, path, 0, times=1, writes_only=True,
+                         action=_touch(emulator_only, kind_key, cluster.ns(ns), name, status_only=True))
+    r = run_cli(["merge", "--apply", "--yes", "--backup-dir", str(tmp_path), "-n", cluster.ns("team-a")], cluster.env)
+    assert r.status == 0, r.stderr
+    assert len([x for x in emulator_only.requests(method, path + "") if "dryRun" not in x[2]]) >= 1
+    assert run_cli(["check", "-n", cluster.ns("team-a")], cluster.env).status == 0
 
 
 def test_apply_refuses_without_a_terminal(cluster, certs) -> None:

@@ -66,7 +66,7 @@ def test_every_connection_has_a_tls_context_of_its_own(cluster, certs, tmp_path,
     monkeypatch.setattr(ssl.SSLContext, "wrap_socket", wrap_socket)
     for name in ("load_cert_chain", "load_verify_locations", "set_alpn_protocols", "set_ciphers"):
         monkeypatch.setattr(ssl.SSLContext, name, guard(name))
-    env = {"KUBECONFIG": client_kubeconfig(cluster, certs, tmp_path), "HOME": "/nonexistent"}
+    env = {"KUBECONFIG": client_kubeconfig(cluster, certs, tmp_path), "HOME": "/nonexistent", "GWDUP_RESOLVE": "false"}
     for args in (["check", "-A"], ["merge", "--plan"], ["apply-421", "--dry-run=server"]):
         r = run_cli(args, env)
         assert r.status in (0, 3), (args, r.stderr)
@@ -90,7 +90,8 @@ def test_live_commands_never_die_by_a_signal(install, cluster, certs, tmp_path, 
         argv = [python, str(request.getfixturevalue("built")[0] / "dist" / "kubectl-gwdup")]
     two_groups(cluster, certs)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv"),
-           "PYTHONPATH": ROOT, "KUBECONFIG": client_kubeconfig(cluster, certs, tmp_path), "NO_COLOR": "1"}
+           "PYTHONPATH": ROOT, "KUBECONFIG": client_kubeconfig(cluster, certs, tmp_path), "NO_COLOR": "1",
+           "GWDUP_RESOLVE": "false"}
     scope = ["-n", cluster.ns("shop")]
     statuses: Dict[str, List[int]] = {}
 

@@ -34,7 +34,7 @@ COMMANDS = [
 
 def run(args: List[str], kubeconfig: str, outer: float) -> Tuple[subprocess.CompletedProcess, float]:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": "/nonexistent", "KUBECONFIG": kubeconfig,
-           "PYTHONPATH": ROOT}
+           "PYTHONPATH": ROOT, "GWDUP_RESOLVE": "false"}
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "kubectl_gwdup", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=outer)

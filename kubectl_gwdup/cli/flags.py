@@ -28,6 +28,8 @@ def parse_duration(value: str, flag: str = "--request-timeout") -> Optional[floa
 class KubeFlags:
     kubeconfig: Optional[str] = None
     context: Optional[str] = None
+    contexts: List[str] = field(default_factory=list)  # every --context given (check reads them all)
+    fleet: bool = False  # the command reads several clusters (check); others take one --context
     cluster_name: Optional[str] = None
     user: Optional[str] = None
     namespace: Optional[str] = None
@@ -43,7 +45,9 @@ class KubeFlags:
 
     @classmethod
     def from_args(cls, args: Any, environ: Mapping[str, str], log: TextIO) -> "KubeFlags":
-        return cls(kubeconfig=args.kubeconfig, context=args.context, cluster_name=args.cluster,
+        given = args.context if isinstance(args.context, list) else ([args.context] if args.context else [])
+        return cls(kubeconfig=args.kubeconfig, context=given[-1] if given else None, contexts=list(given),
+                   cluster_name=args.cluster,
                    user=args.user, namespace=args.namespace, all_namespaces=args.all_namespaces,
                    request_timeout=args.request_timeout, as_user=args.as_user,
                    as_group=list(args.as_group or []), chunk_size=args.chunk_size,
@@ -51,6 +55,8 @@ class KubeFlags:
 
     def validate(self) -> None:
         parse_duration(self.request_timeout)
+        if len(set(self.contexts)) > 1 and not self.fleet:
+            raise UsageError(f"--context is given {len(self.contexts)} times: only check reads several clusters")
         if self.chunk_size < 0:
             raise UsageError("--chunk-size must be 0 or more")
         if len(self.as_group) > 1:

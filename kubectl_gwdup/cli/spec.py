@@ -60,7 +60,8 @@ GENERAL = FlagGroup("General flags", (
 
 KUBE = FlagGroup("Cluster flags (as kubectl)", (
     Flag(("--kubeconfig",), "path to the kubeconfig file to use", {"metavar": "PATH"}),
-    Flag(("--context",), "the kubeconfig context to use", {"metavar": "NAME"}),
+    Flag(("--context",), "the kubeconfig context to use (check: repeatable, one report across the clusters)",
+         {"metavar": "NAME", "action": "append"}),
     Flag(("--cluster",), "the kubeconfig cluster to use", {"metavar": "NAME"}),
     Flag(("--user",), "the kubeconfig user to use", {"metavar": "NAME"}),
     Flag(("-n", "--namespace"), "only report findings that involve this namespace "
@@ -109,6 +110,19 @@ CHECK = FlagGroup("Check flags", (
     Flag(("--suppress",), "accept findings of CODE on the resource KIND/NAMESPACE/NAME (shell wildcards; "
          "repeatable), as istioctl analyze's --suppress; counted, never hidden",
          {"action": "append", "metavar": "CODE=KIND/NS/NAME"}),
+    Flag(("--resolve",), "label each hazard live, latent or unknown by what its hosts resolve to (default: true "
+         "on a cluster, false with -f)", {"nargs": "?", "const": "true", "metavar": "BOOL", "dest": "resolve_dns"}),
+    Flag(("--resolve-from",), "answers from a hosts file (ADDRESS NAME...) instead of DNS (repeatable; with -f, "
+         "external-dns annotations in the manifests count too)", {"action": "append", "metavar": "FILE"}),
+    Flag(("--nameserver",), "ask this DNS server (IP[:PORT]; repeatable) instead of the system's resolver",
+         {"action": "append", "metavar": "ADDRESS"}),
+    Flag(("--dns-timeout",), "time bound of one DNS query", {"metavar": "DURATION", "default": "2s"}),
+    Flag(("--all-contexts",), "check every context of the kubeconfig, in parallel: one report with a CLUSTER "
+         "column, and the hazards between clusters behind one address", {"action": "store_true"}),
+    Flag(("-w", "--watch"), "after the report, watch the cluster and print each hazard that appears, "
+         "disappears or is mitigated, until interrupted", {"action": "store_true"}),
+    Flag(("--watch-duration",), "with --watch: stop after this long (e.g. 10m; 0: until interrupted)",
+         {"metavar": "DURATION", "default": "0"}),
 ))
 
 PROBE = FlagGroup("Probe flags", (
@@ -199,6 +213,21 @@ FIX = FlagGroup("Fix flags", (
     Flag(("--backup-dir",), "where merges write their backups", {"default": "gwdup-backups", "metavar": "DIR"}),
     Flag(("--mitigation",), "how [4]21 mitigates: vhost, lua or http1 (as apply-421 --mitigation)",
          {"default": "vhost", "metavar": "vhost|lua|http1", "dest": "mitigation"}),
+))
+
+SERVE = FlagGroup("Serve flags", (
+    Flag(("--listen",), "address to serve /metrics, /healthz and /readyz on", {"metavar": "HOST:PORT",
+                                                                             "default": ":9090"}),
+    Flag(("--write-conditions",), "set GEP-3567's OverlappingTLSConfig condition on Gateway API listeners "
+         "(server-side apply of their status, field manager kubectl-gwdup-conditions)", {"action": "store_true"}),
+    Flag(("--write-events",), "record an Event on each Istio Gateway a hazard appears on, goes from or is "
+         "mitigated on (deduplicated, rate-limited)", {"action": "store_true"}),
+    Flag(("--read-secrets",), "watch Secrets to compare certificates (else by credentialName only; the RBAC of "
+         "deploy/ grants Secrets only with this)", {"action": "store_true"}),
+    Flag(("--debounce",), "quiet time after a change before the analysis runs again",
+         {"metavar": "DURATION", "default": "200ms"}),
+    Flag(("--suppress",), "accept findings of CODE on the resource KIND/NAMESPACE/NAME (as check)",
+         {"action": "append", "metavar": "CODE=KIND/NS/NAME"}),
 ))
 
 EXIT_STATUSES = """\
@@ -317,6 +346,19 @@ COMMANDS = (
   kubectl gwdup fix --address 203.0.113.7 --sample-host www.shop.example.org
   kubectl gwdup fix --yes --strategy 421        # in a pipeline: no prompts""",
         (LIVE_SOURCE, FIX, PROBE), "kubectl_gwdup.commands.fix"),
+    Command(
+        "serve", "check, always on: Prometheus metrics, listener conditions and Events (for deploy/)",
+        "Watch every kind check reads and analyse again on each change; serve the result on "
+        "/metrics (Prometheus), with /healthz and /readyz. Optionally write GEP-3567's "
+        "OverlappingTLSConfig condition on Gateway API listeners and Events on Istio Gateways. "
+        "Runs with the kubeconfig, or in a pod with its service account (deploy/).",
+        """examples:
+  # on a laptop, against the current context
+  kubectl gwdup serve --listen 127.0.0.1:9090
+
+  # in the cluster (deploy/50-deployment.yaml), with the writes on
+  kubectl-gwdup serve --write-conditions --write-events --read-secrets""",
+        (LIVE_SOURCE, SERVE), "kubectl_gwdup.commands.serve"),
 )
 
 EXAMPLES = """examples:

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from .. import controlplane, suppressions
 from ..analysis import registry
 from ..analysis.overlap import listener_conditions
-from ..cli.flags import KubeFlags, OutputFlags
+from ..cli.flags import KubeFlags, OutputFlags, parse_duration
 from ..env import Env
 from ..errors import ExitStatus, GwdupError, UsageError
 from ..inventory import RawObjects, Settings, build_inventory
@@ -35,6 +35,14 @@ class Options:
     secrets: str = "auto"  # with manifests: auto | complete | absent-are-unknown
     istio_version: str = ""  # --istio-version X.Y
     suppress: List[str] = field(default_factory=list)  # --suppress CODE=KIND/NS/NAME
+    watch: bool = False  # -w/--watch
+    dns_resolve: str = ""  # --resolve[=true|false]; "": on live, off with -f
+    dns_default: str = ""  # GWDUP_RESOLVE: the default of --resolve, e.g. false in air-gapped CI
+    resolve_from: List[str] = field(default_factory=list)  # hosts files
+    nameservers: List[str] = field(default_factory=list)
+    dns_timeout: str = "2s"
+    all_contexts: bool = False  # --all-contexts
+    watch_duration: str = "0"  # --watch-duration: 0, until interrupted
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Env) -> "Options":
@@ -44,10 +52,29 @@ class Options:
                    scope_gateway_to_namespace=args.scope_gateway_to_namespace,
                    secrets=getattr(args, "secrets", None) or "auto",
                    istio_version=getattr(args, "istio_version", None) or "",
-                   suppress=list(getattr(args, "suppress", None) or []))
+                   suppress=list(getattr(args, "suppress", None) or []),
+                   watch=bool(getattr(args, "watch", False)),
+                   watch_duration=getattr(args, "watch_duration", None) or "0",
+                   dns_resolve=getattr(args, "resolve_dns", None) or "",
+                   dns_default=env.environ.get("GWDUP_RESOLVE", "").lower(),
+                   resolve_from=list(getattr(args, "resolve_from", None) or []),
+                   nameservers=list(getattr(args, "nameserver", None) or []),
+                   dns_timeout=getattr(args, "dns_timeout", None) or "2s",
+                   all_contexts=bool(getattr(args, "all_contexts", False)))
+
+    @property
+    def fleet(self) -> bool:
+        return self.all_contexts or len(set(self.kube.contexts)) > 1
 
     def validate(self) -> None:
+        self.kube.fleet = type(self) is Options  # only check reads several clusters
         self.kube.validate()
+        if self.fleet and self.filenames:
+            raise UsageError("--context more than once and --all-contexts read clusters: they cannot go with -f")
+        if self.fleet and self.watch:
+            raise UsageError("--watch reads one cluster: give one --context")
+        if self.all_contexts and self.kube.contexts:
+            raise UsageError("--all-contexts cannot go with --context")
         self.output.validate()
         if self.fail_level not in FAIL_LEVELS:
             raise UsageError(f'invalid --fail-level "{self.fail_level}": one of {", ".join(FAIL_LEVELS)}')
@@ -64,6 +91,38 @@ class Options:
             suppressions.parse_rule(text)
         if self.output.output == "sarif" and type(self) is not Options:
             raise UsageError("-o sarif is check's output format")
+        parse_duration(self.watch_duration, "--watch-duration")
+        if self.watch and self.filenames:
+            raise UsageError("--watch reads the cluster: it cannot go with -f")
+        if self.watch and self.output.output == "sarif":
+            raise UsageError("--watch prints changes as they happen: use -o json or -o yaml, not sarif")
+        if self.watch_duration != "0" and not self.watch:
+            raise UsageError("--watch-duration goes with --watch")
+        if self.dns_resolve not in ("", "true", "false"):
+            raise UsageError(f'invalid --resolve "{self.dns_resolve}": true or false')
+        if self.dns_default not in ("", "true", "false"):
+            raise UsageError(f'invalid GWDUP_RESOLVE "{self.dns_default}": true or false')
+        if not parse_duration(self.dns_timeout, "--dns-timeout"):
+            raise UsageError("--dns-timeout must be more than 0")
+        from ..sources.dns import parse_nameserver
+
+        for ns in self.nameservers:
+            parse_nameserver(ns)
+        if self.watch and (self.dns_resolve == "true" or self.resolve_from or self.nameservers):
+            raise UsageError("--watch does not resolve DNS yet: run check --resolve for the DNS labels")
+        if self.dns_resolve == "false" and (self.resolve_from or self.nameservers):
+            raise UsageError("--resolve=false cannot go with --resolve-from or --nameserver")
+
+    @property
+    def resolving(self) -> bool:
+        """Whether hazards are labelled by DNS: asked for, or by default on a live cluster."""
+        if self.dns_resolve:
+            return self.dns_resolve == "true"
+        if self.resolve_from or self.nameservers:
+            return True
+        if self.dns_default:
+            return self.dns_default == "true"
+        return not self.filenames and not self.watch
 
     @property
     def settings(self) -> Settings:
@@ -158,7 +217,7 @@ def scope(report: Report, raw: RawObjects, namespace: Optional[str], selector: S
     return replace(report, findings=tuple(keep))
 
 
-def control_plane(opts: Options, raw: RawObjects) -> controlplane.ControlPlane:
+def control_plane(opts: Options, raw: RawObjects, access: Any = None) -> controlplane.ControlPlane:
     """The istiod whose rules apply: --istio-version, else read from its Deployment (listed with
     the workloads, or asked for: one LIST by label), else the newest modelled, said so."""
     if opts.istio_version:
@@ -167,8 +226,8 @@ def control_plane(opts: Options, raw: RawObjects) -> controlplane.ControlPlane:
     if found.version is not None or opts.filenames:
         return found
     try:
-        return controlplane.from_deployments(opts.kube.cluster.list("/apis/apps/v1/deployments",
-                                                                    label_selector="app=istiod"))
+        return controlplane.from_deployments((access or opts.kube.cluster).list("/apis/apps/v1/deployments",
+                                                                              label_selector="app=istiod"))
     except GwdupError as exc:
         return controlplane.ControlPlane(None, f"istiod Deployments not readable: {exc}")
 
@@ -179,10 +238,10 @@ def settings_for(opts: Options, cp: controlplane.ControlPlane) -> Settings:
                    grpc_routes_joined=cp.grpc_routes_joined, tls_routes_terminated=cp.tls_routes_terminated)
 
 
-def analyze(opts: Options, raw: RawObjects,
-            cp: Optional[controlplane.ControlPlane] = None) -> Tuple[Inventory, Report]:
+def analyze(opts: Options, raw: RawObjects, cp: Optional[controlplane.ControlPlane] = None,
+            access: Any = None) -> Tuple[Inventory, Report]:
     """Inventory, rules, then the -n/-l scope: what every command sees of the mesh."""
-    cp = cp or control_plane(opts, raw)
+    cp = cp or control_plane(opts, raw, access)
     inventory = build_inventory(raw, settings_for(opts, cp))
     report = scope(registry.run(inventory), raw, opts.kube.report_namespace, parse_selector(opts.selector))
     namespace = opts.kube.report_namespace
@@ -204,8 +263,10 @@ def summary(report: Report, inventory: Inventory) -> str:
         return f"no hazards found in {scope_text}"
     parts = []
     if outcomes:
+        dns = Counter(f.detail["dns"]["state"] for f in report.findings if "dns" in f.detail)
         parts.append(f"{sum(outcomes.values())} hazard(s) ("
-                     + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) + ")")
+                     + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items()))
+                     + ("; DNS: " + ", ".join(f"{n} {s}" for s, n in sorted(dns.items())) if dns else "") + ")")
     parts += [f"{n} {name}" for name, n in sorted(others.items())]
     mitigated = Counter(f.detail["mitigation"]["method"] for f in report.findings if f.detail.get("mitigation"))
     if mitigated:
@@ -272,11 +333,104 @@ def positions(raw: RawObjects) -> Position:
     return position
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    raw: RawObjects
+    inventory: Inventory
+    report: Report
+
+
+def evaluate(opts: Options, access: Any, env: Env) -> Evaluation:
+    """The whole of check on what `access` reads (the cluster, or the watch's stores): the one
+    pipeline `check`, `check --watch` and `serve` share."""
+    from ..sources.live import load_cluster
+
+    raw = load_cluster(access, chunk_size=opts.kube.chunk_size, settings=opts.settings)
+    inventory, report = analyze(opts, raw, access=access)
+    return Evaluation(raw, inventory, suppress(report, raw, opts.suppress, env))
+
+
+def evaluate_watched(opts: Options, access: Any, env: Env) -> Evaluation:
+    """evaluate(), for a process that runs on (serve, check --watch): what it keeps between
+    analyses is only what the mesh uses now."""
+    from .. import certs
+
+    result = evaluate(opts, access, env)
+    certs.keep_only(result.raw.secrets.values())
+    return result
+
+
+def dns_answers(opts: Options, raw: RawObjects, wanted: Any, resolver: Any = None) -> Tuple[Dict[str, Any], List[str]]:
+    """Answers for `wanted` names, and where they came from: --resolve-from's hosts files and the
+    manifests' external-dns annotations first, then, on a live cluster or with --nameserver,
+    DNS (through `resolver`, shared when several clusters are read)."""
+    from ..sources import dns, external_dns
+
+    hosts_files: Dict[str, Any] = {}
+    for path in opts.resolve_from:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read(16 * 1024 * 1024)
+        except OSError as exc:
+            from ..errors import InputError
+
+            raise InputError(f"--resolve-from {path}: {exc.strerror}") from None
+        hosts_files = dns.merged(hosts_files, dns.parse_hosts(text, path))
+    found = external_dns.endpoints(raw.gateways, raw.gateway_api.gateways, raw.services)
+    answers = dns.merged(hosts_files, external_dns.answers(found, hosts_files))
+    ask = sorted(n for n in wanted if n not in answers)
+    how = []
+    if opts.resolve_from:
+        how.append("--resolve-from")
+    if found:
+        how.append("external-dns annotations")
+    if ask and (not opts.filenames or opts.nameservers):
+        resolver = resolver or new_resolver(opts)
+        answers.update(resolver.resolve(ask))
+        how.append("DNS (" + (", ".join(opts.nameservers) if opts.nameservers else "the system's resolver") + ")")
+    for n in wanted:
+        answers.setdefault(n, dns.Answer(n, error="not in --resolve-from nor in external-dns annotations"))
+    return answers, how
+
+
+def new_resolver(opts: Options) -> Any:
+    from ..sources import dns
+
+    return dns.Resolver([dns.parse_nameserver(n) for n in opts.nameservers],
+                        timeout=parse_duration(opts.dns_timeout, "--dns-timeout") or 2.0)
+
+
+def dns_labels(opts: Options, raw: RawObjects, inventory: Inventory, report: Report, resolver: Any = None) -> Report:
+    """Each hazard labelled live, latent or unknown by DNS (analysis.dns_reach)."""
+    from ..analysis import dns_reach
+
+    targets = dns_reach.gateway_targets(raw.services, inventory)
+    wanted = dns_reach.names(report, inventory, targets)
+    if not wanted:
+        return report
+    answers, how = dns_answers(opts, raw, wanted, resolver)
+    labelled = dns_reach.label(report, inventory, answers, targets)
+    states = Counter(f.detail["dns"]["state"] for f in labelled.findings if "dns" in f.detail)
+    note = f"DNS: {len(wanted)} name(s) from {', '.join(how) or 'nowhere'}; hazards " + \
+        ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+    return replace(labelled, notes=tuple(labelled.notes) + (note,))
+
+
 def run(opts: Options, env: Env) -> ExitStatus:
+    if opts.fleet:
+        from .check_fleet import run_fleet
+
+        return run_fleet(opts, env)
+    if opts.watch:
+        from .check_watch import watch
+
+        return watch(opts, env)
     printer = opts.output.printer(env.color)
     raw = load(opts, env)
     inventory, report = analyze(opts, raw)
     report = suppress(report, raw, opts.suppress, env)
+    if opts.resolving:
+        report = dns_labels(opts, raw, inventory, report)
     printer.print(report, env.stdout, positions(raw) if printer.fmt is OutputFormat.SARIF else None)
     for note in report.notes:
         env.stderr.write(f"note: {note}\n")

@@ -84,8 +84,37 @@ def read_current(access: Writer, plan: Dict[str, Any]) -> Run:
     return run
 
 
+STATUS_RETRIES = 3  # writes of one step when only the object's status moves under it
+
+
+def _what_merge_owns(obj: Dict[str, Any]) -> Tuple[Any, ...]:
+    m = obj.get("metadata") or {}
+    return (obj.get("spec"), m.get("labels"), m.get("annotations"), m.get("uid"), m.get("generation"))
+
+
 def _write(access: Writer, step: PlannedStep, current: Dict[str, Any], dry_run: bool) -> Tuple[str, Optional[Dict[str, Any]]]:
-    """One write; kubectl's line and the object as the server answered (None once deleted)."""
+    """One write; kubectl's line and the object as the server answered (None once deleted).
+
+    A 409 is a concurrent change, and stops the merge, unless only the object's status (and
+    with it its resourceVersion) moved: istiod writes a Gateway's status after every change of
+    its spec (Gateway API listeners' conditions), `serve --write-conditions` too, and neither is
+    an edit the merge could overwrite (the status subresource is not written by a PUT of the
+    object). Then the write is sent again on the object as it is now, at most STATUS_RETRIES
+    times (client-go's RetryOnConflict, `client-go/util/retry/util.go`, narrowed to that case)."""
+    for attempt in range(STATUS_RETRIES):
+        try:
+            return _write_once(access, step, current, dry_run)
+        except ApiError as exc:
+            if exc.code != 409 or attempt == STATUS_RETRIES - 1:
+                raise
+            fresh = access.request("GET", object_path(current))
+            if _what_merge_owns(fresh) != _what_merge_owns(current):
+                raise
+            current = fresh
+    raise AssertionError("unreachable")
+
+
+def _write_once(access: Writer, step: PlannedStep, current: Dict[str, Any], dry_run: bool) -> Tuple[str, Optional[Dict[str, Any]]]:
     path = object_path(current)
     if step.action == "delete":
         m = current["metadata"]
@@ -168,16 +197,23 @@ def unfinished_warning(backup: str) -> str:
 
 
 def _put_back(access: Writer, before: Dict[str, Any]) -> None:
-    """The object's spec, labels and annotations as they were, over whatever it is now."""
-    current = access.request("GET", object_path(before))
-    body = clean(current)
-    body["spec"] = before.get("spec")
-    for k in ("labels", "annotations"):
-        if before["metadata"].get(k) is None:
-            body["metadata"].pop(k, None)
-        else:
-            body["metadata"][k] = before["metadata"][k]
-    access.request("PUT", object_path(before), {"fieldManager": FIELD_MANAGER}, body=body)
+    """The object's spec, labels and annotations as they were, over whatever it is now (read
+    again when a status write lands between the read and the write)."""
+    for attempt in range(STATUS_RETRIES):
+        current = access.request("GET", object_path(before))
+        body = clean(current)
+        body["spec"] = before.get("spec")
+        for k in ("labels", "annotations"):
+            if before["metadata"].get(k) is None:
+                body["metadata"].pop(k, None)
+            else:
+                body["metadata"][k] = before["metadata"][k]
+        try:
+            access.request("PUT", object_path(before), {"fieldManager": FIELD_MANAGER}, body=body)
+            return
+        except ApiError as exc:
+            if exc.code != 409 or attempt == STATUS_RETRIES - 1:
+                raise
 
 
 def _create_again(access: Writer, before: Dict[str, Any]) -> str:

@@ -79,7 +79,8 @@ def _wide_row(f: Finding, d: Dict[str, Any], wide: bool) -> List[str]:
         cert = d["certificate"]
         cells = [_short(_gateways(d["from"])), str(d["from"][0]["portNumber"]), _short(d["hosts"]),
                  _short(_gateways(d["to"])),
-                 d["outcome"] + (" (mTLS)" if d["mtls"] else "") + (_mitigated(d.get("mitigation"))),
+                 d["outcome"] + (" (mTLS)" if d["mtls"] else "") + (_mitigated(d.get("mitigation")))
+                 + (f" ({d['dns']['state']})" if d.get("dns") else ""),
                  _short(cert["credentials"])]
         if wide:
             names = sorted({r["portName"] for r in d["from"] + d["to"]})
@@ -91,6 +92,10 @@ def _wide_row(f: Finding, d: Dict[str, Any], wide: bool) -> List[str]:
                 evidence.append(f"workload by {d['workloadVia']}")
             if d["passthroughTargets"]:
                 evidence.append("to PASSTHROUGH")
+            if d.get("dns"):
+                dns = d["dns"]
+                evidence.append(f"DNS shares {','.join(dns['sharedAddresses'][:MAX_CELL_ITEMS])}" if dns["state"] == "live"
+                                else f"DNS {dns['state']}: {dns.get('why', '')}")
             cells += [f.level.label, f.code, d["workload"], str(d["listenerPort"]),
                       ",".join(names), "; ".join(evidence)]
         return cells

@@ -49,15 +49,20 @@ class ReportPrinter:
         else:
             table.print_table(headers, rows(self.wide), out, self.no_headers, self.color, color_column)
 
-    def print(self, report: Report, out: TextIO, position: Optional[sarif.Position] = None) -> None:
+    def print(self, report: Report, out: TextIO, position: Optional[sarif.Position] = None,
+              cluster_column: bool = False) -> None:
+        """The report; `cluster_column`: a CLUSTER column first (check across contexts)."""
         if self.fmt is OutputFormat.SARIF:
             from .. import HOMEPAGE, __version__
 
             structured.print_json(sarif.document(report, position or (lambda *_: None), __version__, HOMEPAGE), out)
             return
-        self.emit(report.to_dict(), findings.WIDE_HEADERS if self.wide else findings.HEADERS,
-                  lambda wide: [findings.row(f, wide) for f in report.findings], out,
-                  color_column=findings.OUTCOME_COLUMN[self.wide])
+        headers = findings.WIDE_HEADERS if self.wide else findings.HEADERS
+        first = ["cluster"] if cluster_column else []
+        self.emit(report.to_dict(), first + headers,
+                  lambda wide: [[str(f.detail.get("cluster", ""))] * len(first) + findings.row(f, wide)
+                                for f in report.findings], out,
+                  color_column=findings.OUTCOME_COLUMN[self.wide] + len(first))
         # a second table goes with headers only: without them a script reading one table would
         # take its rows for findings (the conditions stay in -o json and -o yaml)
         if self.wide and report.conditions and not self.no_headers:

@@ -17,9 +17,14 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, TextI
 from urllib.parse import urlencode, urlparse
 
 from ..errors import ApiError, ConfigError, GwdupError
-from . import kubeconfig
+from . import incluster, kubeconfig
 
 METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+# a watch's events are single objects: client-go's metadata client asks for PartialObjectMetadata
+# (`client-go/metadata/metadata.go` Watch)
+METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+WATCH_SLACK = 30.0  # a watch's read bound beyond its timeoutSeconds: the server ends it first
+MAX_EVENT_BYTES = 16 * 1024 * 1024  # one watch event; etcd's largest object is ~1.5 MiB
 
 # Bounds on every request, as kubectl's client (client-go) sets them: a 30 s dial
 # (`client-go/transport/cache.go`, net.Dialer Timeout) and a 10 s TLS handshake
@@ -74,6 +79,7 @@ class KubeCluster:
         self.verbosity = verbosity
         self.log = log
         self.requests = 0  # counted for benchmarks and -v output
+        self.token: Optional[incluster.TokenFile] = None  # in a pod: the service account's token
         self._client: Any = None
 
     @property
@@ -97,12 +103,17 @@ class KubeCluster:
             _check_selection(self.selection.config, self.environ)
         try:
             if self.selection is None:
-                from kubernetes.config.incluster_config import InClusterConfigLoader
+                found = incluster.in_cluster(self.environ, kubeconfig.SERVICE_ACCOUNT_DIR)
+                token = incluster.TokenFile(found.token_file)
+                cfg.host = found.host
+                cfg.ssl_ca_cert = found.ca_file
+                cfg.api_key = {"authorization": token.current()}
+                cfg.api_key_prefix = {"authorization": "Bearer"}
 
-                sa = kubeconfig.SERVICE_ACCOUNT_DIR
-                InClusterConfigLoader(token_filename=os.path.join(sa, "token"),
-                                      cert_filename=os.path.join(sa, "ca.crt"),
-                                      environ=self.environ).load_and_set(cfg)
+                def refresh(c: Any) -> None:  # the client calls it before every request
+                    c.api_key["authorization"] = token.current()
+                cfg.refresh_api_key_hook = refresh
+                self.token = token
             else:
                 loader = config.kube_config.KubeConfigLoader(
                     config_dict=json.loads(json.dumps(self.selection.config)),
@@ -136,7 +147,7 @@ class KubeCluster:
             self._client = None
 
     def _send(self, method: str, path: str, query: Optional[Mapping[str, Any]], headers: Dict[str, str],
-              body: Any = None) -> Any:
+              body: Any = None, read_timeout: Optional[float] = None) -> Any:
         """One request, its answer's head read; the body is left on the wire for the caller.
         Every failure below HTTP becomes one ConfigError in kubectl's words."""
         from kubernetes.client.rest import ApiException
@@ -150,7 +161,8 @@ class KubeCluster:
         try:
             resp = api.call_api(path, method, query_params=params, header_params=headers,
                                 body=body, auth_settings=["BearerToken"], _preload_content=False,
-                                _request_timeout=self.timeouts.pair(), _return_http_data_only=True)
+                                _request_timeout=(self.timeouts.dial, read_timeout) if read_timeout
+                                else self.timeouts.pair(), _return_http_data_only=True)
         except ApiException as exc:
             self._trace(method, url, exc.status, start)
             raise api_error(exc.status, exc.reason, exc.body, method, path) from None
@@ -210,6 +222,39 @@ class KubeCluster:
         finally:
             resp.release_conn()
 
+    def watch(self, path: str, *, resource_version: str, label_selector: str = "", field_selector: str = "",
+              metadata_only: bool = False, timeout_seconds: int = 300) -> Iterator[Dict[str, Any]]:
+        """The events of a watch from `resource_version`, each a {"type", "object"} dict, until
+        the server ends it (timeoutSeconds) or breaks it (a ConfigError). Bookmarks are asked
+        for, as client-go's reflector asks. A watch is bounded by the server's silence for
+        longer than its own timeout, and each event by MAX_EVENT_BYTES."""
+        import urllib3
+
+        query = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
+                 "timeoutSeconds": str(int(timeout_seconds)), "labelSelector": label_selector,
+                 "fieldSelector": field_selector}
+        resp = self._send("GET", path, query, {"Accept": METADATA_WATCH if metadata_only else "application/json"},
+                          read_timeout=timeout_seconds + WATCH_SLACK)
+        pending = b""
+        try:
+            for data in iter(lambda: resp.read1(256 * 1024), b""):
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                if len(pending) > MAX_EVENT_BYTES:
+                    raise ConfigError(f"watching {path}: an event larger than {MAX_EVENT_BYTES} bytes")
+                for line in lines:
+                    if line.strip():
+                        try:
+                            event = json.loads(line)
+                        except ValueError:
+                            raise ConfigError(f"watching {path}: the server sent something that is not an event") from None
+                        if isinstance(event, dict) and isinstance(event.get("object"), dict):
+                            yield event
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ConfigError(f"watching {path}: {self._describe(exc)}") from None
+        finally:
+            resp.release_conn()
+
     def _describe(self, exc: BaseException) -> str:
         """A transport failure in a line, as kubectl words its own (`dial tcp ...: i/o
         timeout`, `net/http: TLS handshake timeout`), instead of urllib3's object reprs."""
@@ -254,14 +299,29 @@ class KubeCluster:
 
     def list(self, path: str, *, label_selector: str = "", field_selector: str = "",
              chunk_size: int = 500, metadata_only: bool = False) -> Iterator[Dict[str, Any]]:
+        for page in self._pages(path, label_selector, field_selector, chunk_size, metadata_only):
+            yield from page.get("items") or []
+
+    def list_versioned(self, path: str, *, label_selector: str = "", field_selector: str = "",
+                       chunk_size: int = 500, metadata_only: bool = False) -> Tuple[List[Dict[str, Any]], str]:
+        """Every item and the list's resourceVersion, the one a watch goes on from: the first
+        page's (a continue token keeps the snapshot it was taken at)."""
+        items: List[Dict[str, Any]] = []
+        version = ""
+        for page in self._pages(path, label_selector, field_selector, chunk_size, metadata_only):
+            version = version or str((page.get("metadata") or {}).get("resourceVersion") or "")
+            items += page.get("items") or []
+        return items, version
+
+    def _pages(self, path: str, label_selector: str, field_selector: str, chunk_size: int,
+               metadata_only: bool) -> Iterator[Dict[str, Any]]:
         cont = ""
         while True:
             doc = self.request("GET", path, {"limit": chunk_size or None, "continue": cont,
                                              "labelSelector": label_selector,
                                              "fieldSelector": field_selector},
                                accept=METADATA_ONLY if metadata_only else "application/json")
-            for item in doc.get("items") or []:
-                yield item
+            yield doc
             cont = (doc.get("metadata") or {}).get("continue") or ""
             if not cont:
                 return

@@ -80,7 +80,7 @@ def load_cluster(access: ClusterAccess, *, chunk_size: int = 500, settings: Sett
         filters = pool.submit(listing, "envoyfilters", f"/apis/{ISTIO_GROUP}/v1alpha3/envoyfilters",
                               label_selector=",".join(f"{k}={v}" for k, v in MANAGED_BY.items()))
         gateway_api = {bucket: pool.submit(listing, resource, path)
-                       for resource, bucket, path in _gateway_api_paths(access, raw)}
+                       for resource, bucket, path in gateway_api_paths(access, raw)}
         try:
             raw.gateways = gateways.result()
         except ApiError as exc:
@@ -128,7 +128,7 @@ def _optional(raw: RawObjects, future: Any, bucket: str, what: Input, consequenc
         raw.notes.append(f"{what.value} not readable ({exc.reason}): {consequence}")
 
 
-def _gateway_api_paths(access: ClusterAccess, raw: RawObjects) -> List[Tuple[str, str, str]]:
+def gateway_api_paths(access: ClusterAccess, raw: RawObjects) -> List[Tuple[str, str, str]]:
     """(resource, bucket, path) of the Gateway API kinds this cluster serves, each at its most
     stable served version (a kind may be v1 in one release and v1beta1 in an older one), from
     discovery: one GET for the group and one per served version."""

@@ -72,12 +72,15 @@ import ssl
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
 
 import yaml
+
+from .fieldmanager import ApplyConflict, FieldManager
 
 
 @dataclass(frozen=True)
@@ -87,16 +90,20 @@ class Kind:
     resource: str
     kind: str
     namespaced: bool = True
+    status: bool = False  # a status subresource: writes to the object leave status, /status the rest
 
 
 CORE = [Kind("", ("v1",), "namespaces", "Namespace", False), Kind("", ("v1",), "pods", "Pod"),
         Kind("", ("v1",), "services", "Service"), Kind("", ("v1",), "secrets", "Secret"),
-        Kind("apps", ("v1",), "deployments", "Deployment")]
+        Kind("apps", ("v1",), "deployments", "Deployment"), Kind("", ("v1",), "serviceaccounts", "ServiceAccount"),
+        Kind("rbac.authorization.k8s.io", ("v1",), "clusterroles", "ClusterRole", False),
+        Kind("rbac.authorization.k8s.io", ("v1",), "clusterrolebindings", "ClusterRoleBinding", False),
+        Kind("events.k8s.io", ("v1",), "events", "Event")]
 ISTIO_ALL = ("v1", "v1beta1", "v1alpha3")
 
 
 def istio_kinds(versions: Tuple[str, ...] = ISTIO_ALL) -> List[Kind]:
-    return [Kind("networking.istio.io", versions, r, k) for r, k in
+    return [Kind("networking.istio.io", versions, r, k, status=True) for r, k in
             (("gateways", "Gateway"), ("virtualservices", "VirtualService"), ("envoyfilters", "EnvoyFilter"))]
 
 
@@ -106,14 +113,14 @@ GATEWAY_API = "gateway.networking.k8s.io"
 def gateway_api_kinds(listener_sets: bool = True) -> List[Kind]:
     """The Gateway API kinds at the versions of a v1.4 install (GRPCRoute is v1; ReferenceGrant and TLSRoute are
     still beta and alpha there); `listener_sets=False` is an older install without them."""
-    out = [Kind(GATEWAY_API, ("v1", "v1beta1"), "gateways", "Gateway"),
-           Kind(GATEWAY_API, ("v1", "v1beta1"), "httproutes", "HTTPRoute"),
-           Kind(GATEWAY_API, ("v1",), "grpcroutes", "GRPCRoute"),
+    out = [Kind(GATEWAY_API, ("v1", "v1beta1"), "gateways", "Gateway", status=True),
+           Kind(GATEWAY_API, ("v1", "v1beta1"), "httproutes", "HTTPRoute", status=True),
+           Kind(GATEWAY_API, ("v1",), "grpcroutes", "GRPCRoute", status=True),
            Kind(GATEWAY_API, ("v1beta1",), "referencegrants", "ReferenceGrant"),
-           Kind(GATEWAY_API, ("v1alpha2",), "tlsroutes", "TLSRoute"),
-           Kind(GATEWAY_API, ("v1", "v1beta1"), "gatewayclasses", "GatewayClass", False)]
+           Kind(GATEWAY_API, ("v1alpha2",), "tlsroutes", "TLSRoute", status=True),
+           Kind(GATEWAY_API, ("v1", "v1beta1"), "gatewayclasses", "GatewayClass", False, status=True)]
     if listener_sets:
-        out.append(Kind(GATEWAY_API, ("v1",), "listenersets", "ListenerSet"))
+        out.append(Kind(GATEWAY_API, ("v1",), "listenersets", "ListenerSet", status=True))
     return out
 
 
@@ -134,6 +141,15 @@ MAX_BODY = 3 * 1024 * 1024
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client gone mid-answer (a watch it stopped reading): what a server shrugs at
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -195,6 +211,16 @@ def _labels_match(terms, labels: Dict[str, str]) -> bool:
     return True
 
 
+def _field_terms(text: str) -> List[Tuple[str, str, bool]]:
+    """A field selector's terms, (field, value, negated)."""
+    out = []
+    for part in filter(None, text.split(",")):
+        neg = "!=" in part
+        k, v = part.split("!=" if neg else "=", 1)
+        out.append((k.lstrip("="), v.lstrip("="), neg))
+    return out
+
+
 def _field(obj: Dict[str, Any], path: str) -> str:
     cur: Any = obj
     for part in path.split("."):
@@ -225,12 +251,25 @@ class Emulator:
             key: {} for key in self.kinds}
         self.rv = itertools.count(1000)
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)  # a watch waits on it for the next event
+        # per kind: (resourceVersion, type, object) of every write, as etcd's history and the
+        # watch cache keep them; events at or below `compacted` are gone (410 Expired)
+        self.history: Dict[Tuple[str, str], deque] = {key: deque() for key in self.kinds}
+        self.compacted: Dict[Tuple[str, str], int] = {key: 0 for key in self.kinds}
+        self.history_limit = 200_000
+        self.latest = 0  # the newest write's resourceVersion, of any kind
+        self.fields: Dict[Tuple[str, str], Dict[Tuple[str, str], FieldManager]] = {key: {} for key in self.kinds}
+        self.bookmark_interval = 1.0  # seconds between BOOKMARK events on a watch that asked for them
+        self.watches: List[Any] = []  # open watch connections, for break_watches()
+        self.roles: Dict[str, List[Dict[str, Any]]] = {}  # user -> RBAC rules: all that user may do
+        self.deny_log: List[Tuple[str, str, str, str]] = []  # what `roles` refused: (user, verb, group, resource)
+        self.allow_log: set = set()  # what `roles` allowed
         self.tokens: Dict[str, str] = {"admin-token": "admin"}
         self.deny: List[Tuple[str, str, str, str]] = []  # (user, verb, group, resource)
         self.faults: List[Fault] = []
         self.admission: List[AdmissionDenial] = []
         self.log: List[Tuple[str, str, Dict[str, List[str]]]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tls_cert, tls_key)
@@ -267,6 +306,30 @@ class Emulator:
         letting `skip` of them through."""
         self.admission.append(AdmissionDenial(method, re.compile(path), webhook, why, times, skip))
 
+    def break_watches(self) -> int:
+        """Close every open watch connection from the server's side, as an API server restarting
+        or a load balancer's idle cut does; returns how many were open."""
+        with self.lock:
+            conns, self.watches = list(self.watches), []
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(conns)
+
+    def compact(self) -> None:
+        """Forget the history so far, as etcd's compaction does: a watch from an older
+        resourceVersion is answered 410 Expired, and the client must list again."""
+        with self.lock:
+            for key, events in self.history.items():
+                self.compacted[key] = max(self.compacted[key], next(self.rv))
+                events.clear()
+
+    def bind_role(self, user: str, rules: List[Dict[str, Any]]) -> None:
+        """RBAC for `user`: exactly what `rules` (a ClusterRole's) allow, everything else 403."""
+        self.roles[user] = rules
+
     def snapshot(self) -> Dict[Tuple[str, str], Dict[Tuple[str, str], Dict[str, Any]]]:
         """The whole store, deep-copied: what a dry-run test compares before and after."""
         with self.lock:
@@ -287,7 +350,7 @@ class Emulator:
         group, _, version = obj["apiVersion"].rpartition("/")
         kind = next(k for k in self.kinds.values() if k.group == group and k.kind == obj["kind"])
         ns = obj["metadata"].get("namespace", "default") if kind.namespaced else ""
-        return self._create(kind, ns, copy.deepcopy(obj), dry_run=False)
+        return self._create(kind, ns, copy.deepcopy(obj), dry_run=False, manager="test-setup")
 
     def _stamp(self, obj: Dict[str, Any], kind: Kind, ns: str) -> None:
         m = obj.setdefault("metadata", {})
@@ -326,7 +389,34 @@ class Emulator:
         if causes:
             raise self._invalid(kind, name, causes)
 
-    def _create(self, kind: Kind, ns: str, obj: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
+    def _record(self, kind: Kind, event: str, obj: Dict[str, Any]) -> None:
+        """A write, for watches (etcd's history); callers hold the lock."""
+        key = (kind.group, kind.resource)
+        events = self.history[key]
+        events.append((int(obj["metadata"]["resourceVersion"]), event, copy.deepcopy(obj)))
+        self.latest = max(self.latest, int(obj["metadata"]["resourceVersion"]))
+        while len(events) > self.history_limit:
+            self.compacted[key] = events.popleft()[0]
+        self.changed.notify_all()
+
+    def _own(self, kind: Kind, ns: str, name: str, obj: Dict[str, Any], fm: FieldManager) -> None:
+        """Keep the field ownership, and show it in metadata.managedFields."""
+        if fm.managed:
+            self.fields[(kind.group, kind.resource)][(ns, name)] = fm
+            when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            api = f"{kind.group}/{kind.versions[0]}" if kind.group else kind.versions[0]
+            obj["metadata"]["managedFields"] = fm.render(api, when)
+
+    @staticmethod
+    def _spec_changed(old: Dict[str, Any], new: Dict[str, Any]) -> bool:
+        """metadata.generation moves when anything but metadata and status changes
+        (`apiextensions-apiserver/pkg/registry/customresource/strategy.go` PrepareForUpdate)."""
+        def rest(o: Dict[str, Any]) -> Dict[str, Any]:
+            return {k: v for k, v in o.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+        return rest(old) != rest(new)
+
+    def _create(self, kind: Kind, ns: str, obj: Dict[str, Any], dry_run: bool,
+                manager: str = "unknown") -> Dict[str, Any]:
         with self.lock:
             name = (obj.get("metadata") or {}).get("name")
             if not name:
@@ -345,12 +435,38 @@ class Emulator:
                 raise ApiError(409, "AlreadyExists", f'{kind.resource}.{kind.group} "{name}" already exists'
                                if kind.group else f'{kind.resource} "{name}" already exists')
             m = obj["metadata"]
-            for server_set in ("uid", "creationTimestamp", "resourceVersion"):  # FillObjectMetaSystemFields
-                m.pop(server_set, None)
+            for server_set in ("uid", "creationTimestamp", "resourceVersion", "managedFields"):
+                m.pop(server_set, None)  # FillObjectMetaSystemFields
+            if kind.status:  # customresource/strategy.go PrepareForCreate: status is the controller's
+                obj.pop("status", None)
+            m["generation"] = 1
+            if kind.group == "events.k8s.io":
+                self._validate_event(obj)
             self._stamp(obj, kind, ns)
             if not dry_run:
+                fm = FieldManager()
+                fm.update(manager, {}, obj)
+                self._own(kind, ns, name, obj, fm)
                 bucket[key] = obj
+                self._record(kind, "ADDED", obj)
             return copy.deepcopy(obj)
+
+    def _validate_event(self, obj: Dict[str, Any]) -> None:
+        """events.k8s.io/v1 on create (`pkg/apis/core/validation/events.go` ValidateEventCreate):
+        eventTime, reportingController, reportingInstance, action and reason are required, a
+        note is at most 1 kB, a type Normal or Warning."""
+        causes = [f"{f}: Required value" for f in ("eventTime", "reportingController", "reportingInstance",
+                                                    "action", "reason") if not obj.get(f)]
+        if len(str(obj.get("note") or "").encode()) > 1024:
+            causes.append("note: Too long: may not be more than 1024 bytes")
+        if obj.get("type") not in ("Normal", "Warning"):
+            causes.append(f'type: Unsupported value: "{obj.get("type")}": supported values: "Normal", "Warning"')
+        for f in ("action", "reason"):
+            if len(str(obj.get(f) or "")) > 128:
+                causes.append(f"{f}: Too long: may not be more than 128 bytes")
+        if causes:
+            raise ApiError(422, "Invalid", f'Event.events.k8s.io "{obj["metadata"]["name"]}" is invalid: '
+                           + ", ".join(causes))
 
     # -- HTTP --------------------------------------------------------------------------------
     def _handler(self) -> Callable[..., BaseHTTPRequestHandler]:
@@ -412,6 +528,9 @@ class Emulator:
                                                f"injected failure for {method} {url.path}")
                     if method != "GET" and not dry:
                         emu._admit(method, url.path)
+                    if method == "GET" and (query.get("watch") or [""])[-1] in ("1", "true"):
+                        emu._watch(self, url.path, {k: v[-1] for k, v in query.items()}, user)
+                        return
                     m = re.match(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$", url.path)
                     if m and method == "GET":
                         text = emu._pod_log(m.group(1), m.group(2), {k: v[-1] for k, v in query.items()}, user)
@@ -533,9 +652,22 @@ class Emulator:
             data = data[:int(q["limitBytes"])]
         return data
 
-    def _authorize(self, user: str, verb: str, kind: Kind, ns: str, name: str) -> None:
+    def _authorize(self, user: str, verb: str, kind: Kind, ns: str, name: str, sub: str = "") -> None:
+        resource = f"{kind.resource}/{sub}" if sub else kind.resource
+        rules = self.roles.get(user)
+        if rules is not None and not any(
+                ({"*", kind.group} & set(r.get("apiGroups") or [])) and ({"*", resource} & set(r.get("resources") or []))
+                and ({"*", verb} & set(r.get("verbs") or [])) for r in rules):
+            self.deny_log.append((user, verb, kind.group, resource))
+            what = f'{resource}.{kind.group}' if kind.group else resource
+            subject = f'{what} "{name}"' if name else what
+            scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+            raise ApiError(403, "Forbidden", f'{subject} is forbidden: User "{user}" cannot {verb} resource '
+                           f'"{resource}" in API group "{kind.group}" {scope}')
+        if rules is not None:
+            self.allow_log.add((user, verb, kind.group, resource))
         for du, dv, dg, dr in self.deny:
-            if du in (user, "*") and dv in (verb, "*") and dg == kind.group and dr == kind.resource:
+            if du in (user, "*") and dv in (verb, "*") and dg == kind.group and dr == resource:
                 what = f'{kind.resource}.{kind.group}' if kind.group else kind.resource
                 subject = f'{what} "{name}"' if name else what
                 scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
@@ -587,16 +719,31 @@ class Emulator:
             if found is not None:
                 return 200, found
         m = re.match(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))"
-                     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[^/]+)(?:/(?P<name>[^/]+))?$", path)
+                     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>status))?)?$", path)
         if not m:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         group, version = (m.group("g"), m.group("v")) if m.group("g") else ("", m.group("cv"))
-        res, ns, name = m.group("res"), m.group("ns") or "", m.group("name") or ""
+        res, ns, name, sub = m.group("res"), m.group("ns") or "", m.group("name") or "", m.group("sub") or ""
         kind = self._kind(group, version, res)
+        if sub and not kind.status:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if not kind.namespaced:
             ns = ""
         q = {k: v[-1] for k, v in query.items()}
         dry_run = self._is_dry_run(method, query, body)
+        # handlers/rest.go managerOrUserAgent: the fieldManager, else the User-Agent's first part
+        manager = q.get("fieldManager") or (headers.get("User-Agent") or "unknown").split("/")[0]
+        if sub:
+            verb = {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method)
+            if verb is None:
+                raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
+            self._authorize(user, verb, kind, ns, name, sub)
+            if method == "GET":
+                return 200, self._versioned(self._get(kind, ns, name), kind, version)
+            if method == "PUT":
+                return 200, self._versioned(self._update(kind, ns, name, json.loads(body), dry_run, manager, sub),
+                                            kind, version)
+            return self._patch(kind, version, ns, name, body, headers.get("Content-Type", ""), q, dry_run, manager, sub)
         if method == "GET" and not name:
             self._authorize(user, "list", kind, ns, "")
             return 200, self._list(kind, version, ns, q, headers.get("Accept", ""))
@@ -606,17 +753,137 @@ class Emulator:
         if method == "POST" and not name:
             self._authorize(user, "create", kind, ns, "")
             obj = json.loads(body or b"{}")
-            return 201, self._versioned(self._create(kind, ns, obj, dry_run), kind, version)
+            return 201, self._versioned(self._create(kind, ns, obj, dry_run, manager), kind, version)
         if method == "PUT" and name:
             self._authorize(user, "update", kind, ns, name)
-            return 200, self._versioned(self._update(kind, ns, name, json.loads(body), dry_run), kind, version)
+            return 200, self._versioned(self._update(kind, ns, name, json.loads(body), dry_run, manager), kind, version)
         if method == "PATCH" and name:
             self._authorize(user, "patch", kind, ns, name)
-            return self._patch(kind, version, ns, name, body, headers.get("Content-Type", ""), q, dry_run)
+            return self._patch(kind, version, ns, name, body, headers.get("Content-Type", ""), q, dry_run, manager)
         if method == "DELETE" and name:
             self._authorize(user, "delete", kind, ns, name)
             return 200, self._delete(kind, ns, name, self._delete_options(query, body), dry_run)
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on {path}")
+
+    def _watch(self, handler: BaseHTTPRequestHandler, path: str, q: Dict[str, str], user: str) -> None:
+        """A watch, streamed as the API server streams it (`apiserver/pkg/endpoints/handlers/
+        watch.go` serveWatch): chunked JSON, one {"type", "object"} per event.
+
+        - resourceVersion "" or "0": ADDED for every object first, then what follows; a
+          resourceVersion: every event after it, or, when the history before it is compacted,
+          one ERROR event with a 410 Expired Status and the end of the stream
+          (`apiserver/pkg/storage/cacher/watch_cache.go` getAllEventsSinceLocked,
+          "too old resource version").
+        - allowWatchBookmarks=true: BOOKMARK events carry only a resourceVersion, the cache's
+          newest (`apiserver/pkg/storage/cacher/cacher.go` bookmarks, moved on by etcd's
+          progress notifications); every `bookmark_interval` s here.
+        - timeoutSeconds ends the stream; label and field selectors turn an object that
+          leaves the selection into DELETED and one that enters it into ADDED
+          (`apiserver/pkg/storage/cacher/cache_watcher.go` convertToWatchEvent).
+        - The metadata-only Accept (as=PartialObjectMetadata) sends PartialObjectMetadata."""
+        m = re.match(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))"
+                     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<res>[^/]+)$", path)
+        if not m:
+            raise ApiError(405, "MethodNotAllowed", f"watch is not supported on {path}")
+        group, version = (m.group("g"), m.group("v")) if m.group("g") else ("", m.group("cv"))
+        kind = self._kind(group, version, m.group("res"))
+        ns = m.group("ns") or "" if kind.namespaced else ""
+        self._authorize(user, "watch", kind, ns, "")
+        key = (kind.group, kind.resource)
+        terms = _parse_selector(q.get("labelSelector", ""))
+        fields = _field_terms(q.get("fieldSelector", ""))
+        meta_only = "as=PartialObjectMetadata" in (handler.headers.get("Accept") or "")
+
+        def selected(o: Dict[str, Any]) -> bool:
+            return ((not ns or o["metadata"].get("namespace") == ns)
+                    and _labels_match(terms, o["metadata"].get("labels") or {})
+                    and all((_field(o, k) == v) != neg for k, v, neg in fields))
+
+        def shown(o: Dict[str, Any]) -> Dict[str, Any]:
+            if meta_only:
+                return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                        "metadata": copy.deepcopy(o["metadata"])}
+            return self._versioned(o, kind, version)
+
+        rv = q.get("resourceVersion", "")
+        timeout = float(q.get("timeoutSeconds") or 1800)
+        bookmarks = q.get("allowWatchBookmarks") == "true"
+        pending: List[Tuple[str, Dict[str, Any]]] = []
+        with self.lock:
+            current = {k: o for k, o in self.store[key].items() if selected(o)}
+            if rv in ("", "0"):
+                last = next(self.rv)
+                pending = [("ADDED", shown(o)) for _, o in sorted(current.items())]
+            else:
+                try:
+                    last = int(rv)
+                except ValueError:
+                    raise ApiError(400, "BadRequest", f"invalid resource version: {rv}")
+                if last < self.compacted[key]:
+                    gone = status(410, "Expired", f"too old resource version: {last} ({self.compacted[key]})")
+                    pending = [("ERROR", gone)]
+            visible = set(current)
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        conn = handler.connection
+        with self.lock:
+            self.watches.append(conn)
+
+        def send(events: List[Tuple[str, Dict[str, Any]]]) -> None:
+            for event, obj in events:
+                data = json.dumps({"type": event, "object": obj}).encode() + b"\n"
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            handler.wfile.flush()
+
+        deadline = time.monotonic() + timeout
+        next_bookmark = time.monotonic() + self.bookmark_interval
+        try:
+            send(pending)
+            if pending and pending[0][0] == "ERROR":
+                deadline = 0.0
+            while time.monotonic() < deadline:
+                out: List[Tuple[str, Dict[str, Any]]] = []
+                with self.lock:
+                    history = self.history[key]
+                    fresh = []
+                    for item in reversed(history):
+                        if item[0] <= last:
+                            break
+                        fresh.append(item)
+                    if not fresh:
+                        wait = min(deadline, next_bookmark if bookmarks else deadline) - time.monotonic()
+                        self.changed.wait(max(0.0, min(wait, 1.0)))
+                    for when, event, obj in reversed(fresh):
+                        last = when
+                        k = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                        inside = selected(obj)
+                        if event == "DELETED" or not inside:
+                            if k in visible:
+                                visible.discard(k)
+                                out.append(("DELETED", shown(obj)))
+                        else:
+                            out.append(("MODIFIED" if k in visible and event != "ADDED" else "ADDED", shown(obj)))
+                            visible.add(k)
+                    if bookmarks and time.monotonic() >= next_bookmark:
+                        # every kind's cache moves on with etcd's progress notifications, so a
+                        # bookmark carries the newest version even when this kind had no write
+                        last = max(last, self.latest)
+                        out.append(("BOOKMARK", {"kind": kind.kind, "apiVersion": f"{kind.group}/{version}"
+                                                 if kind.group else version,
+                                                 "metadata": {"resourceVersion": str(last)}}))
+                        next_bookmark = time.monotonic() + self.bookmark_interval
+                if out:
+                    send(out)
+            handler.wfile.write(b"0\r\n\r\n")
+            handler.wfile.flush()
+        except OSError:
+            handler.close_connection = True
+        finally:
+            with self.lock:
+                if conn in self.watches:
+                    self.watches.remove(conn)
 
     def _versioned(self, obj: Dict[str, Any], kind: Kind, version: str) -> Dict[str, Any]:
         obj = copy.deepcopy(obj)
@@ -634,11 +901,7 @@ class Emulator:
 
     def _list(self, kind: Kind, version: str, ns: str, q: Dict[str, str], accept: str) -> Dict[str, Any]:
         terms = _parse_selector(q.get("labelSelector", ""))
-        fields = []
-        for part in filter(None, q.get("fieldSelector", "").split(",")):
-            neg = "!=" in part
-            k, v = part.split("!=" if neg else "=", 1)
-            fields.append((k.lstrip("="), v.lstrip("="), neg))
+        fields = _field_terms(q.get("fieldSelector", ""))
         with self.lock:
             rv = str(next(self.rv))
             items = [o for (ons, _), o in sorted(self.store[(kind.group, kind.resource)].items())
@@ -666,7 +929,10 @@ class Emulator:
         return {"kind": f"{kind.kind}List", "apiVersion": api_version, "metadata": meta,
                 "items": [self._versioned(o, kind, version) for o in page]}
 
-    def _update(self, kind: Kind, ns: str, name: str, obj: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
+    def _update(self, kind: Kind, ns: str, name: str, obj: Dict[str, Any], dry_run: bool,
+                manager: str = "unknown", sub: str = "", apply_fm: Optional[FieldManager] = None) -> Dict[str, Any]:
+        """An update of the object, or of its status (`sub`). `apply_fm`: the ownership a
+        server-side apply already worked out."""
         with self.lock:
             cur = self._get(kind, ns, name)
             want = (obj.get("metadata") or {}).get("resourceVersion")
@@ -677,12 +943,29 @@ class Emulator:
             if (obj["metadata"].get("name") or name) != name:
                 raise ApiError(400, "BadRequest", "the name of the object does not match the name on the URL")
             obj["metadata"]["name"] = name
+            if kind.status and sub == "status":  # status strategy: only status comes from the body
+                obj = {**copy.deepcopy(cur), "status": obj.get("status")}
+                if obj["status"] is None:
+                    obj.pop("status")
+            elif kind.status:  # the object's strategy: status stays as it was
+                obj.pop("status", None)
+                if "status" in cur:
+                    obj["status"] = copy.deepcopy(cur["status"])
             self._validate(kind, obj, cur)
             for keep in ("uid", "creationTimestamp"):  # BeforeUpdate: never taken from the body
                 obj["metadata"][keep] = cur["metadata"][keep]
+            obj["metadata"]["generation"] = cur["metadata"].get("generation", 1) + \
+                (1 if self._spec_changed(cur, obj) else 0)
+            obj["metadata"].pop("managedFields", None)
             self._stamp(obj, kind, ns)
             if not dry_run:
+                fm = apply_fm
+                if fm is None:
+                    fm = self.fields[(kind.group, kind.resource)].get((ns, name), FieldManager()).copy()
+                    fm.update(manager, cur, obj, sub)
+                self._own(kind, ns, name, obj, fm)
                 self.store[(kind.group, kind.resource)][(ns, name)] = obj
+                self._record(kind, "MODIFIED", obj)
             else:  # registry/dryrun.go: a dry-run update answers with the stored resourceVersion
                 obj["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
             return copy.deepcopy(obj)
@@ -693,10 +976,10 @@ class Emulator:
                         "has been modified; please apply your changes to the latest version and try again")
 
     def _patch(self, kind: Kind, version: str, ns: str, name: str, body: bytes, ctype: str,
-               q: Dict[str, str], dry_run: bool) -> Tuple[int, Dict[str, Any]]:
+               q: Dict[str, str], dry_run: bool, manager: str = "unknown", sub: str = "") -> Tuple[int, Dict[str, Any]]:
         ctype = ctype.split(";")[0].strip()
         if ctype == "application/apply-patch+yaml":
-            manager = q.get("fieldManager")
+            manager = q.get("fieldManager") or ""
             if not manager:
                 raise ApiError(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: "
                                "Required value: is required for apply patch")
@@ -704,17 +987,44 @@ class Emulator:
             with self.lock:
                 existing = self.store[(kind.group, kind.resource)].get((ns, name))
                 if existing is None:
+                    if sub:
+                        what = f"{kind.resource}.{kind.group}" if kind.group else kind.resource
+                        raise ApiError(404, "NotFound", f'{what} "{name}" not found')
                     applied.setdefault("metadata", {})["name"] = name
-                    created = self._create(kind, ns, applied, dry_run)
+                    fm = FieldManager()
+                    created = self._create(kind, ns, applied, dry_run, manager)
+                    if not dry_run:
+                        fm.managed.clear()
+                        fm.apply(manager, {}, applied, force=True)
+                        stored = self.store[(kind.group, kind.resource)][(ns, name)]
+                        self._own(kind, ns, name, stored, fm)
+                        created = copy.deepcopy(stored)
                     return 201, self._versioned(created, kind, version)
                 want = (applied.get("metadata") or {}).get("resourceVersion")
                 if want and want != existing["metadata"]["resourceVersion"]:
                     raise self._conflict(kind, name)
-                merged = _merge_patch(existing, {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")})
+                if kind.status and sub == "status":
+                    applied = {k: v for k, v in applied.items() if k in ("apiVersion", "kind", "metadata", "status")}
+                    applied["metadata"] = {k: v for k, v in (applied.get("metadata") or {}).items()
+                                           if k in ("name", "namespace")}
+                elif kind.status:
+                    applied.pop("status", None)
+                fm = self.fields[(kind.group, kind.resource)].get((ns, name), FieldManager()).copy()
+                bare = copy.deepcopy(existing)
+                bare["metadata"].pop("managedFields", None)
+                try:
+                    merged = fm.apply(manager, bare, applied, q.get("force") == "true", sub)
+                except ApplyConflict as exc:
+                    raise ApiError(409, "Conflict", f"Apply failed with {len(exc.conflicts)} conflict(s): " + "; ".join(
+                        f'conflict with "{m}": .{".".join(str(p[1]) if isinstance(p, tuple) else p for p in path)}'
+                        for m, path in exc.conflicts))
                 merged["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-                if merged == existing:
+                if merged == bare:
+                    if not dry_run:  # ownership may still have changed; the object has not
+                        self._own(kind, ns, name, existing, fm)
                     return 200, self._versioned(existing, kind, version)
-                return 200, self._versioned(self._update(kind, ns, name, merged, dry_run), kind, version)
+                return 200, self._versioned(self._update(kind, ns, name, merged, dry_run, manager, sub, apply_fm=fm),
+                                            kind, version)
         if ctype != "application/merge-patch+json":
             raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted media types include: application/merge-patch+json, application/apply-patch+yaml")
         patch = json.loads(body)
@@ -727,7 +1037,16 @@ class Emulator:
             merged["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
             if merged == cur:
                 return 200, self._versioned(cur, kind, version)
-            return 200, self._versioned(self._update(kind, ns, name, merged, dry_run), kind, version)
+            return 200, self._versioned(self._update(kind, ns, name, merged, dry_run, manager, sub), kind, version)
+
+    def _forget(self, kind: Kind, ns: str, name: str) -> None:
+        """Delete from the store: the DELETED event carries the last state at the deletion's
+        resourceVersion (`apiserver/pkg/storage/etcd3/watcher.go` parseEvent)."""
+        gone = self.store[(kind.group, kind.resource)].pop((ns, name))
+        self.fields[(kind.group, kind.resource)].pop((ns, name), None)
+        gone = copy.deepcopy(gone)
+        gone["metadata"]["resourceVersion"] = str(next(self.rv))
+        self._record(kind, "DELETED", gone)
 
     def _delete(self, kind: Kind, ns: str, name: str, opts: Dict[str, Any], dry_run: bool) -> Dict[str, Any]:
         with self.lock:
@@ -740,9 +1059,9 @@ class Emulator:
             if pre.get("resourceVersion") and pre["resourceVersion"] != cur["metadata"]["resourceVersion"]:
                 raise self._conflict(kind, name)
             if not dry_run:
-                del self.store[(kind.group, kind.resource)][(ns, name)]
+                self._forget(kind, ns, name)
                 if kind.resource == "namespaces":
-                    for bucket in self.store.values():
-                        for key in [k for k in bucket if k[0] == name]:
-                            del bucket[key]
+                    for k in self.kinds.values():
+                        for key in [key for key in self.store[(k.group, k.resource)] if key[0] == name]:
+                            self._forget(k, *key)
             return status(200, "", "") | {"status": "Success", "details": {"name": name, "kind": kind.resource}}

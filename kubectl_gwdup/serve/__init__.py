@@ -1,0 +1,2 @@
+"""`serve`: the watch engine behind an HTTP server (/metrics, /healthz, /readyz) and optional writes."""
+from __future__ import annotations

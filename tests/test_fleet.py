@@ -120,3 +120,16 @@ def test_a_cluster_that_fails_is_named_and_never_stops_the_others(cluster, certs
 def test_fleet_flag_errors(args, message) -> None:
     r = run_cli(args)
     assert r.status == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_sarif_and_yaml_carry_the_cluster(cluster, certs, second, tmp_path) -> None:
+    split_seed(certs, cluster, second)
+    kc = fleet_kubeconfig(tmp_path / "config", cluster, second, certs)
+    records = {"a.example.com": ["192.0.2.7"], "b.example.com": ["192.0.2.7"], "c.example.com": ["192.0.2.9"]}
+    with DnsServer(records, local=["example.com"]) as dns:
+        sarif = _run(kc, "--all-contexts", "-o", "sarif", dns=dns)
+        as_yaml = _run(kc, "--all-contexts", "-o", "yaml", dns=dns)
+    results = json.loads(sarif.stdout)["runs"][0]["results"]
+    assert results and {r["properties"]["cluster"] for r in results} == {"one", "two"}
+    doc = yaml.safe_load(as_yaml.stdout)
+    assert {f["cluster"] for f in doc["findings"]} == {"one", "two"} and len(doc["clusters"]) == 2

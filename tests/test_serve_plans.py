@@ -111,7 +111,7 @@ def test_condition_applies_converge_and_touch_nothing_else(first, second) -> Non
             before = copy.deepcopy(obj)
             for a in applies:
                 obj = fm.apply(listener_status.FIELD_MANAGER, obj, a.body, force=False, subresource="status")
-                applied[a.key()] = listener_status.fingerprint_of(a)
+                applied[a.key()] = a.fingerprint
             assert _others(obj) == _others(before), "other conditions untouched"
         assert listener_status.plan(_entries(wanted_now), [obj], "2026-12-05T00:00:00Z", applied) == []
         assert _ours(obj) == {x: r for x, r in wanted_now.items() if x in reported}
@@ -130,7 +130,7 @@ def test_a_restarted_server_clears_a_condition_it_no_longer_wants() -> None:
     assert clear.listeners == ()
     obj = fm.apply(listener_status.FIELD_MANAGER, obj, clear.body, force=False, subresource="status")
     assert _ours(obj) == {}
-    assert listener_status.plan([], [obj], "t", {clear.key(): listener_status.fingerprint_of(clear)}) == []
+    assert listener_status.plan([], [obj], "t", {clear.key(): clear.fingerprint}) == []
 
 
 # -- Events --------------------------------------------------------------------------------------

@@ -134,9 +134,9 @@ def _start(opts: Options, env: Env, access: Any, metrics: Any, health: Any, log:
     from ..watch.engine import Engine
 
     backoff, said = 1.0, ""
+    # serve has no report to warn in: a --suppress matching nothing shows as zero on /metrics
+    silent = with_stderr(env, lambda _text: None)
     while not stop.is_set():
-        # serve has no report to warn in: a --suppress matching nothing shows as zero on /metrics
-        silent = with_stderr(env, lambda _text: None)
         engine = Engine(access, lambda cached: check.evaluate_watched(opts, cached, silent),
                         read_secrets=opts.read_secrets, debounce=parse_duration(opts.debounce, "--debounce") or 0.2,
                         chunk_size=opts.kube.chunk_size, log=log,

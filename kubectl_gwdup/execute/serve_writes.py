@@ -58,13 +58,13 @@ class ConditionWriter:
                 self.said(a.key(), result, f"condition not written: {listener_status.described(a)}: "
                                            f"{exc.render().strip()}")
                 if exc.code in (409, 404):
-                    self.applied[a.key()] = listener_status.fingerprint_of(a)  # not again until it changes
+                    self.applied[a.key()] = a.fingerprint  # not again until it changes
                 continue
             except GwdupError as exc:
                 self.count("condition", "error")
                 self.said(a.key(), "error", f"condition not written: {listener_status.described(a)}: {exc}")
                 continue
-            self.applied[a.key()] = listener_status.fingerprint_of(a)
+            self.applied[a.key()] = a.fingerprint
             self.said(a.key(), "ok", f"condition written: {listener_status.described(a)}")
             self.count("condition", "applied")
             done += 1

@@ -28,7 +28,7 @@ yet is written once istiod has reported it (the watch sees that status update).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from ..analysis.overlap import CONDITION
 
@@ -45,6 +45,7 @@ class StatusApply:
     api_version: str
     body: Dict[str, Any]
     listeners: Tuple[str, ...]  # listeners the apply sets the condition on (empty: it clears them)
+    fingerprint: Tuple[Tuple[str, Any], ...]  # what `applied` remembers of it once written
 
     @property
     def path(self) -> str:
@@ -70,6 +71,11 @@ def _observed(obj: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
 def _reported(obj: Mapping[str, Any]) -> List[str]:
     status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
     return [str(x.get("name")) for x in status.get("listeners") or [] if isinstance(x, dict)]
+
+
+def _fingerprint(conds: Mapping[str, Mapping[str, Any]]) -> Tuple[Tuple[str, Any], ...]:
+    """What decides whether a listener's condition needs writing: its fields but the time."""
+    return tuple(sorted((lst, tuple(c.get(k) for k in COMPARED)) for lst, c in conds.items()))
 
 
 def plan(entries: Sequence[Mapping[str, Any]], objects: Iterable[Mapping[str, Any]], now: str,
@@ -107,9 +113,8 @@ def plan(entries: Sequence[Mapping[str, Any]], objects: Iterable[Mapping[str, An
             if isinstance(generation, int):
                 full["observedGeneration"] = generation
             conds[listener] = full
-        fingerprint = tuple(sorted((lst, tuple(c.get(k) for k in COMPARED)) for lst, c in conds.items()))
-        shown = tuple(sorted((lst, tuple(c.get(k) for k in COMPARED)) for lst, c in observed.items()
-                             if lst in conds))
+        fingerprint = _fingerprint(conds)
+        shown = _fingerprint({lst: c for lst, c in observed.items() if lst in conds})
         last = applied.get(key)
         stale = [lst for lst in observed if lst not in conds]  # shown, no longer wanted
         if fingerprint == last and fingerprint == shown:
@@ -119,16 +124,8 @@ def plan(entries: Sequence[Mapping[str, Any]], objects: Iterable[Mapping[str, An
         body = {"apiVersion": str(obj.get("apiVersion") or "gateway.networking.k8s.io/v1"), "kind": kind,
                 "metadata": {"name": key[2], "namespace": key[1]},
                 "status": {"listeners": [{"name": lst, "conditions": [c]} for lst, c in sorted(conds.items())]}}
-        out.append(StatusApply(kind, key[1], key[2], body["apiVersion"], body, tuple(sorted(conds))))
+        out.append(StatusApply(kind, key[1], key[2], body["apiVersion"], body, tuple(sorted(conds)), fingerprint))
     return out
-
-
-def fingerprint_of(apply: StatusApply) -> Tuple[Tuple[str, Any], ...]:
-    out = []
-    for listener in apply.body["status"]["listeners"]:
-        c = listener["conditions"][0]
-        out.append((listener["name"], tuple(c.get(k) for k in COMPARED)))
-    return tuple(sorted(out))
 
 
 def described(apply: StatusApply) -> str:
@@ -136,15 +133,3 @@ def described(apply: StatusApply) -> str:
     if apply.listeners:
         return f"{what}: {CONDITION}=True on {', '.join(apply.listeners)}"
     return f"{what}: {CONDITION} cleared"
-
-
-def gateway_objects(raw: Any) -> List[Mapping[str, Any]]:
-    """The Gateway API parents of listeners, with their kind (lists from the API carry it)."""
-    out: List[Mapping[str, Any]] = []
-    for obj in list(raw.gateway_api.gateways) + list(raw.gateway_api.listener_sets):
-        out.append(obj)
-    return out
-
-
-def only(entries: Sequence[Mapping[str, Any]], namespace: Optional[str]) -> List[Mapping[str, Any]]:
-    return [e for e in entries if namespace is None or str(e["gateway"]).split("/", 1)[0] == namespace]

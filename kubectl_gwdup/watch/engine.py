@@ -44,7 +44,6 @@ class Evaluation:
     finished: float  # time.time() at the end
     duration: float  # seconds the analysis took
     objects: Dict[str, int] = field(default_factory=dict)  # resource -> objects held
-    errors: Dict[str, str] = field(default_factory=dict)  # resource -> why it is not read
 
 
 def watched_kinds(access: Any, read_secrets: bool) -> Tuple[List[Watched], Discovery, Dict[str, ApiError]]:
@@ -164,6 +163,5 @@ class Engine:
         self.generation += 1
         with self.lock:
             objects = {r.resource: len(r.store) for r in self.reflectors.values()}
-            errors = {r.resource: r.error.reason for r in self.reflectors.values() if r.error is not None}
         return Evaluation(result=result, generation=self.generation, finished=time.time(),
-                          duration=time.monotonic() - start, objects=objects, errors=errors)
+                          duration=time.monotonic() - start, objects=objects)

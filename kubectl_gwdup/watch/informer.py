@@ -71,8 +71,6 @@ class Reflector:
         self.resource_version = ""
         self.synced = threading.Event()
         self.error: Optional[ApiError] = None  # the refusal that keeps this kind unread
-        self.relists = 0
-        self.rewatches = 0
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -87,15 +85,12 @@ class Reflector:
                 expired = self._watch(stop)
                 if expired:
                     need_list = True
-                    self.relists += 1
                     continue
                 backoff, failures = INITIAL_BACKOFF, 0
-                self.rewatches += 1
                 continue
             except ApiError as exc:
                 if exc.code == 410:
                     need_list, backoff = True, INITIAL_BACKOFF
-                    self.relists += 1
                     continue
                 self._refused(exc)
                 need_list = True
@@ -103,7 +98,6 @@ class Reflector:
                 failures += 1
                 self.on_error(self.resource, "Unreachable")
                 if failures == 1:  # a watch cut once (a restart, an idle cut): at once
-                    self.rewatches += 1
                     continue
                 self.log(f"{self.resource}: {exc}; trying again in {backoff:.1f}s")
             stop.wait(backoff * (1 + random.random()))  # client-go's jitter factor 1.0
